@@ -1,0 +1,8 @@
+//! Validated domain types. Every proto message is turned into one of these at
+//! the edge (one module per resource); everything behind the edge takes only
+//! these types.
+pub mod common;
+pub mod network;
+pub mod sandbox;
+
+pub use common::*;

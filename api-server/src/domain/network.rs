@@ -1,0 +1,102 @@
+//! The network resource at the edge: CreateNetworkRequest becomes a
+//! NetworkSpec, or an InvalidArgument naming the field.
+use std::net::Ipv4Addr;
+
+use ctnet_proto::v1 as pb;
+use tonic::Status;
+
+use super::common::*;
+
+/// Default MTU of a bridge and its ports.
+pub const DEFAULT_MTU: u32 = 1500;
+
+#[derive(Debug, Clone)]
+pub struct NetworkSpec {
+    pub name: Name,
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+    /// None: derived from the network id once it exists.
+    pub bridge_name: Option<String>,
+    pub mtu: u32,
+    pub internal: bool,
+    pub icc: bool,
+    pub labels: Labels,
+}
+
+impl NetworkSpec {
+    pub fn parse(r: &pb::CreateNetworkRequest, link_prefix: &str) -> Result<Self, Status> {
+        let name = Name::parse("name", &r.name)?;
+        if !(r.driver.is_empty() || r.driver == "bridge") {
+            return Err(invalid("driver", format!("{:?} is not supported; the only driver is \"bridge\"", r.driver)));
+        }
+        if r.subnet.is_empty() {
+            return Err(invalid("subnet", "required, e.g. \"172.31.5.0/24\""));
+        }
+        let subnet = Subnet::parse("subnet", &r.subnet)?;
+        let gateway = match &r.gateway {
+            Some(g) => parse_gateway(g, &subnet)?,
+            None => Ipv4Addr::from(subnet.hosts().0),
+        };
+        let bridge_name = r.bridge_name.as_deref().map(|b| parse_bridge_name("bridge_name", b, link_prefix)).transpose()?;
+        let mtu = match r.mtu {
+            0 => DEFAULT_MTU,
+            68..=65535 => r.mtu,
+            m => return Err(invalid("mtu", format!("{m} is outside 68-65535"))),
+        };
+        Ok(Self {
+            name,
+            subnet,
+            gateway,
+            bridge_name,
+            mtu,
+            internal: r.internal,
+            icc: r.icc.unwrap_or(true),
+            labels: parse_labels("labels", &r.labels)?,
+        })
+    }
+}
+
+fn parse_gateway(g: &str, subnet: &Subnet) -> Result<Ipv4Addr, Status> {
+    let gw = parse_ipv4("gateway", g)?;
+    if !subnet.is_host(gw) {
+        return Err(invalid("gateway", format!("{gw} is not a usable host address of {subnet}")));
+    }
+    Ok(gw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(subnet: &str) -> pb::CreateNetworkRequest {
+        pb::CreateNetworkRequest { name: "n1".into(), subnet: subnet.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn defaults() {
+        let s = NetworkSpec::parse(&req("198.18.5.0/24"), "ct").unwrap();
+        assert_eq!(s.gateway, Ipv4Addr::new(198, 18, 5, 1));
+        assert_eq!(s.mtu, 1500);
+        assert!(s.icc);
+    }
+
+    #[test]
+    fn gateway_must_be_inside() {
+        let mut r = req("198.18.5.0/24");
+        r.gateway = Some("198.18.6.1".into());
+        assert!(NetworkSpec::parse(&r, "ct").unwrap_err().message().starts_with("gateway:"));
+        r.gateway = Some("198.18.5.255".into());
+        assert!(NetworkSpec::parse(&r, "ct").is_err());
+    }
+
+    #[test]
+    fn bridge_name_needs_prefix_and_length() {
+        let mut r = req("198.18.5.0/24");
+        r.bridge_name = Some("docker0".into());
+        assert!(NetworkSpec::parse(&r, "ct").is_err());
+        r.bridge_name = Some("ct-abcdefghijklmn".into());
+        assert!(NetworkSpec::parse(&r, "ct").is_err());
+        r.bridge_name = Some("ct-web".into());
+        assert!(NetworkSpec::parse(&r, "ct").is_ok());
+    }
+}

@@ -1,0 +1,177 @@
+//! The sandbox resource at the edge: CreateSandbox, Connect and Disconnect
+//! requests become typed specs, or an InvalidArgument naming the field.
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use ctnet_proto::v1::{self as pb, create_sandbox_request::Mode};
+use tonic::Status;
+
+use super::common::*;
+
+/// Name of the network that bridge mode uses when none is given.
+pub const DEFAULT_NETWORK: &str = "bridge";
+/// eth0 .. eth15: the host end's name holds the index in one hex digit.
+pub const MAX_INTERFACES: usize = 16;
+
+/// One network to attach, by id or name, with an optional static address.
+#[derive(Debug, Clone)]
+pub struct AttachSpec {
+    pub network: String,
+    pub address: Option<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ModeSpec {
+    Bridge { networks: Vec<AttachSpec>, netns: Option<PathBuf> },
+    Host,
+    None { netns: Option<PathBuf> },
+    Container { target: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct SandboxSpec {
+    pub name: Option<Name>,
+    pub labels: Labels,
+    pub mac: Option<Mac>,
+    pub mode: ModeSpec,
+}
+
+impl SandboxSpec {
+    pub fn parse(r: &pb::CreateSandboxRequest) -> Result<Self, Status> {
+        let name = r.name.as_deref().map(|n| Name::parse("name", n)).transpose()?;
+        let labels = parse_labels("labels", &r.labels)?;
+        let mac = r.mac_address.as_deref().map(|m| Mac::parse("mac_address", m)).transpose()?;
+        let netns = r.netns_path.as_deref().map(parse_netns_path).transpose()?;
+        let mode = match &r.mode {
+            None => ModeSpec::Bridge { networks: vec![default_attachment()], netns },
+            Some(Mode::Bridge(b)) => ModeSpec::Bridge { networks: parse_attachments(&b.networks)?, netns },
+            Some(Mode::None(_)) => ModeSpec::None { netns },
+            Some(Mode::Host(_)) => {
+                refuse_netns(&netns, "host")?;
+                ModeSpec::Host
+            }
+            Some(Mode::Container(c)) => {
+                refuse_netns(&netns, "container")?;
+                ModeSpec::Container { target: parse_ref("container.target", &c.target)? }
+            }
+        };
+        if mac.is_some() && !matches!(mode, ModeSpec::Bridge { .. }) {
+            return Err(invalid("mac_address", "only bridge mode has an interface to set a MAC on"));
+        }
+        Ok(Self { name, labels, mac, mode })
+    }
+}
+
+fn default_attachment() -> AttachSpec {
+    AttachSpec { network: DEFAULT_NETWORK.into(), address: None }
+}
+
+fn parse_attachments(list: &[pb::NetworkAttachment]) -> Result<Vec<AttachSpec>, Status> {
+    if list.is_empty() {
+        return Ok(vec![default_attachment()]);
+    }
+    if list.len() > MAX_INTERFACES {
+        return Err(invalid("bridge.networks", format!("at most {MAX_INTERFACES} networks")));
+    }
+    let mut out: Vec<AttachSpec> = Vec::with_capacity(list.len());
+    for (i, a) in list.iter().enumerate() {
+        let field = format!("bridge.networks[{i}]");
+        let spec = AttachSpec {
+            network: parse_ref(&format!("{field}.network"), &a.network)?,
+            address: a.ipv4_address.as_deref().map(|s| parse_ipv4(&format!("{field}.ipv4_address"), s)).transpose()?,
+        };
+        if out.iter().any(|o| o.network == spec.network) {
+            return Err(invalid(&field, format!("network {:?} is listed twice", spec.network)));
+        }
+        out.push(spec);
+    }
+    Ok(out)
+}
+
+fn refuse_netns(netns: &Option<PathBuf>, mode: &str) -> Result<(), Status> {
+    match netns {
+        Some(_) => Err(invalid("netns_path", format!("{mode} mode uses an existing namespace; netns_path is for bridge and none modes"))),
+        None => Ok(()),
+    }
+}
+
+/// A runtime's pin: absolute, no `..`, no NUL. netexec checks again that it
+/// is a real namespace file and not the host's.
+fn parse_netns_path(s: &str) -> Result<PathBuf, Status> {
+    let p = PathBuf::from(s);
+    if !p.is_absolute() || s.len() > 4096 || s.contains('\0') {
+        return Err(invalid("netns_path", format!("{s:?} must be an absolute path")));
+    }
+    if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(invalid("netns_path", format!("{s:?} must not contain '..'")));
+    }
+    Ok(p)
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectSpec {
+    pub sandbox: String,
+    pub attach: AttachSpec,
+}
+
+impl ConnectSpec {
+    pub fn parse(r: &pb::ConnectRequest) -> Result<Self, Status> {
+        Ok(Self {
+            sandbox: parse_ref("sandbox", &r.sandbox)?,
+            attach: AttachSpec {
+                network: parse_ref("network", &r.network)?,
+                address: r.ipv4_address.as_deref().map(|s| parse_ipv4("ipv4_address", s)).transpose()?,
+            },
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DisconnectSpec {
+    pub sandbox: String,
+    pub network: String,
+}
+
+impl DisconnectSpec {
+    pub fn parse(r: &pb::DisconnectRequest) -> Result<Self, Status> {
+        Ok(Self { sandbox: parse_ref("sandbox", &r.sandbox)?, network: parse_ref("network", &r.network)? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unset_mode_is_bridge_on_default() {
+        let s = SandboxSpec::parse(&pb::CreateSandboxRequest::default()).unwrap();
+        match s.mode {
+            ModeSpec::Bridge { networks, netns: None } => assert_eq!(networks[0].network, DEFAULT_NETWORK),
+            m => panic!("{m:?}"),
+        }
+    }
+
+    #[test]
+    fn netns_path_only_for_bridge_and_none() {
+        let r = pb::CreateSandboxRequest {
+            mode: Some(Mode::Host(pb::HostMode {})),
+            netns_path: Some("/run/netns/x".into()),
+            ..Default::default()
+        };
+        assert!(SandboxSpec::parse(&r).unwrap_err().message().starts_with("netns_path"));
+        let r = pb::CreateSandboxRequest { netns_path: Some("relative".into()), ..Default::default() };
+        assert!(SandboxSpec::parse(&r).is_err());
+        let r = pb::CreateSandboxRequest { netns_path: Some("/run/../etc".into()), ..Default::default() };
+        assert!(SandboxSpec::parse(&r).is_err());
+    }
+
+    #[test]
+    fn duplicate_networks_refused() {
+        let a = pb::NetworkAttachment { network: "n".into(), ipv4_address: None };
+        let r = pb::CreateSandboxRequest {
+            mode: Some(Mode::Bridge(pb::BridgeMode { networks: vec![a.clone(), a] })),
+            ..Default::default()
+        };
+        assert!(SandboxSpec::parse(&r).is_err());
+    }
+}

@@ -1,0 +1,91 @@
+//! Rust client for ctnet's public API (ctnet.v1) over its Unix socket.
+use std::collections::HashMap;
+
+pub use ctnet_proto::v1 as pb;
+use pb::network_service_client::NetworkServiceClient;
+use pb::sandbox_service_client::SandboxServiceClient;
+use tonic::transport::{Channel, Endpoint};
+
+/// Where the API socket is unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/ctnet/ctnet.sock";
+/// Environment variable naming the server, like DOCKER_HOST.
+pub const HOST_ENV: &str = "CTNET_HOST";
+
+#[derive(Clone)]
+pub struct Client {
+    pub networks: NetworkServiceClient<Channel>,
+    pub sandboxes: SandboxServiceClient<Channel>,
+    pub channel: Channel,
+}
+
+/// Connects to `addr`: a socket path, or a `unix://PATH` URI.
+pub async fn connect(addr: &str) -> Result<Client, tonic::transport::Error> {
+    let channel = Endpoint::from_shared(to_uri(addr))?.connect().await?;
+    Ok(Client {
+        networks: NetworkServiceClient::new(channel.clone()),
+        sandboxes: SandboxServiceClient::new(channel.clone()),
+        channel,
+    })
+}
+
+fn to_uri(addr: &str) -> String {
+    if addr.starts_with("unix:") {
+        addr.to_string()
+    } else {
+        format!("unix://{addr}")
+    }
+}
+
+/// Docker's `--net` values: `bridge`, `host`, `none`, `container:<id|name>`,
+/// or the name of a network (bridge mode on it).
+pub fn mode_from_net(net: &[String], ip: Option<String>) -> Result<pb::create_sandbox_request::Mode, String> {
+    use pb::create_sandbox_request::Mode;
+    let single = |m: Mode| if net.len() == 1 && ip.is_none() { Ok(m) } else { Err(format!("--net {} takes no other --net or --ip", net[0])) };
+    match net.first().map(String::as_str) {
+        None => Ok(Mode::Bridge(pb::BridgeMode { networks: vec![attachment("bridge", ip)] })),
+        Some("host") => single(Mode::Host(pb::HostMode {})),
+        Some("none") => single(Mode::None(pb::NoneMode {})),
+        Some(c) if c.starts_with("container:") => {
+            single(Mode::Container(pb::ContainerMode { target: c["container:".len()..].to_string() }))
+        }
+        Some(_) => {
+            let mut networks: Vec<pb::NetworkAttachment> = net.iter().map(|n| attachment(n, None)).collect();
+            networks[0].ipv4_address = ip;
+            Ok(Mode::Bridge(pb::BridgeMode { networks }))
+        }
+    }
+}
+
+fn attachment(network: &str, ip: Option<String>) -> pb::NetworkAttachment {
+    pb::NetworkAttachment { network: network.to_string(), ipv4_address: ip }
+}
+
+/// Parses `key=value` labels.
+pub fn parse_labels(raw: &[String]) -> Result<HashMap<String, String>, String> {
+    raw.iter()
+        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("label {kv:?} is not key=value")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pb::create_sandbox_request::Mode;
+
+    #[test]
+    fn net_values() {
+        assert!(matches!(mode_from_net(&["host".into()], None), Ok(Mode::Host(_))));
+        assert!(mode_from_net(&["host".into()], Some("1.2.3.4".into())).is_err());
+        match mode_from_net(&["container:web".into()], None) {
+            Ok(Mode::Container(c)) => assert_eq!(c.target, "web"),
+            other => panic!("{other:?}"),
+        }
+        match mode_from_net(&["a".into(), "b".into()], Some("198.18.0.9".into())) {
+            Ok(Mode::Bridge(b)) => {
+                assert_eq!(b.networks.len(), 2);
+                assert_eq!(b.networks[0].ipv4_address.as_deref(), Some("198.18.0.9"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! `ctnet`: the command-line client, shaped like docker's network commands.
+mod render;
+
+use clap::{Parser, Subcommand};
+use ctnet_client::{pb, Client};
+use serde_json::Value;
+
+#[derive(Parser)]
+#[command(name = "ctnet", version, about = "Container networking as a service")]
+struct Cli {
+    /// Server address: a Unix socket path or unix://PATH.
+    #[arg(short = 'H', long, global = true, env = ctnet_client::HOST_ENV, default_value = ctnet_client::DEFAULT_SOCKET)]
+    host: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCmd),
+    /// Manage sandboxes.
+    #[command(subcommand)]
+    Sandbox(SandboxCmd),
+}
+
+#[derive(Subcommand)]
+enum NetworkCmd {
+    /// Create a bridge network.
+    Create {
+        name: String,
+        #[arg(long)]
+        subnet: String,
+        #[arg(long)]
+        gateway: Option<String>,
+        #[arg(long)]
+        bridge_name: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        mtu: u32,
+        /// No outbound NAT, no published ports.
+        #[arg(long)]
+        internal: bool,
+        /// Whether sandboxes on the network may talk to each other.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        icc: bool,
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
+    /// List networks.
+    Ls {
+        /// Only networks with this label (key=value); repeatable.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
+    /// Show networks in detail (JSON).
+    Inspect { networks: Vec<String> },
+    /// Remove networks.
+    Rm { networks: Vec<String> },
+}
+
+#[derive(Subcommand)]
+enum SandboxCmd {
+    /// Create a sandbox; prints its id.
+    Create {
+        /// bridge | host | none | container:<id|name> | <network name>; repeat for more networks.
+        #[arg(long = "net", alias = "network")]
+        net: Vec<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// Static IPv4 address on the first network.
+        #[arg(long)]
+        ip: Option<String>,
+        #[arg(long)]
+        mac: Option<String>,
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Use a namespace a runtime already pinned (bridge and none modes).
+        #[arg(long)]
+        netns: Option<String>,
+    },
+    /// List sandboxes.
+    Ls {
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
+    /// Show sandboxes in detail (JSON).
+    Inspect { sandboxes: Vec<String> },
+    /// Remove sandboxes.
+    Rm { sandboxes: Vec<String> },
+    /// Attach a bridge-mode sandbox to one more network.
+    Connect {
+        sandbox: String,
+        network: String,
+        #[arg(long)]
+        ip: Option<String>,
+    },
+    /// Detach a sandbox from a network.
+    Disconnect { sandbox: String, network: String },
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(out) => print!("{out}"),
+        Err(msg) => {
+            eprintln!("Error: {msg}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn status_msg(s: tonic::Status) -> String {
+    format!("{} ({:?})", s.message(), s.code())
+}
+
+fn pretty(v: Value) -> String {
+    serde_json::to_string_pretty(&v).expect("JSON") + "\n"
+}
+
+async fn run(cli: Cli) -> Result<String, String> {
+    let client = ctnet_client::connect(&cli.host).await.map_err(|e| format!("cannot reach ctnet at {}: {e}", cli.host))?;
+    match cli.command {
+        Command::Network(cmd) => network(client, cmd, cli.json).await,
+        Command::Sandbox(cmd) => sandbox(client, cmd, cli.json).await,
+    }
+}
+
+async fn network(mut c: Client, cmd: NetworkCmd, json: bool) -> Result<String, String> {
+    match cmd {
+        NetworkCmd::Create { name, subnet, gateway, bridge_name, mtu, internal, icc, labels } => {
+            let req = pb::CreateNetworkRequest {
+                name,
+                driver: "bridge".into(),
+                subnet,
+                gateway,
+                bridge_name,
+                mtu,
+                internal,
+                icc: Some(icc),
+                labels: ctnet_client::parse_labels(&labels)?,
+            };
+            let n = c.networks.create_network(req).await.map_err(status_msg)?.into_inner();
+            Ok(if json { pretty(render::network_json(&n)) } else { format!("{}\n", n.id) })
+        }
+        NetworkCmd::Ls { labels } => {
+            let req = pb::ListNetworksRequest { label_selector: ctnet_client::parse_labels(&labels)? };
+            let list = c.networks.list_networks(req).await.map_err(status_msg)?.into_inner().networks;
+            Ok(if json { pretty(Value::Array(list.iter().map(render::network_json).collect())) } else { render::networks_table(&list) })
+        }
+        NetworkCmd::Inspect { networks } => {
+            let mut out = Vec::new();
+            for network in networks {
+                out.push(render::network_json(&c.networks.get_network(pb::GetNetworkRequest { network }).await.map_err(status_msg)?.into_inner()));
+            }
+            Ok(pretty(Value::Array(out)))
+        }
+        NetworkCmd::Rm { networks } => {
+            let mut out = String::new();
+            for network in networks {
+                c.networks.delete_network(pb::DeleteNetworkRequest { network: network.clone() }).await.map_err(status_msg)?;
+                out += &format!("{network}\n");
+            }
+            Ok(out)
+        }
+    }
+}
+
+async fn sandbox(mut c: Client, cmd: SandboxCmd, json: bool) -> Result<String, String> {
+    let one = |s: pb::Sandbox| if json { pretty(render::sandbox_json(&s)) } else { format!("{}\n", s.id) };
+    match cmd {
+        SandboxCmd::Create { net, name, ip, mac, labels, netns } => {
+            let req = pb::CreateSandboxRequest {
+                name,
+                labels: ctnet_client::parse_labels(&labels)?,
+                mac_address: mac,
+                mode: Some(ctnet_client::mode_from_net(&net, ip)?),
+                netns_path: netns,
+            };
+            Ok(one(c.sandboxes.create_sandbox(req).await.map_err(status_msg)?.into_inner()))
+        }
+        SandboxCmd::Ls { labels } => {
+            let req = pb::ListSandboxesRequest { label_selector: ctnet_client::parse_labels(&labels)? };
+            let list = c.sandboxes.list_sandboxes(req).await.map_err(status_msg)?.into_inner().sandboxes;
+            Ok(if json { pretty(Value::Array(list.iter().map(render::sandbox_json).collect())) } else { render::sandboxes_table(&list) })
+        }
+        SandboxCmd::Inspect { sandboxes } => {
+            let mut out = Vec::new();
+            for sandbox in sandboxes {
+                out.push(render::sandbox_json(&c.sandboxes.get_sandbox(pb::GetSandboxRequest { sandbox }).await.map_err(status_msg)?.into_inner()));
+            }
+            Ok(pretty(Value::Array(out)))
+        }
+        SandboxCmd::Rm { sandboxes } => {
+            let mut out = String::new();
+            for sandbox in sandboxes {
+                c.sandboxes.delete_sandbox(pb::DeleteSandboxRequest { sandbox: sandbox.clone() }).await.map_err(status_msg)?;
+                out += &format!("{sandbox}\n");
+            }
+            Ok(out)
+        }
+        SandboxCmd::Connect { sandbox, network, ip } => {
+            let req = pb::ConnectRequest { sandbox, network, ipv4_address: ip };
+            Ok(one(c.sandboxes.connect(req).await.map_err(status_msg)?.into_inner()))
+        }
+        SandboxCmd::Disconnect { sandbox, network } => {
+            let req = pb::DisconnectRequest { sandbox, network };
+            Ok(one(c.sandboxes.disconnect(req).await.map_err(status_msg)?.into_inner()))
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! How the CLI shows resources: tables for people, JSON for scripts.
+use ctnet_client::pb;
+use serde_json::{json, Value};
+
+pub fn network_json(n: &pb::Network) -> Value {
+    json!({
+        "id": n.id, "name": n.name, "driver": n.driver, "subnet": n.subnet, "gateway": n.gateway,
+        "bridge_name": n.bridge_name, "mtu": n.mtu, "internal": n.internal, "icc": n.icc,
+        "default": n.default, "labels": n.labels, "created_at": n.created_at,
+        "sandboxes": n.sandboxes.iter().map(|s| json!({
+            "sandbox_id": s.sandbox_id, "sandbox_name": s.sandbox_name, "interface": s.interface,
+            "address": s.address, "mac_address": s.mac_address,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn mode_name(s: &pb::Sandbox) -> String {
+    match pb::SandboxMode::try_from(s.mode).unwrap_or(pb::SandboxMode::Unspecified) {
+        pb::SandboxMode::Bridge => "bridge".into(),
+        pb::SandboxMode::Host => "host".into(),
+        pb::SandboxMode::None => "none".into(),
+        pb::SandboxMode::Container => format!("container:{}", s.container_target),
+        pb::SandboxMode::Unspecified => "?".into(),
+    }
+}
+
+fn state_name(s: &pb::Sandbox) -> &'static str {
+    match pb::SandboxState::try_from(s.state).unwrap_or(pb::SandboxState::Unspecified) {
+        pb::SandboxState::Creating => "creating",
+        pb::SandboxState::Ready => "ready",
+        pb::SandboxState::Failed => "failed",
+        pb::SandboxState::Unspecified => "?",
+    }
+}
+
+pub fn sandbox_json(s: &pb::Sandbox) -> Value {
+    json!({
+        "id": s.id, "name": s.name, "mode": mode_name(s), "netns_path": s.netns_path,
+        "netns_owned": s.netns_owned, "state": state_name(s), "state_reason": s.state_reason,
+        "labels": s.labels, "created_at": s.created_at,
+        "interfaces": s.interfaces.iter().map(|i| json!({
+            "name": i.name, "network_id": i.network_id, "network_name": i.network_name,
+            "mac_address": i.mac_address, "address": i.address, "gateway": i.gateway,
+            "host_interface": i.host_interface,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Left-aligned columns separated by three spaces, like docker's tables.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        padded.join("   ").trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        out += &line(r);
+    }
+    out
+}
+
+pub fn networks_table(list: &[pb::Network]) -> String {
+    let rows = list
+        .iter()
+        .map(|n| {
+            vec![n.id.clone(), n.name.clone(), n.driver.clone(), n.subnet.clone(), n.bridge_name.clone(), n.sandboxes.len().to_string()]
+        })
+        .collect();
+    table(&["NETWORK ID", "NAME", "DRIVER", "SUBNET", "BRIDGE", "SANDBOXES"], rows)
+}
+
+pub fn sandboxes_table(list: &[pb::Sandbox]) -> String {
+    let rows = list
+        .iter()
+        .map(|s| {
+            let addrs: Vec<String> = s.interfaces.iter().map(|i| format!("{}={}", i.name, i.address)).collect();
+            vec![s.id.clone(), s.name.clone(), mode_name(s), state_name(s).into(), addrs.join(",")]
+        })
+        .collect();
+    table(&["SANDBOX ID", "NAME", "MODE", "STATE", "ADDRESSES"], rows)
+}

@@ -1,0 +1,221 @@
+//! netexec trusts nothing: every executor request is parsed again into these
+//! types before anything touches the kernel, and only names carrying our
+//! prefix, pins in our own directory and true namespace files get through.
+use std::net::Ipv4Addr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{ExecError, Result};
+
+/// statfs magic of the nsfs filesystem that namespace files live on.
+pub const NSFS_MAGIC: i64 = 0x6e73_6673;
+/// Longest interface name the kernel accepts (IFNAMSIZ - 1).
+const IFNAMSIZ_MAX: usize = 15;
+
+fn invalid(field: &str, why: impl std::fmt::Display) -> ExecError {
+    ExecError::InvalidArgument(format!("{field}: {why}"))
+}
+
+/// An interface name that carries the executor's prefix: the only host links
+/// it will create, change or delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedLinkName(String);
+
+impl OwnedLinkName {
+    pub fn parse(field: &str, name: &str, prefix: &str) -> Result<Self> {
+        check_ifname(field, name)?;
+        if !name.starts_with(prefix) || name.len() == prefix.len() {
+            return Err(ExecError::PermissionDenied(format!(
+                "{field}: {name:?} does not carry the prefix {prefix:?}; netexec only touches its own links"
+            )));
+        }
+        Ok(Self(name.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An interface name inside a sandbox: "eth" followed by a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxIfName(String);
+
+impl SandboxIfName {
+    pub fn parse(field: &str, name: &str) -> Result<Self> {
+        let digits = name
+            .strip_prefix("eth")
+            .ok_or_else(|| invalid(field, format!("{name:?} is not of the form ethN")))?;
+        if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid(field, format!("{name:?} is not of the form ethN")));
+        }
+        Ok(Self(name.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn check_ifname(field: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > IFNAMSIZ_MAX {
+        return Err(invalid(field, format!("{name:?} must be 1-{IFNAMSIZ_MAX} bytes")));
+    }
+    let ok = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !ok || name == "." || name == ".." {
+        return Err(invalid(field, format!("{name:?} may only hold [A-Za-z0-9_.-]")));
+    }
+    Ok(())
+}
+
+/// A sandbox id: 16 lower-case hex digits. Used as the pin's file name, so
+/// this check is also what keeps pins inside the netns directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxId(String);
+
+impl SandboxId {
+    pub fn parse(field: &str, id: &str) -> Result<Self> {
+        let ok = id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !ok {
+            return Err(invalid(field, format!("{id:?} is not 16 lower-case hex digits")));
+        }
+        Ok(Self(id.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An owner tag, stored in link aliases as "ctnet:<owner>".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner(String);
+
+pub const ALIAS_PREFIX: &str = "ctnet:";
+
+impl Owner {
+    pub fn parse(field: &str, owner: &str) -> Result<Self> {
+        let ok = !owner.is_empty()
+            && owner.len() <= 64
+            && owner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'-');
+        if !ok {
+            return Err(invalid(field, format!("{owner:?} must be 1-64 of [A-Za-z0-9:-]")));
+        }
+        Ok(Self(owner.to_string()))
+    }
+    pub fn alias(&self) -> String {
+        format!("{ALIAS_PREFIX}{}", self.0)
+    }
+}
+
+/// An IPv4 address with its prefix length, "a.b.c.d/len".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddrPrefix {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl AddrPrefix {
+    pub fn parse(field: &str, s: &str) -> Result<Self> {
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| invalid(field, format!("{s:?} is not ADDRESS/PREFIX")))?;
+        let addr: Ipv4Addr = a.parse().map_err(|_| invalid(field, format!("{a:?} is not an IPv4 address")))?;
+        let prefix: u8 = p.parse().map_err(|_| invalid(field, format!("{p:?} is not a prefix length")))?;
+        if !(1..=31).contains(&prefix) || addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() {
+            return Err(invalid(field, format!("{s:?} is not a usable unicast address and prefix")));
+        }
+        Ok(Self { addr, prefix })
+    }
+}
+
+pub fn parse_gateway(field: &str, s: &str, on: &AddrPrefix) -> Result<Option<Ipv4Addr>> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let gw: Ipv4Addr = s.parse().map_err(|_| invalid(field, format!("{s:?} is not an IPv4 address")))?;
+    let mask = u32::MAX << (32 - on.prefix);
+    if u32::from(gw) & mask != u32::from(on.addr) & mask || gw == on.addr {
+        return Err(invalid(field, format!("{gw} is not another address in {}/{}", on.addr, on.prefix)));
+    }
+    Ok(Some(gw))
+}
+
+pub fn parse_mac(field: &str, mac: &[u8]) -> Result<[u8; 6]> {
+    let mac: [u8; 6] = mac
+        .try_into()
+        .map_err(|_| invalid(field, format!("a MAC address has 6 bytes, not {}", mac.len())))?;
+    if mac == [0; 6] || mac[0] & 1 == 1 {
+        return Err(invalid(field, "a MAC address must be unicast and not all zeros"));
+    }
+    Ok(mac)
+}
+
+pub fn parse_mtu(field: &str, mtu: u32) -> Result<u32> {
+    match mtu {
+        0 => Ok(1500),
+        68..=65535 => Ok(mtu),
+        _ => Err(invalid(field, format!("{mtu} is outside 68-65535"))),
+    }
+}
+
+/// A namespace the caller names: one of our pins, or a runtime's pin that
+/// passed the checks in `external_netns`.
+#[derive(Debug, Clone)]
+pub enum NetnsTarget {
+    Owned(SandboxId),
+    External(PathBuf),
+}
+
+/// A namespace pinned by someone else must be an absolute, canonical path to
+/// a real nsfs file, and must not be the host's own namespace.
+pub fn external_netns(field: &str, path: &str, host_pin: &Path) -> Result<PathBuf> {
+    let p = Path::new(path);
+    if !p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(invalid(field, format!("{path:?} must be an absolute path without '..'")));
+    }
+    let meta = std::fs::symlink_metadata(p).map_err(|e| invalid(field, format!("{path:?}: {e}")))?;
+    if meta.file_type().is_symlink() {
+        return Err(invalid(field, format!("{path:?} is a symbolic link")));
+    }
+    let fs = nix::sys::statfs::statfs(p).map_err(|e| invalid(field, format!("{path:?}: {e}")))?;
+    if fs.filesystem_type().0 as i64 != NSFS_MAGIC {
+        return Err(invalid(field, format!("{path:?} is not a network namespace file")));
+    }
+    let host = std::fs::metadata(host_pin).map_err(|e| ExecError::internal("host pin", e))?;
+    if meta.dev() == host.dev() && meta.ino() == host.ino() {
+        return Err(ExecError::PermissionDenied(format!("{field}: {path:?} is the host's own namespace")));
+    }
+    Ok(p.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_names_need_the_prefix() {
+        assert!(OwnedLinkName::parse("f", "ctv0123", "ct").is_ok());
+        assert!(matches!(OwnedLinkName::parse("f", "eth0", "ct"), Err(ExecError::PermissionDenied(_))));
+        assert!(matches!(OwnedLinkName::parse("f", "lo", "ct"), Err(ExecError::PermissionDenied(_))));
+        assert!(matches!(OwnedLinkName::parse("f", "ct", "ct"), Err(ExecError::PermissionDenied(_))));
+        assert!(OwnedLinkName::parse("f", "ct/../x", "ct").is_err());
+        assert!(OwnedLinkName::parse("f", "ct0123456789abcd", "ct").is_err());
+    }
+
+    #[test]
+    fn sandbox_ids_cannot_escape_the_directory() {
+        assert!(SandboxId::parse("f", "0123456789abcdef").is_ok());
+        for bad in ["", "host", "../../etc/passwd", "0123456789ABCDEF", "0123456789abcde/"] {
+            assert!(SandboxId::parse("f", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn addresses_and_gateways() {
+        let a = AddrPrefix::parse("f", "198.18.0.2/16").unwrap();
+        assert_eq!(parse_gateway("g", "198.18.0.1", &a).unwrap(), Some(Ipv4Addr::new(198, 18, 0, 1)));
+        assert!(parse_gateway("g", "198.19.0.1", &a).is_err());
+        assert!(AddrPrefix::parse("f", "198.18.0.2").is_err());
+        assert!(AddrPrefix::parse("f", "127.0.0.1/8").is_err());
+        assert!(parse_mac("m", &[1, 2, 3, 4, 5, 6]).is_err());
+        assert!(parse_mac("m", &[2, 0x42, 3, 4, 5, 6]).is_ok());
+    }
+}

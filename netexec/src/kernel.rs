@@ -1,0 +1,220 @@
+//! Links, addresses and routes, all over rtnetlink. Functions that take a
+//! `Handle` work in whatever namespace that handle's socket was created in.
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
+
+use crate::checks::{AddrPrefix, OwnedLinkName, Owner, SandboxIfName, ALIAS_PREFIX};
+use crate::error::{netlink_errno, ExecError, Result};
+
+const EEXIST: i32 = 17;
+const ENODEV: i32 = 19;
+
+fn nl_err(what: &str) -> impl Fn(rtnetlink::Error) -> ExecError + '_ {
+    move |e| ExecError::internal(what, e)
+}
+
+/// A bridge as the executor creates it.
+pub struct BridgeSpec {
+    pub name: OwnedLinkName,
+    pub address: AddrPrefix,
+    pub mtu: u32,
+    pub owner: Owner,
+}
+
+/// One veth endpoint: host end on a bridge, peer inside a sandbox.
+pub struct EndpointSpec {
+    pub host_ifname: OwnedLinkName,
+    pub ifname: SandboxIfName,
+    pub bridge: OwnedLinkName,
+    pub address: AddrPrefix,
+    pub gateway: Option<Ipv4Addr>,
+    pub mac: [u8; 6],
+    pub mtu: u32,
+    pub owner: Owner,
+}
+
+/// What a link is, read back from the kernel.
+pub struct LinkFacts {
+    pub index: u32,
+    pub name: String,
+    pub alias: Option<String>,
+    pub kind: Option<String>,
+    pub master: Option<u32>,
+}
+
+impl LinkFacts {
+    fn from_message(msg: &LinkMessage) -> Self {
+        let mut facts = LinkFacts { index: msg.header.index, name: String::new(), alias: None, kind: None, master: None };
+        for attr in &msg.attributes {
+            match attr {
+                LinkAttribute::IfName(n) => facts.name = n.clone(),
+                LinkAttribute::IfAlias(a) => facts.alias = Some(a.clone()),
+                LinkAttribute::Controller(m) => facts.master = Some(*m),
+                LinkAttribute::LinkInfo(infos) => {
+                    for info in infos {
+                        if let LinkInfo::Kind(k) = info {
+                            facts.kind = Some(k.to_string());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        facts
+    }
+
+    /// The owner tag, if the link carries ours.
+    pub fn owner(&self) -> Option<&str> {
+        self.alias.as_deref().and_then(|a| a.strip_prefix(ALIAS_PREFIX))
+    }
+}
+
+pub async fn link_by_name(handle: &Handle, name: &str) -> Result<Option<LinkFacts>> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(msg)) => Ok(Some(LinkFacts::from_message(&msg))),
+        Ok(None) => Ok(None),
+        Err(e) if netlink_errno(&e) == Some(ENODEV) => Ok(None),
+        Err(e) => Err(ExecError::internal(&format!("get link {name}"), e)),
+    }
+}
+
+pub async fn all_links(handle: &Handle) -> Result<Vec<LinkFacts>> {
+    let msgs: Vec<LinkMessage> = handle.link().get().execute().try_collect().await.map_err(nl_err("dump links"))?;
+    Ok(msgs.iter().map(LinkFacts::from_message).collect())
+}
+
+/// An existing link may only be reused or deleted when it carries our tag.
+fn require_ours(link: &LinkFacts) -> Result<()> {
+    if link.owner().is_none() {
+        return Err(ExecError::FailedPrecondition(format!(
+            "link {} exists and is not owned by ctnet; rename or remove it",
+            link.name
+        )));
+    }
+    Ok(())
+}
+
+pub async fn ensure_bridge(handle: &Handle, spec: &BridgeSpec) -> Result<()> {
+    let index = match link_by_name(handle, spec.name.as_str()).await? {
+        Some(link) => {
+            require_ours(&link)?;
+            if link.kind.as_deref() != Some("bridge") {
+                return Err(ExecError::FailedPrecondition(format!("link {} is not a bridge", link.name)));
+            }
+            link.index
+        }
+        None => create_bridge(handle, spec).await?,
+    };
+    let addr = handle.address().add(index, IpAddr::V4(spec.address.addr), spec.address.prefix);
+    ignore_exists(addr.execute().await).map_err(nl_err("add bridge address"))?;
+    let up = LinkUnspec::new_with_index(index).mtu(spec.mtu).up().build();
+    handle.link().set(up).execute().await.map_err(nl_err("set bridge up"))
+}
+
+async fn create_bridge(handle: &Handle, spec: &BridgeSpec) -> Result<u32> {
+    let msg = LinkBridge::new(spec.name.as_str()).mtu(spec.mtu).build();
+    ignore_exists(handle.link().add(msg).execute().await).map_err(nl_err("create bridge"))?;
+    let link = link_by_name(handle, spec.name.as_str())
+        .await?
+        .ok_or_else(|| ExecError::Internal(format!("bridge {} vanished after creation", spec.name.as_str())))?;
+    set_alias(handle, link.index, &spec.owner).await?;
+    Ok(link.index)
+}
+
+/// The kernel ignores IFLA_IFALIAS in a create request, so the tag is set
+/// right after, by index.
+async fn set_alias(handle: &Handle, index: u32, owner: &Owner) -> Result<()> {
+    let msg = LinkUnspec::new_with_index(index).alias(owner.alias()).build();
+    handle.link().set(msg).execute().await.map_err(nl_err("set owner tag"))
+}
+
+fn ignore_exists(r: std::result::Result<(), rtnetlink::Error>) -> std::result::Result<(), rtnetlink::Error> {
+    match r {
+        Err(e) if netlink_errno(&e) == Some(EEXIST) => Ok(()),
+        other => other,
+    }
+}
+
+/// Deletes a link of ours by name; success if it is already gone.
+pub async fn delete_owned_link(handle: &Handle, name: &OwnedLinkName) -> Result<()> {
+    let Some(link) = link_by_name(handle, name.as_str()).await? else {
+        return Ok(());
+    };
+    require_ours(&link)?;
+    match handle.link().del(link.index).execute().await {
+        Err(e) if netlink_errno(&e) == Some(ENODEV) => Ok(()),
+        other => other.map_err(nl_err("delete link")),
+    }
+}
+
+/// Creates the veth pair in one RTM_NEWLINK: the host end up on the bridge,
+/// the peer born inside the sandbox namespace under its final name (no move,
+/// no rename: a move waits for an RCU grace period). Returns false when the
+/// host end already existed (a repeated call).
+pub async fn create_veth(handle: &Handle, spec: &EndpointSpec, netns: &std::fs::File) -> Result<bool> {
+    if let Some(link) = link_by_name(handle, spec.host_ifname.as_str()).await? {
+        require_ours(&link)?;
+        return Ok(false);
+    }
+    let bridge = link_by_name(handle, spec.bridge.as_str())
+        .await?
+        .ok_or_else(|| ExecError::NotFound(format!("bridge {} does not exist", spec.bridge.as_str())))?;
+    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(spec.ifname.as_str().to_string())
+        .address(spec.mac.to_vec())
+        .mtu(spec.mtu)
+        .setns_by_fd(netns.as_raw_fd())
+        .build();
+    let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
+        .name(spec.host_ifname.as_str().to_string())
+        .mtu(spec.mtu)
+        .controller(bridge.index)
+        .up()
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .build();
+    handle.link().add(msg).execute().await.map_err(|e| match netlink_errno(&e) {
+        Some(EEXIST) => ExecError::FailedPrecondition(format!(
+            "interface {} or {} already exists in the namespace",
+            spec.host_ifname.as_str(),
+            spec.ifname.as_str()
+        )),
+        _ => ExecError::internal("create veth", e),
+    })?;
+    let host = link_by_name(handle, spec.host_ifname.as_str())
+        .await?
+        .ok_or_else(|| ExecError::Internal("veth vanished after creation".into()))?;
+    set_alias(handle, host.index, &spec.owner).await?;
+    Ok(true)
+}
+
+/// Inside the sandbox: loopback up, then the address, the link up (which
+/// with arp_notify announces the address) and the default route.
+pub async fn configure_inside(handle: Handle, ifname: SandboxIfName, address: AddrPrefix, gateway: Option<Ipv4Addr>) -> Result<()> {
+    loopback_up(&handle).await?;
+    let link = link_by_name(&handle, ifname.as_str())
+        .await?
+        .ok_or_else(|| ExecError::Internal(format!("{} missing inside the namespace", ifname.as_str())))?;
+    // Neighbours that cached a previous holder of this address learn the new
+    // MAC from the gratuitous ARP sent when the link comes up.
+    let sysctl = format!("/proc/sys/net/ipv4/conf/{}/arp_notify", ifname.as_str());
+    std::fs::write(&sysctl, "1").map_err(|e| ExecError::internal("set arp_notify", e))?;
+    let add = handle.address().add(link.index, IpAddr::V4(address.addr), address.prefix);
+    ignore_exists(add.execute().await).map_err(nl_err("add address"))?;
+    let up = LinkUnspec::new_with_index(link.index).up().build();
+    handle.link().set(up).execute().await.map_err(nl_err("set link up"))?;
+    if let Some(gw) = gateway {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).output_interface(link.index).build();
+        handle.route().add(route).replace().execute().await.map_err(nl_err("add default route"))?;
+    }
+    Ok(())
+}
+
+pub async fn loopback_up(handle: &Handle) -> Result<()> {
+    let lo = LinkUnspec::new_with_name("lo").up().build();
+    handle.link().set(lo).execute().await.map_err(nl_err("set lo up"))
+}

@@ -1,0 +1,90 @@
+//! ctnet-netexec: the only privileged ctnet process. It serves the executor
+//! API (ctnet.exec.v1) on a Unix socket and does the kernel work: namespaces,
+//! veth pairs, bridges, addresses and routes.
+mod checks;
+mod error;
+mod firewall;
+mod kernel;
+mod netns;
+mod service;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+use ctnet_proto::exec::executor_server::ExecutorServer;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+
+#[derive(Parser, Debug)]
+#[command(name = "ctnet-netexec", version, about = "ctnet's privileged network executor")]
+struct Args {
+    /// Unix socket to serve the executor API on.
+    #[arg(long, default_value = "/run/ctnet/netexec.sock")]
+    socket: PathBuf,
+    /// Directory where sandbox namespaces are pinned (made a shared mount).
+    #[arg(long, default_value = "/run/ctnet/netns")]
+    netns_dir: PathBuf,
+    /// Name prefix of every host link netexec may create, change or delete.
+    #[arg(long, default_value = "ct")]
+    prefix: String,
+    /// Log format: "text" or "json".
+    #[arg(long, default_value = "text")]
+    log_format: String,
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    init_logging(&args.log_format);
+    if let Err(e) = run(args).await {
+        tracing::error!(error = %e, "ctnet-netexec failed");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    netns::make_shared_dir(&args.netns_dir)?;
+    let host_pin = args.netns_dir.join("host");
+    netns::pin_own(&host_pin)?;
+    let (conn, handle, _) = rtnetlink::new_connection()?;
+    tokio::spawn(conn);
+
+    let cfg = service::Config { prefix: args.prefix.clone(), netns_dir: args.netns_dir.clone(), host_pin };
+    let svc = service::ExecService::new(cfg, handle, Arc::new(firewall::NoFirewall));
+
+    if let Some(dir) = args.socket.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(&args.socket);
+    let listener = UnixListener::bind(&args.socket)?;
+    std::fs::set_permissions(&args.socket, std::fs::Permissions::from_mode(0o660))?;
+    tracing::info!(socket = %args.socket.display(), netns_dir = %args.netns_dir.display(), "serving executor API");
+
+    tonic::transport::Server::builder()
+        .add_service(ExecutorServer::new(svc))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}

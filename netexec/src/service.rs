@@ -1,0 +1,205 @@
+//! The executor's gRPC service: each request is parsed into checked types,
+//! then becomes one kernel action.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ctnet_proto::exec::executor_server::Executor;
+use ctnet_proto::exec::{self as pb, netns_ref::Kind};
+use rtnetlink::Handle;
+use tonic::{Request, Response, Status};
+
+use crate::checks::{self, AddrPrefix, NetnsTarget, OwnedLinkName, Owner, SandboxId, SandboxIfName};
+use crate::error::{ExecError, Result};
+use crate::firewall::{Firewall, FirewallNetwork};
+use crate::kernel::{self, BridgeSpec, EndpointSpec};
+use crate::netns::{self, Place};
+
+pub struct Config {
+    /// Name prefix of every host link we own.
+    pub prefix: String,
+    /// Directory of our pins.
+    pub netns_dir: PathBuf,
+    /// Pin of our own (host) namespace.
+    pub host_pin: PathBuf,
+}
+
+pub struct ExecService {
+    cfg: Arc<Config>,
+    /// Netlink handle in the host namespace, shared by all requests.
+    host: Handle,
+    firewall: Arc<dyn Firewall>,
+}
+
+type Reply<T> = std::result::Result<Response<T>, Status>;
+
+impl ExecService {
+    pub fn new(cfg: Config, host: Handle, firewall: Arc<dyn Firewall>) -> Self {
+        Self { cfg: Arc::new(cfg), host, firewall }
+    }
+
+    fn link_name(&self, field: &str, name: &str) -> Result<OwnedLinkName> {
+        OwnedLinkName::parse(field, name, &self.cfg.prefix)
+    }
+
+    fn pin_path(&self, id: &SandboxId) -> PathBuf {
+        self.cfg.netns_dir.join(id.as_str())
+    }
+
+    fn netns_target(&self, r: Option<&pb::NetnsRef>) -> Result<NetnsTarget> {
+        match r.and_then(|r| r.kind.as_ref()) {
+            Some(Kind::SandboxId(id)) => Ok(NetnsTarget::Owned(SandboxId::parse("netns.sandbox_id", id)?)),
+            Some(Kind::ExternalPath(p)) => {
+                Ok(NetnsTarget::External(checks::external_netns("netns.external_path", p, &self.cfg.host_pin)?))
+            }
+            None => Err(ExecError::InvalidArgument("netns: required".into())),
+        }
+    }
+
+    fn target_path(&self, t: &NetnsTarget) -> PathBuf {
+        match t {
+            NetnsTarget::Owned(id) => self.pin_path(id),
+            NetnsTarget::External(p) => p.clone(),
+        }
+    }
+
+    fn parse_endpoint(&self, r: &pb::AttachEndpointRequest) -> Result<EndpointSpec> {
+        let address = AddrPrefix::parse("address", &r.address)?;
+        Ok(EndpointSpec {
+            host_ifname: self.link_name("host_ifname", &r.host_ifname)?,
+            ifname: SandboxIfName::parse("ifname", &r.ifname)?,
+            bridge: self.link_name("bridge", &r.bridge)?,
+            gateway: checks::parse_gateway("gateway", &r.gateway, &address)?,
+            address,
+            mac: checks::parse_mac("mac", &r.mac)?,
+            mtu: checks::parse_mtu("mtu", r.mtu)?,
+            owner: Owner::parse("owner", &r.owner)?,
+        })
+    }
+
+    async fn attach(&self, spec: EndpointSpec, target: NetnsTarget) -> Result<()> {
+        let ns = netns::open(&self.target_path(&target))?;
+        let inside = ns.try_clone().map_err(|e| ExecError::internal("dup netns fd", e))?;
+        kernel::create_veth(&self.host, &spec, &ns).await?;
+        let (ifname, address, gateway) = (spec.ifname.clone(), spec.address, spec.gateway);
+        let done = netns::run_in(Place::Existing(inside), move |h| kernel::configure_inside(h, ifname, address, gateway)).await;
+        if done.is_err() {
+            // All or nothing: a half-configured endpoint is removed again.
+            let _ = kernel::delete_owned_link(&self.host, &spec.host_ifname).await;
+        }
+        done
+    }
+}
+
+fn ok<T>(v: T) -> Reply<T> {
+    Ok(Response::new(v))
+}
+
+#[tonic::async_trait]
+impl Executor for ExecService {
+    async fn ping(&self, _: Request<pb::PingRequest>) -> Reply<pb::PingResponse> {
+        ok(pb::PingResponse {
+            host_netns_path: self.cfg.host_pin.display().to_string(),
+            netns_dir: self.cfg.netns_dir.display().to_string(),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(bridge = %req.get_ref().name))]
+    async fn ensure_bridge(&self, req: Request<pb::EnsureBridgeRequest>) -> Reply<pb::EnsureBridgeResponse> {
+        let r = req.into_inner();
+        let spec = BridgeSpec {
+            name: self.link_name("name", &r.name)?,
+            address: AddrPrefix::parse("address", &r.address)?,
+            mtu: checks::parse_mtu("mtu", r.mtu)?,
+            owner: Owner::parse("owner", &r.owner)?,
+        };
+        kernel::ensure_bridge(&self.host, &spec).await?;
+        self.firewall.network_ready(&FirewallNetwork { bridge: r.name }).await?;
+        tracing::info!("bridge ready");
+        ok(pb::EnsureBridgeResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(bridge = %req.get_ref().name))]
+    async fn delete_bridge(&self, req: Request<pb::DeleteBridgeRequest>) -> Reply<pb::DeleteBridgeResponse> {
+        let name = self.link_name("name", &req.get_ref().name)?;
+        self.firewall.network_removed(&FirewallNetwork { bridge: name.as_str().to_string() }).await?;
+        kernel::delete_owned_link(&self.host, &name).await?;
+        tracing::info!("bridge deleted");
+        ok(pb::DeleteBridgeResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(sandbox = %req.get_ref().sandbox_id))]
+    async fn create_netns(&self, req: Request<pb::CreateNetnsRequest>) -> Reply<pb::CreateNetnsResponse> {
+        let id = SandboxId::parse("sandbox_id", &req.get_ref().sandbox_id)?;
+        let path = self.pin_path(&id);
+        let place = if netns::is_pin(&path) { Place::Existing(netns::open(&path)?) } else { Place::New(path.clone()) };
+        let made = netns::run_in(place, |h| async move { kernel::loopback_up(&h).await }).await;
+        if let Err(e) = made {
+            let _ = netns::unpin(&path);
+            return Err(e.into());
+        }
+        tracing::info!("netns pinned");
+        ok(pb::CreateNetnsResponse { path: path.display().to_string() })
+    }
+
+    #[tracing::instrument(skip_all, fields(sandbox = %req.get_ref().sandbox_id))]
+    async fn delete_netns(&self, req: Request<pb::DeleteNetnsRequest>) -> Reply<pb::DeleteNetnsResponse> {
+        let id = SandboxId::parse("sandbox_id", &req.get_ref().sandbox_id)?;
+        netns::unpin(&self.pin_path(&id)).map_err(|e| ExecError::internal("unpin", e))?;
+        tracing::info!("netns unpinned");
+        ok(pb::DeleteNetnsResponse {})
+    }
+
+    async fn setup_loopback(&self, req: Request<pb::SetupLoopbackRequest>) -> Reply<pb::SetupLoopbackResponse> {
+        let target = self.netns_target(req.get_ref().netns.as_ref())?;
+        let ns = netns::open(&self.target_path(&target))?;
+        netns::run_in(Place::Existing(ns), |h| async move { kernel::loopback_up(&h).await }).await?;
+        ok(pb::SetupLoopbackResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host_ifname = %req.get_ref().host_ifname, owner = %req.get_ref().owner))]
+    async fn attach_endpoint(&self, req: Request<pb::AttachEndpointRequest>) -> Reply<pb::AttachEndpointResponse> {
+        let r = req.into_inner();
+        let target = self.netns_target(r.netns.as_ref())?;
+        let spec = self.parse_endpoint(&r)?;
+        self.attach(spec, target).await?;
+        tracing::info!("endpoint attached");
+        ok(pb::AttachEndpointResponse {})
+    }
+
+    #[tracing::instrument(skip_all, fields(host_ifname = %req.get_ref().host_ifname))]
+    async fn detach_endpoint(&self, req: Request<pb::DetachEndpointRequest>) -> Reply<pb::DetachEndpointResponse> {
+        let name = self.link_name("host_ifname", &req.get_ref().host_ifname)?;
+        kernel::delete_owned_link(&self.host, &name).await?;
+        tracing::info!("endpoint detached");
+        ok(pb::DetachEndpointResponse {})
+    }
+
+    async fn inventory(&self, _: Request<pb::InventoryRequest>) -> Reply<pb::InventoryResponse> {
+        let links = kernel::all_links(&self.host).await?;
+        let name_of = |idx: u32| links.iter().find(|l| l.index == idx).map(|l| l.name.clone()).unwrap_or_default();
+        let owned = links
+            .iter()
+            .filter(|l| l.name.starts_with(&self.cfg.prefix))
+            .filter_map(|l| {
+                Some(pb::OwnedLink {
+                    owner: l.owner()?.to_string(),
+                    name: l.name.clone(),
+                    kind: l.kind.clone().unwrap_or_default(),
+                    master: l.master.map(name_of).unwrap_or_default(),
+                })
+            })
+            .collect();
+        ok(pb::InventoryResponse { links: owned, netns_pins: list_pins(&self.cfg.netns_dir)? })
+    }
+}
+
+fn list_pins(dir: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| ExecError::internal("read netns dir", e))?;
+    let mut pins: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| SandboxId::parse("", n).is_ok())
+        .collect();
+    pins.sort();
+    Ok(pins)
+}

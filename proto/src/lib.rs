@@ -1,0 +1,15 @@
+//! Generated gRPC code for ctnet's two APIs.
+
+/// The public API, `ctnet.v1`.
+pub mod v1 {
+    tonic::include_proto!("ctnet.v1");
+}
+
+/// The executor API between ctnet-api and ctnet-netexec, `ctnet.exec.v1`.
+pub mod exec {
+    tonic::include_proto!("ctnet.exec.v1");
+}
+
+/// Encoded FileDescriptorSet of both APIs, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/ctnet_descriptor.bin"));

@@ -1,1 +1,279 @@
+//! The end-to-end harness. Each test gets its own fake host network
+//! namespace, runs the real ctnet-netexec and ctnet-api in it with their own
+//! socket, netns, run and state directories, and removes it all afterwards,
+//! asserting that nothing is left behind.
+pub mod net;
+pub mod netns;
 
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use ctnet_client::{pb, Client};
+use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
+
+/// Subnet of the default network in tests: a documentation range, so no
+/// traffic could ever be mistaken for real.
+pub const DEFAULT_SUBNET: &str = "198.18.0.0/16";
+
+/// The built daemons and CLI, next to the test binary in target/.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(p.exists(), "{} not built: run `cargo build --workspace` first", p.display());
+    p
+}
+
+/// Extra flags for the daemons.
+#[derive(Default, Clone)]
+pub struct Options {
+    pub api_args: Vec<String>,
+}
+
+pub struct Stack {
+    pub dir: PathBuf,
+    /// Pin of the fake host namespace.
+    pub host: PathBuf,
+    pub netns_dir: PathBuf,
+    pub api_socket: PathBuf,
+    pub exec_socket: PathBuf,
+    pub state_dir: PathBuf,
+    opts: Options,
+    netexec: Option<Child>,
+    api: Option<Child>,
+    api_starts: u32,
+    pub client: Client,
+}
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ctnet-test-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).expect("create test dir");
+    dir
+}
+
+/// Spawns `cmd` inside the namespace pinned at `ns`, dying with this thread.
+fn spawn_in(ns: &Path, mut cmd: Command, log: &Path) -> Child {
+    let ns_file = std::fs::File::open(ns).expect("open fake host netns");
+    let fd = ns_file.as_raw_fd();
+    let out = std::fs::File::create(log).expect("log file");
+    cmd.stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out);
+    // SAFETY: only async-signal-safe syscalls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            nix::sched::setns(BorrowedFd::borrow_raw(fd), nix::sched::CloneFlags::CLONE_NEWNET)?;
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("spawn daemon");
+    drop(ns_file);
+    child
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> Stack {
+        let dir = temp_dir();
+        let host = dir.join("host.ns");
+        netns::create_pinned(&host, || {
+            // New namespaces copy some IPv4 settings from the real host: set
+            // what the tests rely on.
+            for (k, v) in [
+                ("net/ipv4/ip_forward", "0"),
+                ("net/ipv4/conf/all/rp_filter", "0"),
+                ("net/ipv4/conf/default/rp_filter", "0"),
+                ("net/ipv4/conf/all/route_localnet", "0"),
+            ] {
+                std::fs::write(Path::new("/proc/sys").join(k), v).unwrap();
+            }
+            // A real host has loopback up. (A child forked from this thread
+            // starts in this thread's namespace.)
+            let up = Command::new("ip").args(["link", "set", "lo", "up"]).status().expect("run ip");
+            assert!(up.success());
+        });
+        assert_eq!(netns::sysctl_get(&host, "net.ipv4.ip_forward"), "0");
+        let mut stack = Stack {
+            netns_dir: dir.join("netns"),
+            api_socket: dir.join("api.sock"),
+            exec_socket: dir.join("exec.sock"),
+            state_dir: dir.join("state"),
+            host,
+            dir,
+            opts,
+            netexec: None,
+            api: None,
+            api_starts: 0,
+            client: placeholder_client(),
+        };
+        stack.start_netexec();
+        stack.start_api().await;
+        stack
+    }
+
+    pub fn start_netexec(&mut self) {
+        let mut cmd = Command::new(bin("ctnet-netexec"));
+        cmd.arg("--socket").arg(&self.exec_socket).arg("--netns-dir").arg(&self.netns_dir);
+        self.netexec = Some(spawn_in(&self.host, cmd, &self.dir.join("netexec.log")));
+    }
+
+    pub async fn start_api(&mut self) {
+        let mut cmd = Command::new(bin("ctnet-api"));
+        cmd.arg("--socket").arg(&self.api_socket);
+        cmd.args(["--socket-group", "", "--default-subnet", DEFAULT_SUBNET, "--health-interval-ms", "100"]);
+        cmd.arg("--netexec-socket").arg(&self.exec_socket).arg("--state-dir").arg(&self.state_dir);
+        cmd.args(&self.opts.api_args);
+        self.api_starts += 1;
+        let log = self.dir.join(format!("api-{}.log", self.api_starts));
+        self.api = Some(spawn_in(&self.host, cmd, &log));
+        self.client = self.wait_serving().await;
+    }
+
+    /// Waits (generously) until the API answers health checks with SERVING.
+    async fn wait_serving(&mut self) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(c) = ctnet_client::connect(&self.api_socket.display().to_string()).await {
+                if self.health_of(&c).await == Some(ServingStatus::Serving) {
+                    return c;
+                }
+            }
+            if let Some(status) = self.api.as_mut().and_then(|a| a.try_wait().unwrap()) {
+                panic!("ctnet-api exited with {status}; logs in {}", self.dir.display());
+            }
+            assert!(Instant::now() < deadline, "ctnet-api did not become SERVING; logs in {}", self.dir.display());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn health_of(&self, c: &Client) -> Option<ServingStatus> {
+        let mut h = HealthClient::new(c.channel.clone());
+        let r = h.check(HealthCheckRequest { service: String::new() }).await.ok()?;
+        ServingStatus::try_from(r.into_inner().status).ok()
+    }
+
+    pub async fn health(&self) -> Option<ServingStatus> {
+        self.health_of(&self.client).await
+    }
+
+    /// Polls (generously) until health reports `want`.
+    pub async fn wait_health(&self, want: ServingStatus) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.health().await != Some(want) {
+            assert!(Instant::now() < deadline, "health never became {want:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn kill_netexec(&mut self) {
+        kill(self.netexec.take());
+    }
+
+    pub fn kill_api(&mut self) {
+        kill(self.api.take());
+    }
+
+    /// The sandbox's namespace path, as the API reports it.
+    pub fn pin_of(s: &pb::Sandbox) -> PathBuf {
+        PathBuf::from(&s.netns_path)
+    }
+
+    /// Pins in the netns directory other than the host's.
+    pub fn sandbox_pins(&self) -> Vec<String> {
+        let mut pins: Vec<String> = std::fs::read_dir(&self.netns_dir)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        pins.retain(|p| p != "host");
+        pins.sort();
+        pins
+    }
+
+    /// Host links carrying ctnet's veth prefix.
+    pub fn host_veths(&self) -> Vec<String> {
+        net::link_names(&self.host).into_iter().filter(|n| n.starts_with("ctv")).collect()
+    }
+
+    /// Ends the test: asserts that the API has no sandboxes and the kernel
+    /// holds no sandbox pins and no veths, stops the daemons, removes every
+    /// namespace and mount, and asserts none is left.
+    pub async fn finish(mut self) {
+        let list = self.client.sandboxes.list_sandboxes(pb::ListSandboxesRequest::default()).await.unwrap().into_inner();
+        assert!(list.sandboxes.is_empty(), "sandboxes left: {:?}", list.sandboxes.iter().map(|s| &s.id).collect::<Vec<_>>());
+        assert_eq!(self.sandbox_pins(), Vec::<String>::new(), "netns pins left");
+        assert_eq!(self.host_veths(), Vec::<String>::new(), "veths left");
+        self.cleanup();
+        assert_eq!(netns::mounts_under(&self.dir), Vec::<String>::new(), "mounts left");
+        assert!(!self.dir.exists(), "test directory left");
+    }
+
+    fn cleanup(&mut self) {
+        let pids: Vec<u32> = [&self.netexec, &self.api].iter().filter_map(|c| c.as_ref().map(|c| c.id())).collect();
+        kill(self.api.take());
+        kill(self.netexec.take());
+        for pid in pids {
+            assert!(!Path::new(&format!("/proc/{pid}")).exists(), "daemon {pid} still running");
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.netns_dir) {
+            for e in entries.flatten() {
+                netns::unpin(&e.path());
+            }
+        }
+        let _ = nix::mount::umount2(&self.netns_dir, nix::mount::MntFlags::MNT_DETACH);
+        netns::unpin(&self.host);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if self.dir.exists() {
+            self.cleanup();
+        }
+    }
+}
+
+fn kill(child: Option<Child>) {
+    if let Some(mut c) = child {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// A client that is never used: replaced as soon as the API is up.
+fn placeholder_client() -> Client {
+    let channel = tonic::transport::Endpoint::from_static("http://[::1]:1").connect_lazy();
+    Client {
+        networks: pb::network_service_client::NetworkServiceClient::new(channel.clone()),
+        sandboxes: pb::sandbox_service_client::SandboxServiceClient::new(channel.clone()),
+        channel,
+    }
+}
+
+/// Request builders for the common cases.
+pub mod req {
+    use super::pb;
+    use pb::create_sandbox_request::Mode;
+
+    pub fn bridge(name: &str, networks: &[&str]) -> pb::CreateSandboxRequest {
+        pb::CreateSandboxRequest {
+            name: Some(name.to_string()),
+            mode: Some(Mode::Bridge(pb::BridgeMode {
+                networks: networks.iter().map(|n| pb::NetworkAttachment { network: n.to_string(), ipv4_address: None }).collect(),
+            })),
+            ..Default::default()
+        }
+    }
+
+    pub fn mode(name: &str, mode: Mode) -> pb::CreateSandboxRequest {
+        pb::CreateSandboxRequest { name: Some(name.to_string()), mode: Some(mode), ..Default::default() }
+    }
+
+    pub fn network(name: &str, subnet: &str) -> pb::CreateNetworkRequest {
+        pb::CreateNetworkRequest { name: name.into(), subnet: subnet.into(), ..Default::default() }
+    }
+}

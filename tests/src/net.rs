@@ -1,0 +1,117 @@
+//! Traffic and kernel state, each inside a given namespace: TCP round trips,
+//! pings, and `ip -j` read-backs (netlink, not /sys).
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::netns::run_in;
+
+/// A TCP echo server on a thread inside `ns`, serving `conns` connections.
+pub struct Echo {
+    pub port: u16,
+    thread: Option<JoinHandle<Vec<SocketAddr>>>,
+}
+
+impl Echo {
+    pub fn start(ns: &Path, addr: Ipv4Addr, conns: usize) -> Echo {
+        let (tx, rx) = mpsc::channel();
+        let file = std::fs::File::open(ns).expect("open netns");
+        let thread = std::thread::spawn(move || {
+            nix::sched::setns(std::os::fd::AsFd::as_fd(&file), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let l = TcpListener::bind((addr, 0)).expect("bind echo");
+            tx.send(l.local_addr().unwrap().port()).unwrap();
+            let mut peers = Vec::new();
+            for _ in 0..conns {
+                let (mut s, peer) = l.accept().expect("accept");
+                peers.push(peer);
+                let mut buf = [0u8; 256];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let _ = s.write_all(&buf[..n]);
+            }
+            peers
+        });
+        Echo { port: rx.recv().expect("echo port"), thread: Some(thread) }
+    }
+
+    /// Waits for the served connections; returns the peers seen.
+    pub fn peers(mut self) -> Vec<SocketAddr> {
+        self.thread.take().unwrap().join().expect("echo thread")
+    }
+}
+
+/// Connects from inside `ns`, sends `msg`, returns the reply (or the error).
+pub fn tcp_roundtrip(ns: &Path, addr: Ipv4Addr, port: u16, msg: &str) -> Result<String, String> {
+    let msg = msg.to_string();
+    run_in(ns, move || {
+        let sa = SocketAddr::from((addr, port));
+        let mut s = TcpStream::connect_timeout(&sa, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.write_all(msg.as_bytes()).map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    })
+}
+
+/// One ICMP echo from inside `ns`, waiting at most `secs` seconds.
+pub fn ping(ns: &Path, addr: Ipv4Addr, secs: u32) -> bool {
+    Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["ping", "-n", "-q", "-c", "1", "-W", &secs.to_string(), &addr.to_string()])
+        .output()
+        .expect("run ping (apt install iputils-ping)")
+        .status
+        .success()
+}
+
+/// `ip -j ARGS` inside `ns`.
+pub fn ip_json(ns: &Path, args: &[&str]) -> Value {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .arg("ip")
+        .arg("-j")
+        .args(args)
+        .output()
+        .expect("run ip");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(vec![]))
+}
+
+/// Names of the links in `ns`.
+pub fn link_names(ns: &Path) -> Vec<String> {
+    let links = ip_json(ns, &["link", "show"]);
+    let mut names: Vec<String> = links.as_array().unwrap().iter().map(|l| l["ifname"].as_str().unwrap().to_string()).collect();
+    names.sort();
+    names
+}
+
+/// The link named `name` in `ns`, with details (kind, master, alias).
+pub fn link(ns: &Path, name: &str) -> Option<Value> {
+    let links = ip_json(ns, &["-d", "link", "show"]);
+    links.as_array().unwrap().iter().find(|l| l["ifname"] == name).cloned()
+}
+
+/// IPv4 addresses with prefix on `dev` in `ns`, e.g. "198.18.0.2/16".
+pub fn addresses(ns: &Path, dev: &str) -> Vec<String> {
+    let a = ip_json(ns, &["-4", "addr", "show", "dev", dev]);
+    a[0]["addr_info"]
+        .as_array()
+        .map(|v| v.iter().map(|i| format!("{}/{}", i["local"].as_str().unwrap(), i["prefixlen"])).collect())
+        .unwrap_or_default()
+}
+
+/// IPv4 routes of the main table in `ns`.
+pub fn routes(ns: &Path) -> Vec<Value> {
+    ip_json(ns, &["-4", "route", "show"]).as_array().unwrap().clone()
+}
+
+/// True when `ns` holds no link with ctnet's veth prefix.
+pub fn host_veths_is_empty(ns: &Path) -> bool {
+    link_names(ns).iter().all(|n| !n.starts_with("ctv"))
+}

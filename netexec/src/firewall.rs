@@ -23,7 +23,8 @@ pub struct NoFirewall;
 
 #[tonic::async_trait]
 impl Firewall for NoFirewall {
-    async fn network_ready(&self, _net: &FirewallNetwork) -> Result<()> {
+    async fn network_ready(&self, net: &FirewallNetwork) -> Result<()> {
+        tracing::debug!(bridge = %net.bridge, "no firewall configured: nothing to install");
         Ok(())
     }
     async fn network_removed(&self, _net: &FirewallNetwork) -> Result<()> {

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 
 use futures_util::TryStreamExt;
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage, State};
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
 use crate::checks::{AddrPrefix, OwnedLinkName, Owner, SandboxIfName, ALIAS_PREFIX};
@@ -192,26 +192,61 @@ pub async fn create_veth(handle: &Handle, spec: &EndpointSpec, netns: &std::fs::
     Ok(true)
 }
 
-/// Inside the sandbox: loopback up, then the address, the link up (which
-/// with arp_notify announces the address) and the default route.
-pub async fn configure_inside(handle: Handle, ifname: SandboxIfName, address: AddrPrefix, gateway: Option<Ipv4Addr>) -> Result<()> {
+/// What to configure on the sandbox side of an endpoint.
+pub struct InsideSpec {
+    pub ifname: SandboxIfName,
+    pub address: AddrPrefix,
+    pub gateway: Option<Ipv4Addr>,
+    pub mac: [u8; 6],
+}
+
+/// Inside the sandbox: loopback up, the address, the link up, the MAC
+/// announced, and the default route.
+pub async fn configure_inside(handle: Handle, spec: InsideSpec) -> Result<()> {
+    let InsideSpec { ifname, address, gateway, mac } = spec;
     loopback_up(&handle).await?;
     let link = link_by_name(&handle, ifname.as_str())
         .await?
         .ok_or_else(|| ExecError::Internal(format!("{} missing inside the namespace", ifname.as_str())))?;
-    // Neighbours that cached a previous holder of this address learn the new
-    // MAC from the gratuitous ARP sent when the link comes up.
+    // With arp_notify the kernel sends a gratuitous ARP on a MAC change, so
+    // neighbours that cached a previous holder of this address learn the new
+    // MAC at once (see `announce`).
     let sysctl = format!("/proc/sys/net/ipv4/conf/{}/arp_notify", ifname.as_str());
     std::fs::write(&sysctl, "1").map_err(|e| ExecError::internal("set arp_notify", e))?;
     let add = handle.address().add(link.index, IpAddr::V4(address.addr), address.prefix);
     ignore_exists(add.execute().await).map_err(nl_err("add address"))?;
     let up = LinkUnspec::new_with_index(link.index).up().build();
     handle.link().set(up).execute().await.map_err(nl_err("set link up"))?;
+    announce(&handle, link.index, mac).await?;
     if let Some(gw) = gateway {
         let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).output_interface(link.index).build();
         handle.route().add(route).replace().execute().await.map_err(nl_err("add default route"))?;
     }
     Ok(())
+}
+
+/// The gratuitous ARP that arp_notify sends when the link comes up is lost:
+/// the veth's carrier, and with it the qdisc, come up a moment later
+/// (linkwatch). So once the link is operationally up, the same MAC is set
+/// again: a NETDEV_CHANGEADDR, whose gratuitous ARP does go out.
+async fn announce(handle: &Handle, index: u32, mac: [u8; 6]) -> Result<()> {
+    for _ in 0..ANNOUNCE_POLLS {
+        if oper_up(handle, index).await? {
+            let again = LinkUnspec::new_with_index(index).address(mac.to_vec()).build();
+            return handle.link().set(again).execute().await.map_err(nl_err("announce MAC"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    tracing::warn!(index, "link not operationally up after {ANNOUNCE_POLLS} ms; address not announced");
+    Ok(())
+}
+
+const ANNOUNCE_POLLS: u32 = 500;
+
+async fn oper_up(handle: &Handle, index: u32) -> Result<bool> {
+    let mut links = handle.link().get().match_index(index).execute();
+    let msg = links.try_next().await.map_err(nl_err("get link"))?;
+    Ok(msg.is_some_and(|m| m.attributes.iter().any(|a| matches!(a, LinkAttribute::OperState(State::Up)))))
 }
 
 pub async fn loopback_up(handle: &Handle) -> Result<()> {

@@ -80,8 +80,9 @@ impl ExecService {
         let ns = netns::open(&self.target_path(&target))?;
         let inside = ns.try_clone().map_err(|e| ExecError::internal("dup netns fd", e))?;
         kernel::create_veth(&self.host, &spec, &ns).await?;
-        let (ifname, address, gateway) = (spec.ifname.clone(), spec.address, spec.gateway);
-        let done = netns::run_in(Place::Existing(inside), move |h| kernel::configure_inside(h, ifname, address, gateway)).await;
+        let inside_spec =
+            kernel::InsideSpec { ifname: spec.ifname.clone(), address: spec.address, gateway: spec.gateway, mac: spec.mac };
+        let done = netns::run_in(Place::Existing(inside), move |h| kernel::configure_inside(h, inside_spec)).await;
         if done.is_err() {
             // All or nothing: a half-configured endpoint is removed again.
             let _ = kernel::delete_owned_link(&self.host, &spec.host_ifname).await;

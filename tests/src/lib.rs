@@ -277,3 +277,31 @@ pub mod req {
         pb::CreateNetworkRequest { name: name.into(), subnet: subnet.into(), ..Default::default() }
     }
 }
+
+/// Small helpers on the client, so tests read like the scenario.
+impl Stack {
+    pub async fn create(&mut self, r: pb::CreateSandboxRequest) -> pb::Sandbox {
+        self.client.sandboxes.create_sandbox(r).await.expect("create sandbox").into_inner()
+    }
+
+    pub async fn delete(&mut self, sandbox: &str) {
+        let r = pb::DeleteSandboxRequest { sandbox: sandbox.into() };
+        self.client.sandboxes.delete_sandbox(r).await.expect("delete sandbox");
+    }
+
+    pub async fn get(&mut self, sandbox: &str) -> pb::Sandbox {
+        let r = pb::GetSandboxRequest { sandbox: sandbox.into() };
+        self.client.sandboxes.get_sandbox(r).await.expect("get sandbox").into_inner()
+    }
+
+    pub async fn network(&mut self, network: &str) -> pb::Network {
+        let r = pb::GetNetworkRequest { network: network.into() };
+        self.client.networks.get_network(r).await.expect("get network").into_inner()
+    }
+}
+
+/// The IPv4 address (without prefix) of a sandbox's interface.
+pub fn ip_of(s: &pb::Sandbox, ifname: &str) -> std::net::Ipv4Addr {
+    let i = s.interfaces.iter().find(|i| i.name == ifname).unwrap_or_else(|| panic!("{ifname} missing on {}", s.id));
+    i.address.split('/').next().unwrap().parse().unwrap()
+}

@@ -1,0 +1,52 @@
+//! The CNI model: a runtime pins a namespace, ctnet only configures it.
+use ctnet_tests::net::{self, Echo};
+use ctnet_tests::{ip_of, netns, pb, req, Stack};
+
+#[tokio::test]
+async fn runtime_pinned_namespace_joins_the_bridge_and_is_left_alone() {
+    let mut st = Stack::start().await;
+    let pin = st.dir.join("runtime-ns");
+    netns::create_pinned(&pin, || {});
+    let mut r = req::bridge("ext", &[]);
+    r.netns_path = Some(pin.display().to_string());
+    let ext = st.create(r).await;
+    assert_eq!(Stack::pin_of(&ext), pin);
+    assert!(!ext.netns_owned);
+    assert_eq!(net::addresses(&pin, "eth0"), vec![ext.interfaces[0].address.clone()]);
+    let other = st.create(req::bridge("other", &[])).await;
+    let echo = Echo::start(&pin, ip_of(&ext, "eth0"), 1);
+    let reply = net::tcp_roundtrip(&Stack::pin_of(&other), ip_of(&ext, "eth0"), echo.port, "to runtime ns");
+    assert_eq!(reply.unwrap(), "to runtime ns");
+    echo.peers();
+    assert!(net::ping(&pin, ip_of(&other, "eth0"), 3));
+
+    st.delete("ext").await;
+    // The runtime's pin survives, its eth0 and our host end are gone.
+    assert!(netns::mounts_under(&pin).len() == 1, "the runtime's pin is still mounted");
+    assert_eq!(net::link_names(&pin), vec!["lo".to_string()]);
+    st.delete("other").await;
+    netns::unpin(&pin);
+    st.finish().await;
+}
+
+#[tokio::test]
+async fn external_paths_that_are_not_namespaces_are_refused() {
+    let mut st = Stack::start().await;
+    let plain = st.dir.join("plain-file");
+    std::fs::write(&plain, "").unwrap();
+    let links = net::link_names(&st.host);
+    for path in [plain.display().to_string(), st.host.display().to_string(), "/nonexistent/ns".into()] {
+        let mut r = req::bridge("bad", &[]);
+        r.netns_path = Some(path.clone());
+        let err = st.client.sandboxes.create_sandbox(r).await.unwrap_err();
+        assert!(
+            matches!(err.code(), tonic::Code::InvalidArgument | tonic::Code::PermissionDenied),
+            "{path}: {err:?}"
+        );
+        assert!(err.message().contains("netns"), "{}", err.message());
+    }
+    assert_eq!(net::link_names(&st.host), links, "no link was created");
+    let list = st.client.sandboxes.list_sandboxes(pb::ListSandboxesRequest::default()).await.unwrap().into_inner();
+    assert!(list.sandboxes.is_empty(), "no sandbox was recorded");
+    st.finish().await;
+}

@@ -7,9 +7,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }
-    let fds = protox::compile(files, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
-    fs::write(out.join("ctnet_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
+    // Reflection serves the public API only: the executor API is internal.
+    let public = protox::compile([files[0]], ["proto"])?;
+    fs::write(out.join("ctnet_v1_descriptor.bin"), prost::Message::encode_to_vec(&public))?;
+    let fds = protox::compile(files, ["proto"])?;
     // No generated `connect` constructors: they clash with the `Connect` RPC, and
     // every client builds its own Unix-socket channel anyway.
     tonic_prost_build::configure().build_transport(false).compile_fds(fds)?;

@@ -109,7 +109,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     // Both reflection versions: grpcurl speaks v1, Python's grpcio-reflection v1alpha.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(ctnet_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(ctnet_proto::PUBLIC_FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let reflection_v1 = reflection().build_v1()?;

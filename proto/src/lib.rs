@@ -10,6 +10,6 @@ pub mod exec {
     tonic::include_proto!("ctnet.exec.v1");
 }
 
-/// Encoded FileDescriptorSet of both APIs, for server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/ctnet_descriptor.bin"));
+/// Encoded FileDescriptorSet of the public API (ctnet.v1), for server
+/// reflection. The executor API is deliberately not in it.
+pub const PUBLIC_FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ctnet_v1_descriptor.bin"));

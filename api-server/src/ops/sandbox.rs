@@ -70,7 +70,7 @@ impl Ops {
             ModeSpec::Bridge { networks, netns } => {
                 rec.netns = netns.map(Netns::External).unwrap_or(Netns::Owned(PathBuf::new()));
                 for (i, attach) in networks.iter().enumerate() {
-                    let field = format!("bridge.networks[{i}]");
+                    let field = format!("bridge.networks[{i}].ipv4_address");
                     let mac = if i == 0 { spec.mac } else { None };
                     let ep = new_endpoint(st, &self.settings.link_prefix, &rec, attach, mac, &field)?;
                     rec.endpoints.push(ep);

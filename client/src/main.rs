@@ -26,6 +26,8 @@ enum Command {
     /// Manage sandboxes.
     #[command(subcommand)]
     Sandbox(SandboxCmd),
+    /// Show whether the server is serving (exits 1 when it is not).
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -127,6 +129,18 @@ async fn run(cli: Cli) -> Result<String, String> {
     match cli.command {
         Command::Network(cmd) => network(client, cmd, cli.json).await,
         Command::Sandbox(cmd) => sandbox(client, cmd, cli.json).await,
+        Command::Status => status(client).await,
+    }
+}
+
+/// grpc.health.v1: SERVING once netexec is reachable and state reconciled.
+async fn status(c: Client) -> Result<String, String> {
+    use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
+    let reply = HealthClient::new(c.channel).check(HealthCheckRequest { service: String::new() }).await.map_err(status_msg)?;
+    let s = ServingStatus::try_from(reply.into_inner().status).unwrap_or(ServingStatus::Unknown);
+    match s {
+        ServingStatus::Serving => Ok("SERVING\n".into()),
+        other => Err(format!("{} (netexec unreachable or state not yet reconciled)", other.as_str_name())),
     }
 }
 

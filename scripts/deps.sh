@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what ctnet's daemons and tests use on Debian 12, idempotently:
+# apt packages (only when a tool is missing) and, with --venv, the Python
+# test client's packages in target/venv (never the system Python).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v nft >/dev/null || need+=(nftables)
+command -v conntrack >/dev/null || need+=(conntrack)
+command -v ping >/dev/null || need+=(iputils-ping)
+command -v ip >/dev/null || need+=(iproute2)
+command -v nsenter >/dev/null || need+=(util-linux)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo is missing: install a Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+
+if [ "${1:-}" = "--venv" ]; then
+  if [ ! -x target/venv/bin/python ]; then
+    python3 -m venv target/venv
+  fi
+  target/venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+fi

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The start command: builds ctnet, then starts both daemons on this host
+# with the embedded state store under /var/lib/ctnet and the default
+# network "bridge" (bridge ctnet0, 172.30.0.0/16 unless CTNET_SUBNET says
+# otherwise). The API socket is /run/ctnet/ctnet.sock, group ctnet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+cargo build --release --workspace --quiet
+bin=$PWD/target/release
+run=/run/ctnet
+logs=/var/log/ctnet
+mkdir -p "$run" /var/lib/ctnet "$logs"
+getent group ctnet >/dev/null || groupadd --system ctnet
+
+stop() {
+  local pidfile=$run/$1.pid
+  if [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null; then
+    while kill -0 "$(cat "$pidfile")" 2>/dev/null; do sleep 0.1; done
+  fi
+  rm -f "$pidfile"
+}
+stop api
+stop netexec
+
+nohup "$bin/ctnet-netexec" --socket "$run/netexec.sock" --netns-dir "$run/netns" \
+  >>"$logs/netexec.log" 2>&1 </dev/null &
+echo $! >"$run/netexec.pid"
+nohup "$bin/ctnet-api" --socket "$run/ctnet.sock" --socket-group ctnet \
+  --netexec-socket "$run/netexec.sock" --state-dir /var/lib/ctnet \
+  --default-subnet "${CTNET_SUBNET:-172.30.0.0/16}" \
+  >>"$logs/api.log" 2>&1 </dev/null &
+echo $! >"$run/api.pid"
+
+for _ in $(seq 100); do
+  if "$bin/ctnet" -H "$run/ctnet.sock" status >/dev/null 2>&1; then
+    "$bin/ctnet" -H "$run/ctnet.sock" network ls
+    echo "ctnet is serving on $run/ctnet.sock (logs in $logs); CLI: $bin/ctnet"
+    exit 0
+  fi
+  sleep 0.1
+done
+echo "ctnet did not become ready; see $logs" >&2
+exit 1

@@ -206,6 +206,11 @@ impl Stack {
         assert!(list.sandboxes.is_empty(), "sandboxes left: {:?}", list.sandboxes.iter().map(|s| &s.id).collect::<Vec<_>>());
         assert_eq!(self.sandbox_pins(), Vec::<String>::new(), "netns pins left");
         assert_eq!(self.host_veths(), Vec::<String>::new(), "veths left");
+        let nets = self.client.networks.list_networks(pb::ListNetworksRequest::default()).await.unwrap().into_inner();
+        let mut expected: Vec<String> = nets.networks.iter().map(|n| n.bridge_name.clone()).collect();
+        expected.push("lo".into());
+        expected.sort();
+        assert_eq!(net::link_names(&self.host), expected, "only lo and the bridges of existing networks remain");
         self.cleanup();
         assert_eq!(netns::mounts_under(&self.dir), Vec::<String>::new(), "mounts left");
         assert!(!self.dir.exists(), "test directory left");

@@ -1,0 +1,71 @@
+//! The `ctnet` CLI against a real stack: docker-shaped commands, tables,
+//! --json, and errors that print the server's message and exit non-zero.
+use std::process::{Command, Output};
+
+use ctnet_tests::{bin, net, Stack};
+
+fn ctnet(st: &Stack, args: &[&str]) -> Output {
+    Command::new(bin("ctnet")).env("CTNET_HOST", &st.api_socket).args(args).output().expect("run ctnet")
+}
+
+fn ok(st: &Stack, args: &[&str]) -> String {
+    let out = ctnet(st, args);
+    assert!(out.status.success(), "ctnet {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(st: &Stack, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(st, args)).expect("valid JSON")
+}
+
+#[tokio::test]
+async fn cli_walkthrough() {
+    let st = Stack::start().await;
+    assert_eq!(ok(&st, &["status"]), "SERVING\n");
+    let id = ok(&st, &["network", "create", "web", "--subnet", "198.19.20.0/24", "--label", "tier=front"]);
+    assert_eq!(id.trim().len(), 16);
+    let table = ok(&st, &["network", "ls"]);
+    assert!(table.starts_with("NETWORK ID"), "{table}");
+    assert!(table.contains("web") && table.contains("198.19.20.0/24"), "{table}");
+
+    let a = ok(&st, &["sandbox", "create", "--name", "a", "--net", "web", "--ip", "198.19.20.50"]);
+    let b = ok(&st, &["sandbox", "create", "--name", "b", "--mac", "02:00:00:00:00:0b"]);
+    ok(&st, &["sandbox", "create", "--name", "n", "--net", "none"]);
+    ok(&st, &["sandbox", "create", "--name", "h", "--net", "host"]);
+    ok(&st, &["sandbox", "create", "--name", "j", "--net", "container:a"]);
+    let inspect = json(&st, &["sandbox", "inspect", "a"]);
+    assert_eq!(inspect[0]["id"], a.trim());
+    assert_eq!(inspect[0]["interfaces"][0]["address"], "198.19.20.50/24");
+    assert_eq!(json(&st, &["sandbox", "inspect", "b"])[0]["interfaces"][0]["mac_address"], "02:00:00:00:00:0b");
+    assert_eq!(json(&st, &["sandbox", "inspect", "j"])[0]["mode"], format!("container:{}", a.trim()));
+    let listed = json(&st, &["sandbox", "ls", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 5);
+    assert!(ok(&st, &["sandbox", "ls"]).contains("eth0=198.19.20.50/24"));
+
+    let connected = json(&st, &["--json", "sandbox", "connect", "b", "web"]);
+    assert_eq!(connected["interfaces"][1]["name"], "eth1");
+    let pin_b = json(&st, &["sandbox", "inspect", "b"])[0]["netns_path"].as_str().unwrap().to_string();
+    assert!(net::ping(std::path::Path::new(&pin_b), "198.19.20.50".parse().unwrap(), 3));
+    assert_eq!(json(&st, &["network", "inspect", "web"])[0]["sandboxes"].as_array().unwrap().len(), 2);
+    ok(&st, &["sandbox", "disconnect", "b", "web"]);
+
+    // Errors: the server's message, non-zero exit.
+    let out = ctnet(&st, &["sandbox", "create", "--net", "container:ghost"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ghost") && err.contains("NotFound"), "{err}");
+    let out = ctnet(&st, &["network", "rm", "web"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FailedPrecondition"));
+
+    assert_eq!(ok(&st, &["sandbox", "rm", "j", "a", "b", "n", "h"]).lines().count(), 5);
+    ok(&st, &["network", "rm", "web"]);
+    st.finish().await;
+}
+
+#[tokio::test]
+async fn cli_reports_an_unreachable_server() {
+    let out = Command::new(bin("ctnet")).args(["-H", "/nonexistent/ctnet.sock", "network", "ls"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach ctnet"));
+}

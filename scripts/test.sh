@@ -6,4 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --venv
 cargo build --workspace --quiet
-cargo test --workspace --quiet -- --test-threads="${CTNET_TEST_THREADS:-4}"
+log=$(mktemp)
+status=0
+cargo test --workspace --quiet -- --test-threads="${CTNET_TEST_THREADS:-4}" 2>&1 | tee "$log" || status=$?
+# One closing line with the totals of every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit $status

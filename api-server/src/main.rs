@@ -63,21 +63,11 @@ struct Args {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    init_logging(&args.log_format);
+    ctnet_proto::daemon::init_logging(&args.log_format);
     if let Err(e) = run(args).await {
         tracing::error!(error = %e, "ctnet-api failed");
         std::process::exit(1);
@@ -124,7 +114,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         .add_service(reflection_v1alpha)
         .add_service(NetworkServiceServer::new(api.clone()))
         .add_service(SandboxServiceServer::new(api))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown())
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), ctnet_proto::daemon::shutdown_signal())
         .await?;
     tracing::info!("stopped");
     Ok(())
@@ -181,11 +171,3 @@ async fn watch_executor(ops: Arc<Ops>, exec: Arc<dyn Executor>, reporter: Health
     }
 }
 
-async fn shutdown() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = tokio::signal::ctrl_c() => {},
-    }
-}

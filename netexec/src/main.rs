@@ -34,20 +34,11 @@ struct Args {
     log_format: String,
 }
 
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    init_logging(&args.log_format);
+    ctnet_proto::daemon::init_logging(&args.log_format);
     if let Err(e) = run(args).await {
         tracing::error!(error = %e, "ctnet-netexec failed");
         std::process::exit(1);
@@ -74,17 +65,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     tonic::transport::Server::builder()
         .add_service(ExecutorServer::new(svc))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown())
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), ctnet_proto::daemon::shutdown_signal())
         .await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = tokio::signal::ctrl_c() => {},
-    }
-}

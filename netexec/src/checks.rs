@@ -103,6 +103,10 @@ impl Owner {
     pub fn alias(&self) -> String {
         format!("{ALIAS_PREFIX}{}", self.0)
     }
+    /// The bare tag, e.g. "sb:<id>" (used as nft element comments).
+    pub fn tag(&self) -> &str {
+        &self.0
+    }
 }
 
 /// An IPv4 address with its prefix length, "a.b.c.d/len".
@@ -123,6 +127,18 @@ impl AddrPrefix {
             return Err(invalid(field, format!("{s:?} is not a usable unicast address and prefix")));
         }
         Ok(Self { addr, prefix })
+    }
+}
+
+impl AddrPrefix {
+    /// A canonical subnet: no host bits set.
+    pub fn parse_subnet(field: &str, s: &str) -> Result<Self> {
+        let net = Self::parse(field, s)?;
+        let mask = u32::MAX << (32 - net.prefix);
+        if u32::from(net.addr) & !mask != 0 {
+            return Err(invalid(field, format!("{s:?} has host bits set")));
+        }
+        Ok(net)
     }
 }
 

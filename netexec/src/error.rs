@@ -42,3 +42,17 @@ pub fn netlink_errno(err: &rtnetlink::Error) -> Option<i32> {
         _ => None,
     }
 }
+
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExecError::InvalidArgument(m)
+            | ExecError::PermissionDenied(m)
+            | ExecError::FailedPrecondition(m)
+            | ExecError::NotFound(m)
+            | ExecError::Internal(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ExecError {}

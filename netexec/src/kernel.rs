@@ -5,7 +5,7 @@ use std::os::fd::AsRawFd;
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage, State};
-use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
 use crate::checks::{AddrPrefix, OwnedLinkName, Owner, SandboxIfName, ALIAS_PREFIX};
 use crate::error::{netlink_errno, ExecError, Result};
@@ -35,6 +35,7 @@ pub struct EndpointSpec {
     pub mac: [u8; 6],
     pub mtu: u32,
     pub owner: Owner,
+    pub hairpin: bool,
 }
 
 /// What a link is, read back from the kernel.
@@ -188,7 +189,10 @@ pub async fn create_veth(handle: &Handle, spec: &EndpointSpec, netns: &std::fs::
     let host = link_by_name(handle, spec.host_ifname.as_str())
         .await?
         .ok_or_else(|| ExecError::Internal("veth vanished after creation".into()))?;
-    set_alias(handle, host.index, &spec.owner).await?;
+    // Owner tag and bridge-port options in one message (the kernel applies
+    // neither in a create request).
+    let port = LinkBridgePort::new(host.index).hairpin(spec.hairpin).alias(spec.owner.alias()).build();
+    handle.link().set_port(port).execute().await.map_err(nl_err("tag veth, set hairpin"))?;
     Ok(true)
 }
 

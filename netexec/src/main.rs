@@ -5,6 +5,7 @@ mod checks;
 mod error;
 mod firewall;
 mod kernel;
+mod listeners;
 mod netns;
 mod service;
 
@@ -29,6 +30,12 @@ struct Args {
     /// Name prefix of every host link netexec may create, change or delete.
     #[arg(long, default_value = "ct")]
     prefix: String,
+    /// The nft binary (nftables).
+    #[arg(long, default_value = "nft")]
+    nft: PathBuf,
+    /// The conntrack binary (conntrack-tools).
+    #[arg(long, default_value = "conntrack")]
+    conntrack: PathBuf,
     /// Log format: "text" or "json".
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -53,7 +60,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(conn);
 
     let cfg = service::Config { prefix: args.prefix.clone(), netns_dir: args.netns_dir.clone(), host_pin };
-    let svc = service::ExecService::new(cfg, handle, Arc::new(firewall::NoFirewall));
+    let fw = firewall::nft::NftFirewall::new(args.nft.clone(), args.conntrack.clone());
+    firewall::Firewall::ensure_table(&fw).await?;
+    let svc = service::ExecService::new(cfg, handle, Arc::new(fw));
 
     if let Some(dir) = args.socket.parent() {
         std::fs::create_dir_all(dir)?;

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use crate::checks::{self, AddrPrefix, NetnsTarget, OwnedLinkName, Owner, SandboxId, SandboxIfName};
 use crate::error::{ExecError, Result};
-use crate::firewall::{Firewall, FirewallNetwork};
+use crate::firewall::{self, Firewall};
 use crate::kernel::{self, BridgeSpec, EndpointSpec};
 use crate::netns::{self, Place};
 
@@ -73,6 +73,7 @@ impl ExecService {
             mac: checks::parse_mac("mac", &r.mac)?,
             mtu: checks::parse_mtu("mtu", r.mtu)?,
             owner: Owner::parse("owner", &r.owner)?,
+            hairpin: r.hairpin,
         })
     }
 
@@ -114,7 +115,6 @@ impl Executor for ExecService {
             owner: Owner::parse("owner", &r.owner)?,
         };
         kernel::ensure_bridge(&self.host, &spec).await?;
-        self.firewall.network_ready(&FirewallNetwork { bridge: r.name }).await?;
         tracing::info!("bridge ready");
         ok(pb::EnsureBridgeResponse {})
     }
@@ -122,7 +122,6 @@ impl Executor for ExecService {
     #[tracing::instrument(skip_all, fields(bridge = %req.get_ref().name))]
     async fn delete_bridge(&self, req: Request<pb::DeleteBridgeRequest>) -> Reply<pb::DeleteBridgeResponse> {
         let name = self.link_name("name", &req.get_ref().name)?;
-        self.firewall.network_removed(&FirewallNetwork { bridge: name.as_str().to_string() }).await?;
         kernel::delete_owned_link(&self.host, &name).await?;
         tracing::info!("bridge deleted");
         ok(pb::DeleteBridgeResponse {})
@@ -191,6 +190,36 @@ impl Executor for ExecService {
             })
             .collect();
         ok(pb::InventoryResponse { links: owned, netns_pins: list_pins(&self.cfg.netns_dir)? })
+    }
+
+    async fn update_firewall(&self, req: Request<pb::FirewallDelta>) -> Reply<pb::UpdateFirewallResponse> {
+        let delta = firewall::parse_delta(req.get_ref(), &self.cfg.prefix)?;
+        self.firewall.update(&delta).await?;
+        tracing::info!(
+            add_networks = delta.add_networks.len(),
+            remove_networks = delta.remove_networks.len(),
+            add_ports = delta.add_ports.len(),
+            remove_ports = delta.remove_ports.len(),
+            "firewall updated"
+        );
+        ok(pb::UpdateFirewallResponse {})
+    }
+
+    async fn sync_firewall(&self, req: Request<pb::FirewallState>) -> Reply<pb::SyncFirewallResponse> {
+        let state = firewall::parse_state(req.get_ref(), &self.cfg.prefix)?;
+        self.firewall.sync(&state).await?;
+        ok(pb::SyncFirewallResponse {})
+    }
+
+    async fn list_listeners(&self, _: Request<pb::ListListenersRequest>) -> Reply<pb::ListListenersResponse> {
+        let found = tokio::task::spawn_blocking(crate::listeners::list)
+            .await
+            .map_err(|e| ExecError::internal("listener task", e))??;
+        let listeners = found
+            .into_iter()
+            .map(|l| pb::Listener { protocol: l.protocol.into(), address: l.address.to_string(), port: l.port.into() })
+            .collect();
+        ok(pb::ListListenersResponse { listeners })
     }
 }
 

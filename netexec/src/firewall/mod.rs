@@ -1,0 +1,132 @@
+//! Packet filtering and NAT behind one trait, so the executor's service does
+//! not care how rules are installed. The implementation is nftables
+//! (`nft.rs`): one table, sets and maps whose elements each request adds or
+//! removes in one transaction.
+pub mod nft;
+pub mod render;
+
+use std::net::Ipv4Addr;
+
+use crate::checks::{self, AddrPrefix, OwnedLinkName, Owner};
+use crate::error::{ExecError, Result};
+use ctnet_proto::exec as pb;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Proto {
+    pub fn parse(field: &str, s: &str) -> Result<Self> {
+        match s {
+            "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            "sctp" => Ok(Proto::Sctp),
+            _ => Err(ExecError::InvalidArgument(format!("{field}: {s:?} is not tcp, udp or sctp"))),
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+        }
+    }
+}
+
+/// A network as the firewall sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwNetwork {
+    pub bridge: OwnedLinkName,
+    /// Canonical subnet.
+    pub subnet: AddrPrefix,
+    pub internal: bool,
+    pub icc: bool,
+}
+
+/// One published port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwPort {
+    pub proto: Proto,
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub target_ip: Ipv4Addr,
+    pub target_port: u16,
+    pub owner: Owner,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Delta {
+    pub add_networks: Vec<FwNetwork>,
+    pub remove_networks: Vec<FwNetwork>,
+    pub add_ports: Vec<FwPort>,
+    pub remove_ports: Vec<FwPort>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FwState {
+    pub networks: Vec<FwNetwork>,
+    pub ports: Vec<FwPort>,
+}
+
+#[tonic::async_trait]
+pub trait Firewall: Send + Sync + 'static {
+    /// Creates the table if it is missing; leaves an existing one alone.
+    async fn ensure_table(&self) -> Result<()>;
+    /// Adds and removes exactly these elements, in one transaction.
+    async fn update(&self, delta: &Delta) -> Result<()>;
+    /// Replaces the whole table with `state`, atomically.
+    async fn sync(&self, state: &FwState) -> Result<()>;
+}
+
+pub fn parse_network(field: &str, n: &pb::FirewallNetwork, prefix: &str) -> Result<FwNetwork> {
+    let subnet = AddrPrefix::parse_subnet(&format!("{field}.subnet"), &n.subnet)?;
+    Ok(FwNetwork {
+        bridge: OwnedLinkName::parse(&format!("{field}.bridge"), &n.bridge, prefix)?,
+        subnet,
+        internal: n.internal,
+        icc: n.icc,
+    })
+}
+
+pub fn parse_port(field: &str, p: &pb::FirewallPort) -> Result<FwPort> {
+    let port = |name: &str, v: u32| -> Result<u16> {
+        u16::try_from(v)
+            .ok()
+            .filter(|v| *v != 0)
+            .ok_or_else(|| ExecError::InvalidArgument(format!("{field}.{name}: {v} is not a port (1-65535)")))
+    };
+    let ip = |name: &str, s: &str| -> Result<Ipv4Addr> {
+        s.parse().map_err(|_| ExecError::InvalidArgument(format!("{field}.{name}: {s:?} is not an IPv4 address")))
+    };
+    Ok(FwPort {
+        proto: Proto::parse(&format!("{field}.protocol"), &p.protocol)?,
+        host_ip: if p.host_ip.is_empty() { None } else { Some(ip("host_ip", &p.host_ip)?) },
+        host_port: port("host_port", p.host_port)?,
+        target_ip: ip("target_ip", &p.target_ip)?,
+        target_port: port("target_port", p.target_port)?,
+        owner: checks::Owner::parse(&format!("{field}.owner"), &p.owner)?,
+    })
+}
+
+pub fn parse_delta(d: &pb::FirewallDelta, prefix: &str) -> Result<Delta> {
+    let nets = |list: &[pb::FirewallNetwork], name: &str| -> Result<Vec<FwNetwork>> {
+        list.iter().enumerate().map(|(i, n)| parse_network(&format!("{name}[{i}]"), n, prefix)).collect()
+    };
+    let ports = |list: &[pb::FirewallPort], name: &str| -> Result<Vec<FwPort>> {
+        list.iter().enumerate().map(|(i, p)| parse_port(&format!("{name}[{i}]"), p)).collect()
+    };
+    Ok(Delta {
+        add_networks: nets(&d.add_networks, "add_networks")?,
+        remove_networks: nets(&d.remove_networks, "remove_networks")?,
+        add_ports: ports(&d.add_ports, "add_ports")?,
+        remove_ports: ports(&d.remove_ports, "remove_ports")?,
+    })
+}
+
+pub fn parse_state(s: &pb::FirewallState, prefix: &str) -> Result<FwState> {
+    let d = parse_delta(&pb::FirewallDelta { add_networks: s.networks.clone(), add_ports: s.ports.clone(), ..Default::default() }, prefix)?;
+    Ok(FwState { networks: d.add_networks, ports: d.add_ports })
+}

@@ -1,0 +1,120 @@
+//! The nftables firewall: ruleset text piped to `nft -f -`, which applies it
+//! as one atomic transaction. Running the nft binary keeps a process
+//! boundary between netexec and GPL libnftables.
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use super::{render, Delta, Firewall, FwNetwork, FwState, Proto};
+use crate::error::{ExecError, Result};
+
+pub struct NftFirewall {
+    nft: PathBuf,
+    conntrack: PathBuf,
+}
+
+impl NftFirewall {
+    pub fn new(nft: PathBuf, conntrack: PathBuf) -> Self {
+        Self { nft, conntrack }
+    }
+
+    async fn run(&self, script: &str) -> Result<()> {
+        let mut child = Command::new(&self.nft)
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| ExecError::internal(&format!("run {}", self.nft.display()), e))?;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(script.as_bytes()).await.map_err(|e| ExecError::internal("write to nft", e))?;
+        drop(stdin);
+        let out = child.wait_with_output().await.map_err(|e| ExecError::internal("wait for nft", e))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            tracing::error!(stderr = %err, "nft transaction refused");
+            return Err(ExecError::Internal(format!("nft refused the transaction: {}", err.trim())));
+        }
+        Ok(())
+    }
+
+    async fn table_exists(&self) -> Result<bool> {
+        let status = Command::new(&self.nft)
+            .args(["list", "table", "inet", "ctnet"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .map_err(|e| ExecError::internal("run nft", e))?;
+        Ok(status.success())
+    }
+
+    /// Outbound NAT needs forwarding; DNAT of 127.0.0.1 needs route_localnet
+    /// on the bridge (the DNAT'ed packet keeps its loopback source).
+    fn enable_routing(&self, nets: &[FwNetwork]) -> Result<()> {
+        let routed: Vec<&FwNetwork> = nets.iter().filter(|n| !n.internal).collect();
+        if routed.is_empty() {
+            return Ok(());
+        }
+        write_sysctl("ipv4/ip_forward", "1")?;
+        for n in routed {
+            write_sysctl(&format!("ipv4/conf/{}/route_localnet", n.bridge.as_str()), "1")?;
+        }
+        Ok(())
+    }
+
+    /// A UDP flow keeps its conntrack entry, and with it its old DNAT target,
+    /// as long as the client keeps sending: flush entries for a new
+    /// mapping's host port so the next datagram meets the new mapping.
+    async fn flush_udp_flows(&self, delta: &Delta) -> Result<()> {
+        for p in delta.add_ports.iter().filter(|p| p.proto == Proto::Udp) {
+            let mut cmd = Command::new(&self.conntrack);
+            cmd.args(["-D", "-p", "udp", "--orig-port-dst", &p.host_port.to_string()]);
+            if let Some(ip) = p.host_ip {
+                cmd.args(["--orig-dst", &ip.to_string()]);
+            }
+            let out = cmd.output().await.map_err(|e| ExecError::internal("run conntrack", e))?;
+            // conntrack -D exits 1 when nothing matched.
+            if !matches!(out.status.code(), Some(0) | Some(1)) {
+                return Err(ExecError::Internal(format!("conntrack -D: {}", String::from_utf8_lossy(&out.stderr).trim())));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes under /proc/sys/net, which resolves to the namespace of the
+/// calling thread: netexec's own, the host's (workers never switch).
+fn write_sysctl(key: &str, value: &str) -> Result<()> {
+    let path = format!("/proc/sys/net/{key}");
+    std::fs::write(&path, value).map_err(|e| ExecError::internal(&format!("write {path}"), e))
+}
+
+#[tonic::async_trait]
+impl Firewall for NftFirewall {
+    async fn ensure_table(&self) -> Result<()> {
+        if !self.table_exists().await? {
+            self.run(&render::table(&FwState::default())).await?;
+            tracing::info!("nftables table inet ctnet created");
+        }
+        Ok(())
+    }
+
+    async fn update(&self, delta: &Delta) -> Result<()> {
+        let script = render::delta(delta);
+        if !script.is_empty() {
+            self.run(&script).await?;
+        }
+        self.enable_routing(&delta.add_networks)?;
+        self.flush_udp_flows(delta).await
+    }
+
+    async fn sync(&self, state: &FwState) -> Result<()> {
+        self.run(&render::full(state)).await?;
+        self.enable_routing(&state.networks)?;
+        tracing::info!(networks = state.networks.len(), ports = state.ports.len(), "nftables table rebuilt");
+        Ok(())
+    }
+}

@@ -9,6 +9,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
 
 use crate::domain::Mac;
+use crate::ports::HostListener;
 
 /// Which namespace an endpoint goes into.
 #[derive(Debug, Clone)]
@@ -29,6 +30,7 @@ pub struct EndpointArgs {
     pub mac: Mac,
     pub mtu: u32,
     pub owner: String,
+    pub hairpin: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +54,12 @@ pub trait Executor: Send + Sync + 'static {
     async fn setup_loopback(&self, netns: &NetnsTarget) -> Result<(), Status>;
     async fn attach(&self, e: &EndpointArgs) -> Result<(), Status>;
     async fn detach(&self, host_ifname: &str) -> Result<(), Status>;
+    /// Adds and removes firewall elements in one transaction.
+    async fn update_firewall(&self, delta: pb::FirewallDelta) -> Result<(), Status>;
+    /// Replaces the whole firewall table with this state.
+    async fn sync_firewall(&self, state: pb::FirewallState) -> Result<(), Status>;
+    /// Sockets listening in the host namespace.
+    async fn list_listeners(&self) -> Result<Vec<HostListener>, Status>;
 }
 
 /// The executor over gRPC on netexec's Unix socket. The channel connects
@@ -140,6 +148,7 @@ impl Executor for GrpcExecutor {
             mac: e.mac.0.to_vec(),
             mtu: e.mtu,
             owner: e.owner.clone(),
+            hairpin: e.hairpin,
         };
         self.client.clone().attach_endpoint(req).await.map_err(exec_status)?;
         Ok(())
@@ -149,5 +158,20 @@ impl Executor for GrpcExecutor {
         let req = pb::DetachEndpointRequest { host_ifname: host_ifname.into() };
         self.client.clone().detach_endpoint(req).await.map_err(exec_status)?;
         Ok(())
+    }
+
+    async fn update_firewall(&self, delta: pb::FirewallDelta) -> Result<(), Status> {
+        self.client.clone().update_firewall(delta).await.map_err(exec_status)?;
+        Ok(())
+    }
+
+    async fn sync_firewall(&self, state: pb::FirewallState) -> Result<(), Status> {
+        self.client.clone().sync_firewall(state).await.map_err(exec_status)?;
+        Ok(())
+    }
+
+    async fn list_listeners(&self) -> Result<Vec<HostListener>, Status> {
+        let r = self.client.clone().list_listeners(pb::ListListenersRequest {}).await.map_err(exec_status)?;
+        Ok(r.into_inner().listeners.iter().filter_map(HostListener::from_wire).collect())
     }
 }

@@ -6,6 +6,7 @@ mod domain;
 mod executor;
 mod model;
 mod ops;
+mod ports;
 mod state;
 mod store;
 
@@ -50,6 +51,9 @@ struct Args {
     /// Name prefix of the links netexec owns; must match netexec's --prefix.
     #[arg(long, default_value = "ct")]
     link_prefix: String,
+    /// Host ports handed out when a published port names none: LO-HI.
+    #[arg(long, default_value = "49153-60999")]
+    ephemeral_ports: String,
     /// Ports allowed per bridge (at most 1023, the kernel's limit).
     #[arg(long, default_value_t = state::BRIDGE_MAX_PORTS)]
     bridge_max_ports: usize,
@@ -77,7 +81,19 @@ async fn main() {
 fn settings(args: &Args) -> Result<ops::Settings, BoxError> {
     let default_subnet = domain::Subnet::parse("--default-subnet", &args.default_subnet).map_err(|s| s.message().to_string())?;
     domain::parse_bridge_name("--default-bridge", &args.default_bridge, &args.link_prefix).map_err(|s| s.message().to_string())?;
-    Ok(ops::Settings { link_prefix: args.link_prefix.clone(), default_subnet, default_bridge: args.default_bridge.clone() })
+    let ephemeral = parse_port_range(&args.ephemeral_ports).ok_or("--ephemeral-ports: expected LO-HI with 1 <= LO <= HI <= 65535")?;
+    Ok(ops::Settings {
+        link_prefix: args.link_prefix.clone(),
+        default_subnet,
+        default_bridge: args.default_bridge.clone(),
+        ephemeral,
+    })
+}
+
+fn parse_port_range(s: &str) -> Option<ports::EphemeralRange> {
+    let (lo, hi) = s.split_once('-')?;
+    let (lo, hi): (u16, u16) = (lo.parse().ok()?, hi.parse().ok()?);
+    (lo >= 1 && lo <= hi).then_some(ports::EphemeralRange(lo, hi))
 }
 
 async fn run(args: Args) -> Result<(), BoxError> {

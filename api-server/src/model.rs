@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::ports::Proto;
 use crate::domain::{Labels, Mac, Name, Subnet};
 
 /// Where a resource is in its life. Creating and Deleting are intents
@@ -53,6 +54,31 @@ pub struct Endpoint {
     pub default_route: bool,
     /// False while the kernel work of a Connect is in flight.
     pub attached: bool,
+    /// Ports published to this interface's address.
+    #[serde(default)]
+    pub ports: Vec<PublishedPort>,
+}
+
+/// One published port: host side to this interface's address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedPort {
+    pub proto: Proto,
+    /// None: every host address.
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+impl PublishedPort {
+    /// Two mappings clash when protocol and port match on overlapping host
+    /// addresses (the wildcard overlaps every address).
+    pub fn clashes(&self, proto: Proto, host_ip: Option<Ipv4Addr>, port: u16) -> bool {
+        self.proto == proto && self.host_port == port && overlap(self.host_ip, host_ip)
+    }
+}
+
+pub fn overlap(a: Option<Ipv4Addr>, b: Option<Ipv4Addr>) -> bool {
+    a.is_none() || b.is_none() || a == b
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

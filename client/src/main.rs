@@ -83,6 +83,9 @@ enum SandboxCmd {
         /// Use a namespace a runtime already pinned (bridge and none modes).
         #[arg(long)]
         netns: Option<String>,
+        /// Publish a port: [host_ip:][host_port[-end]:]container_port[-end][/tcp|udp|sctp].
+        #[arg(short = 'p', long = "publish")]
+        publish: Vec<String>,
     },
     /// List sandboxes.
     Ls {
@@ -99,7 +102,12 @@ enum SandboxCmd {
         network: String,
         #[arg(long)]
         ip: Option<String>,
+        /// Publish a port to the address on this network.
+        #[arg(short = 'p', long = "publish")]
+        publish: Vec<String>,
     },
+    /// List a sandbox's published ports, like `docker port`.
+    Port { sandbox: String },
     /// Detach a sandbox from a network.
     Disconnect { sandbox: String, network: String },
 }
@@ -187,13 +195,14 @@ async fn network(mut c: Client, cmd: NetworkCmd, json: bool) -> Result<String, S
 async fn sandbox(mut c: Client, cmd: SandboxCmd, json: bool) -> Result<String, String> {
     let one = |s: pb::Sandbox| if json { pretty(render::sandbox_json(&s)) } else { format!("{}\n", s.id) };
     match cmd {
-        SandboxCmd::Create { net, name, ip, mac, labels, netns } => {
+        SandboxCmd::Create { net, name, ip, mac, labels, netns, publish } => {
             let req = pb::CreateSandboxRequest {
                 name,
                 labels: ctnet_client::parse_labels(&labels)?,
                 mac_address: mac,
                 mode: Some(ctnet_client::mode_from_net(&net, ip)?),
                 netns_path: netns,
+                publish,
             };
             Ok(one(c.sandboxes.create_sandbox(req).await.map_err(status_msg)?.into_inner()))
         }
@@ -217,9 +226,13 @@ async fn sandbox(mut c: Client, cmd: SandboxCmd, json: bool) -> Result<String, S
             }
             Ok(out)
         }
-        SandboxCmd::Connect { sandbox, network, ip } => {
-            let req = pb::ConnectRequest { sandbox, network, ipv4_address: ip };
+        SandboxCmd::Connect { sandbox, network, ip, publish } => {
+            let req = pb::ConnectRequest { sandbox, network, ipv4_address: ip, publish };
             Ok(one(c.sandboxes.connect(req).await.map_err(status_msg)?.into_inner()))
+        }
+        SandboxCmd::Port { sandbox } => {
+            let s = c.sandboxes.get_sandbox(pb::GetSandboxRequest { sandbox }).await.map_err(status_msg)?.into_inner();
+            Ok(if json { pretty(Value::Array(s.ports.iter().map(render::port_json).collect())) } else { render::ports_lines(&s.ports) })
         }
         SandboxCmd::Disconnect { sandbox, network } => {
             let req = pb::DisconnectRequest { sandbox, network };

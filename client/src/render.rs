@@ -38,6 +38,7 @@ pub fn sandbox_json(s: &pb::Sandbox) -> Value {
         "id": s.id, "name": s.name, "mode": mode_name(s), "netns_path": s.netns_path,
         "netns_owned": s.netns_owned, "state": state_name(s), "state_reason": s.state_reason,
         "labels": s.labels, "created_at": s.created_at,
+        "ports": s.ports.iter().map(port_json).collect::<Vec<_>>(),
         "interfaces": s.interfaces.iter().map(|i| json!({
             "name": i.name, "network_id": i.network_id, "network_name": i.network_name,
             "mac_address": i.mac_address, "address": i.address, "gateway": i.gateway,
@@ -84,4 +85,16 @@ pub fn sandboxes_table(list: &[pb::Sandbox]) -> String {
         })
         .collect();
     table(&["SANDBOX ID", "NAME", "MODE", "STATE", "ADDRESSES"], rows)
+}
+
+pub fn port_json(p: &pb::PortMapping) -> Value {
+    json!({
+        "protocol": p.protocol, "host_ip": p.host_ip, "host_port": p.host_port,
+        "interface": p.interface, "container_ip": p.container_ip, "container_port": p.container_port,
+    })
+}
+
+/// `docker port` style: "80/tcp -> 0.0.0.0:8080".
+pub fn ports_lines(ports: &[pb::PortMapping]) -> String {
+    ports.iter().map(|p| format!("{}/{} -> {}:{}\n", p.container_port, p.protocol, p.host_ip, p.host_port)).collect()
 }

@@ -3,7 +3,11 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::sys::SocketAddr;
+use rtnetlink::MulticastGroup;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage, State};
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
@@ -208,6 +212,7 @@ pub struct InsideSpec {
 /// announced, and the default route.
 pub async fn configure_inside(handle: Handle, spec: InsideSpec) -> Result<()> {
     let InsideSpec { ifname, address, gateway, mac } = spec;
+    let mut events = link_events()?;
     loopback_up(&handle).await?;
     let link = link_by_name(&handle, ifname.as_str())
         .await?
@@ -221,7 +226,7 @@ pub async fn configure_inside(handle: Handle, spec: InsideSpec) -> Result<()> {
     ignore_exists(add.execute().await).map_err(nl_err("add address"))?;
     let up = LinkUnspec::new_with_index(link.index).up().build();
     handle.link().set(up).execute().await.map_err(nl_err("set link up"))?;
-    announce(&handle, link.index, mac).await?;
+    announce(&handle, &mut events, link.index, mac).await?;
     if let Some(gw) = gateway {
         let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).output_interface(link.index).build();
         handle.route().add(route).replace().execute().await.map_err(nl_err("add default route"))?;
@@ -231,26 +236,44 @@ pub async fn configure_inside(handle: Handle, spec: InsideSpec) -> Result<()> {
 
 /// The gratuitous ARP that arp_notify sends when the link comes up is lost:
 /// the veth's carrier, and with it the qdisc, come up a moment later
-/// (linkwatch). So once the link is operationally up, the same MAC is set
-/// again: a NETDEV_CHANGEADDR, whose gratuitous ARP does go out.
-async fn announce(handle: &Handle, index: u32, mac: [u8; 6]) -> Result<()> {
-    for _ in 0..ANNOUNCE_POLLS {
-        if oper_up(handle, index).await? {
-            let again = LinkUnspec::new_with_index(index).address(mac.to_vec()).build();
-            return handle.link().set(again).execute().await.map_err(nl_err("announce MAC"));
+/// (linkwatch). So once linkwatch has activated the link, the same MAC is
+/// set again: a NETDEV_CHANGEADDR, whose gratuitous ARP does go out.
+/// Polling operstate is not enough (it turns UP just before the qdisc is
+/// attached); the RTM_NEWLINK linkwatch sends after activation is.
+async fn announce(handle: &Handle, events: &mut LinkEvents, index: u32, mac: [u8; 6]) -> Result<()> {
+    let activated = async {
+        while let Some((msg, _)) = events.next().await {
+            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) = msg.payload {
+                let up = link.attributes.iter().any(|a| matches!(a, LinkAttribute::OperState(State::Up)));
+                if link.header.index == index && up {
+                    return true;
+                }
+            }
         }
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        false
+    };
+    match tokio::time::timeout(ANNOUNCE_WAIT, activated).await {
+        Ok(true) => {
+            let again = LinkUnspec::new_with_index(index).address(mac.to_vec()).build();
+            handle.link().set(again).execute().await.map_err(nl_err("announce MAC"))
+        }
+        _ => {
+            tracing::warn!(index, "link not activated in time; address not announced");
+            Ok(())
+        }
     }
-    tracing::warn!(index, "link not operationally up after {ANNOUNCE_POLLS} ms; address not announced");
-    Ok(())
 }
 
-const ANNOUNCE_POLLS: u32 = 500;
+const ANNOUNCE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
-async fn oper_up(handle: &Handle, index: u32) -> Result<bool> {
-    let mut links = handle.link().get().match_index(index).execute();
-    let msg = links.try_next().await.map_err(nl_err("get link"))?;
-    Ok(msg.is_some_and(|m| m.attributes.iter().any(|a| matches!(a, LinkAttribute::OperState(State::Up)))))
+type LinkEvents = futures_channel::mpsc::UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>;
+
+/// Subscribes to link notifications in the current thread's namespace.
+fn link_events() -> Result<LinkEvents> {
+    let (conn, _, events) = rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
+        .map_err(|e| ExecError::internal("netlink link events", e))?;
+    tokio::spawn(conn);
+    Ok(events)
 }
 
 pub async fn loopback_up(handle: &Handle) -> Result<()> {

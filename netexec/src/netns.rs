@@ -142,6 +142,7 @@ where
 {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
+        .enable_time()
         .build()
         .map_err(|e| ExecError::internal("runtime", e))?;
     rt.block_on(async move {

@@ -114,7 +114,7 @@ async fn bad_sandboxes_are_refused_without_change() {
     for (case, r, code, mentions) in cases {
         expect(st.client.sandboxes.create_sandbox(r).await, code, mentions, case);
     }
-    let connect = |s: &str, n: &str| pb::ConnectRequest { sandbox: s.into(), network: n.into(), ipv4_address: None };
+    let connect = |s: &str, n: &str| pb::ConnectRequest { sandbox: s.into(), network: n.into(), ipv4_address: None, publish: vec![] };
     expect(st.client.sandboxes.connect(connect("ghost", "bridge")).await, Code::NotFound, "ghost", "connect unknown sandbox");
     expect(st.client.sandboxes.connect(connect("taken", "nope")).await, Code::NotFound, "nope", "connect unknown network");
     expect(st.client.sandboxes.connect(connect("taken", "bridge")).await, Code::AlreadyExists, "already connected", "connect twice");

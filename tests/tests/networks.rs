@@ -22,7 +22,7 @@ async fn second_network_connect_and_disconnect() {
     assert!(!net::ping(&pa, ip_of(&b, "eth0"), 1), "no route between the networks before connect");
 
     // Connect a to backend: eth1 with an address from it.
-    let creq = pb::ConnectRequest { sandbox: "a".into(), network: "backend".into(), ipv4_address: None };
+    let creq = pb::ConnectRequest { sandbox: "a".into(), network: "backend".into(), ipv4_address: None, publish: vec![] };
     let a2 = st.client.sandboxes.connect(creq).await.unwrap().into_inner();
     assert_eq!(a2.interfaces.len(), 2);
     let eth1 = &a2.interfaces[1];

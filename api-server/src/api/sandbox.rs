@@ -36,7 +36,27 @@ pub fn view(st: &State, s: &SandboxRecord) -> pb::Sandbox {
         state: state as i32,
         state_reason: reason,
         created_at: s.created_at,
+        ports: ports_view(s),
     }
+}
+
+fn ports_view(s: &SandboxRecord) -> Vec<pb::PortMapping> {
+    let mut out: Vec<pb::PortMapping> = s
+        .endpoints
+        .iter()
+        .flat_map(|e| {
+            e.ports.iter().map(move |p| pb::PortMapping {
+                protocol: p.proto.as_str().into(),
+                host_ip: p.host_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED).to_string(),
+                host_port: p.host_port.into(),
+                interface: e.ifname.clone(),
+                container_ip: e.address.to_string(),
+                container_port: p.container_port.into(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.protocol, a.host_port, &a.host_ip).cmp(&(&b.protocol, b.host_port, &b.host_ip)));
+    out
 }
 
 fn interface_view(st: &State, e: &crate::model::Endpoint) -> pb::Interface {

@@ -3,6 +3,7 @@
 //! these types.
 pub mod common;
 pub mod network;
+pub mod ports;
 pub mod sandbox;
 
 pub use common::*;

@@ -7,6 +7,7 @@ use ctnet_proto::v1::{self as pb, create_sandbox_request::Mode};
 use tonic::Status;
 
 use super::common::*;
+use super::ports::{parse_publish, PortRequest};
 
 /// Name of the network that bridge mode uses when none is given.
 pub const DEFAULT_NETWORK: &str = "bridge";
@@ -34,6 +35,8 @@ pub struct SandboxSpec {
     pub labels: Labels,
     pub mac: Option<Mac>,
     pub mode: ModeSpec,
+    /// Published ports (bridge mode only).
+    pub publish: Vec<PortRequest>,
 }
 
 impl SandboxSpec {
@@ -58,8 +61,23 @@ impl SandboxSpec {
         if mac.is_some() && !matches!(mode, ModeSpec::Bridge { .. }) {
             return Err(invalid("mac_address", "only bridge mode has an interface to set a MAC on"));
         }
-        Ok(Self { name, labels, mac, mode })
+        let publish = parse_publish("publish", &r.publish)?;
+        if !publish.is_empty() {
+            refuse_ports(&mode)?;
+        }
+        Ok(Self { name, labels, mac, mode, publish })
     }
+}
+
+/// Docker drops ports in these modes silently; we refuse and say why.
+fn refuse_ports(mode: &ModeSpec) -> Result<(), Status> {
+    let why = match mode {
+        ModeSpec::Bridge { .. } => return Ok(()),
+        ModeSpec::Host => "host mode uses the host's ports directly; publishing is for bridge mode",
+        ModeSpec::None { .. } => "none mode has no network to publish to; publishing is for bridge mode",
+        ModeSpec::Container { .. } => "container mode shares the target's namespace; publish on the target instead",
+    };
+    Err(invalid("publish", why))
 }
 
 fn default_attachment() -> AttachSpec {
@@ -112,6 +130,7 @@ fn parse_netns_path(s: &str) -> Result<PathBuf, Status> {
 pub struct ConnectSpec {
     pub sandbox: String,
     pub attach: AttachSpec,
+    pub publish: Vec<PortRequest>,
 }
 
 impl ConnectSpec {
@@ -122,6 +141,7 @@ impl ConnectSpec {
                 network: parse_ref("network", &r.network)?,
                 address: r.ipv4_address.as_deref().map(|s| parse_ipv4("ipv4_address", s)).transpose()?,
             },
+            publish: parse_publish("publish", &r.publish)?,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! lock and do the kernel work through the executor; then record the outcome,
 //! or undo the kernel work and drop the intent. A create is acknowledged only
 //! once the kernel state exists and the store says so.
+pub mod firewall;
 pub mod network;
 pub mod reconcile;
 pub mod sandbox;
@@ -24,6 +25,8 @@ pub struct Settings {
     pub link_prefix: String,
     pub default_subnet: crate::domain::Subnet,
     pub default_bridge: String,
+    /// Host ports handed out when a mapping names none.
+    pub ephemeral: crate::ports::EphemeralRange,
 }
 
 pub struct Ops {
@@ -68,6 +71,14 @@ impl Ops {
 
     async fn host_netns(&self) -> Result<PathBuf, Status> {
         self.exec.ping().await
+    }
+
+    /// Host listeners, asked for only when a request publishes ports.
+    async fn listeners_for(&self, publish: &[crate::domain::ports::PortRequest]) -> Result<Vec<crate::ports::HostListener>, Status> {
+        if publish.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.exec.list_listeners().await
     }
 }
 

@@ -1,6 +1,9 @@
 //! Network operations: create, delete, and the default network.
 use tonic::Status;
 
+use ctnet_proto::exec as pb;
+
+use super::firewall;
 use super::Ops;
 use crate::domain::network::NetworkSpec;
 use crate::domain::{Name, Subnet};
@@ -58,7 +61,11 @@ impl Ops {
             st.claim(&rec.id, "network")?;
             rec
         };
-        let made = self.exec.ensure_bridge(&bridge_args(&rec)).await;
+        let mut made = self.exec.ensure_bridge(&bridge_args(&rec)).await;
+        if made.is_ok() {
+            let delta = pb::FirewallDelta { add_networks: vec![firewall::network(&rec)], ..Default::default() };
+            made = self.exec.update_firewall(delta).await;
+        }
         let mut st = self.lock().await;
         st.release(&rec.id);
         match made {
@@ -70,6 +77,7 @@ impl Ops {
             }
             Err(e) => {
                 drop(st);
+                let _ = self.remove_network_elements(&rec).await;
                 let _ = self.exec.delete_bridge(&rec.bridge).await;
                 self.drop_network(&mut *self.lock().await, &rec.id).await?;
                 Err(e)
@@ -100,7 +108,10 @@ impl Ops {
             }
             rec
         };
-        let gone = self.exec.delete_bridge(&rec.bridge).await;
+        let mut gone = self.remove_network_elements(&rec).await;
+        if gone.is_ok() {
+            gone = self.exec.delete_bridge(&rec.bridge).await;
+        }
         let mut st = self.lock().await;
         st.release(&rec.id);
         gone?;
@@ -150,7 +161,13 @@ impl Ops {
         Ok(())
     }
 
+    async fn remove_network_elements(&self, rec: &NetworkRecord) -> Result<(), Status> {
+        let delta = pb::FirewallDelta { remove_networks: vec![firewall::network(rec)], ..Default::default() };
+        self.exec.update_firewall(delta).await
+    }
+
     pub(super) async fn finish_network_delete(&self, rec: NetworkRecord) -> Result<(), Status> {
+        self.remove_network_elements(&rec).await?;
         self.exec.delete_bridge(&rec.bridge).await?;
         self.drop_network(&mut *self.lock().await, &rec.id).await
     }

@@ -20,6 +20,9 @@ impl Ops {
         for n in nets.iter().filter(|n| n.phase != Phase::Deleting) {
             self.with_claim(&n.id, self.restore_network(n.clone())).await?;
         }
+        // One atomic rebuild of the table from the records; interrupted
+        // operations below then remove their own elements.
+        self.sync_firewall().await?;
         for s in sbs {
             self.with_claim(&s.id.clone(), self.reconcile_sandbox(s)).await?;
         }

@@ -3,8 +3,11 @@ use std::path::PathBuf;
 
 use tonic::Status;
 
+use super::firewall;
 use super::network::describe;
 use super::Ops;
+use crate::domain::invalid;
+use crate::ports::{self, HostListener};
 use crate::domain::sandbox::{AttachSpec, ConnectSpec, DisconnectSpec, ModeSpec, SandboxSpec, MAX_INTERFACES};
 use crate::domain::Mac;
 use crate::executor::{EndpointArgs, NetnsTarget};
@@ -18,8 +21,9 @@ impl Ops {
             ModeSpec::Host => Some(self.host_netns().await?),
             _ => None,
         };
+        let listeners = self.listeners_for(&spec.publish).await?;
         let mut st = self.lock().await;
-        let rec = self.decide_sandbox(&st, spec, host)?;
+        let rec = self.decide_sandbox(&st, spec, host, &listeners)?;
         if rec.phase == Phase::Ready {
             // host and container modes: no kernel work.
             self.put_sandbox(&mut st, rec.clone()).await?;
@@ -35,7 +39,13 @@ impl Ops {
 
     /// Decides everything about a new sandbox under the lock: id, namespace,
     /// interfaces and addresses. No side effects.
-    fn decide_sandbox(&self, st: &State, spec: SandboxSpec, host: Option<PathBuf>) -> Result<SandboxRecord, Status> {
+    fn decide_sandbox(
+        &self,
+        st: &State,
+        spec: SandboxSpec,
+        host: Option<PathBuf>,
+        listeners: &[HostListener],
+    ) -> Result<SandboxRecord, Status> {
         if let Some(name) = &spec.name {
             if let Ok(other) = st.sandbox(name.as_str()) {
                 return Err(Status::already_exists(format!("name: sandbox {name:?} already exists ({})", other.id)));
@@ -75,6 +85,13 @@ impl Ops {
                     let ep = new_endpoint(st, &self.settings.link_prefix, &rec, attach, mac, &field)?;
                     rec.endpoints.push(ep);
                 }
+                if !spec.publish.is_empty() {
+                    // Ports reach the address on the first network that has a way in.
+                    let ep = rec.endpoints.iter().position(|e| !st.networks[&e.network_id].internal).ok_or_else(|| {
+                        invalid("publish", "the sandbox is attached only to internal networks, which have no published ports")
+                    })?;
+                    rec.endpoints[ep].ports = ports::allocate(st, &spec.publish, listeners, self.settings.ephemeral)?;
+                }
             }
         }
         Ok(rec)
@@ -97,7 +114,9 @@ impl Ops {
             }
             done = self.attach_endpoint(rec, ep, &target).await;
         }
-        done.map(|()| path)
+        done?;
+        self.add_ports(firewall::all_ports(rec)).await?;
+        Ok(path)
     }
 
     async fn attach_endpoint(&self, rec: &SandboxRecord, ep: &Endpoint, target: &NetnsTarget) -> Result<(), Status> {
@@ -114,6 +133,9 @@ impl Ops {
             mac: ep.mac,
             mtu: net.mtu,
             owner: rec.owner_tag(),
+            // Reaching its own published ports through the host comes back
+            // in on the same bridge port.
+            hairpin: !net.internal,
         };
         self.exec.attach(&args).await
     }
@@ -121,7 +143,7 @@ impl Ops {
     /// Removes a sandbox's kernel objects, best effort first, then reports
     /// the first failure: every step is idempotent, so a retry finishes it.
     pub(super) async fn teardown(&self, rec: &SandboxRecord) -> Result<(), Status> {
-        let mut first_err = None;
+        let mut first_err = self.remove_ports(firewall::all_ports(rec)).await.err();
         for ep in &rec.endpoints {
             if let Err(e) = self.exec.detach(&ep.host_ifname).await {
                 first_err.get_or_insert(e);
@@ -204,10 +226,17 @@ impl Ops {
     }
 
     pub async fn connect(&self, spec: ConnectSpec) -> Result<SandboxRecord, Status> {
+        let listeners = self.listeners_for(&spec.publish).await?;
         let (rec, ep) = {
             let mut st = self.lock().await;
             let mut rec = ready_bridge_sandbox(&st, &spec.sandbox)?;
-            let ep = new_endpoint(&st, &self.settings.link_prefix, &rec, &spec.attach, None, "ipv4_address")?;
+            let mut ep = new_endpoint(&st, &self.settings.link_prefix, &rec, &spec.attach, None, "ipv4_address")?;
+            if !spec.publish.is_empty() {
+                if st.networks[&ep.network_id].internal {
+                    return Err(invalid("publish", "the network is internal and has no published ports"));
+                }
+                ep.ports = ports::allocate(&st, &spec.publish, &listeners, self.settings.ephemeral)?;
+            }
             st.claim(&rec.id, "sandbox")?;
             rec.endpoints.push(ep.clone());
             if let Err(e) = self.put_sandbox(&mut st, rec.clone()).await {
@@ -217,12 +246,18 @@ impl Ops {
             (rec, ep)
         };
         let target = endpoint_target(&rec);
-        let done = self.attach_endpoint(&rec, &ep, &target).await;
+        let mut done = self.attach_endpoint(&rec, &ep, &target).await;
+        if done.is_ok() {
+            done = self.add_ports(firewall::ports_of(&rec, &ep)).await;
+        }
         // A failed attach is undone; if the undo fails too, the endpoint stays
         // recorded as not attached and reconciliation removes it.
         let undone = match &done {
             Ok(()) => false,
-            Err(_) => self.exec.detach(&ep.host_ifname).await.is_ok(),
+            Err(_) => {
+                let ports = self.remove_ports(firewall::ports_of(&rec, &ep)).await;
+                ports.is_ok() && self.exec.detach(&ep.host_ifname).await.is_ok()
+            }
         };
         let mut st = self.lock().await;
         st.release(&rec.id);
@@ -247,7 +282,10 @@ impl Ops {
             st.claim(&rec.id, "sandbox")?;
             (rec, ep)
         };
-        let gone = self.exec.detach(&ep.host_ifname).await;
+        let mut gone = self.remove_ports(firewall::ports_of(&rec, &ep)).await;
+        if gone.is_ok() {
+            gone = self.exec.detach(&ep.host_ifname).await;
+        }
         let mut st = self.lock().await;
         st.release(&rec.id);
         gone?;
@@ -324,6 +362,7 @@ fn new_endpoint(st: &State, prefix: &str, rec: &SandboxRecord, attach: &AttachSp
         address,
         default_route: !rec.endpoints.iter().any(|e| e.default_route),
         attached: false,
+        ports: Vec::new(),
     })
 }
 

@@ -1,0 +1,150 @@
+//! Published ports at the edge: the grammar of `docker run -p`,
+//! `[host_ip:][host_port[-end]:]container_port[-end][/tcp|udp|sctp]`,
+//! parsed into requests for the allocator.
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+use tonic::Status;
+
+use super::common::invalid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Proto {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which host port a mapping wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostPort {
+    /// This port.
+    Fixed(u16),
+    /// The first free port of this range.
+    Within(u16, u16),
+    /// A free port from the server's ephemeral range.
+    Any,
+}
+
+/// One mapping asked for; a range spec yields one per port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRequest {
+    pub proto: Proto,
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: HostPort,
+    pub container_port: u16,
+}
+
+/// Parses every spec of a `publish` list; the field is named with its index.
+pub fn parse_publish(field: &str, specs: &[String]) -> Result<Vec<PortRequest>, Status> {
+    let mut out = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        out.extend(parse_spec(&format!("{field}[{i}]"), spec)?);
+    }
+    if out.len() > 1024 {
+        return Err(invalid(field, "at most 1024 ports per request"));
+    }
+    Ok(out)
+}
+
+fn parse_spec(field: &str, spec: &str) -> Result<Vec<PortRequest>, Status> {
+    let bad = |why: &str| invalid(field, format!("{spec:?}: {why}; expected [host_ip:][host_port[-end]:]container_port[-end][/tcp|udp|sctp]"));
+    let (ports, proto) = match spec.rsplit_once('/') {
+        Some((p, "tcp")) => (p, Proto::Tcp),
+        Some((p, "udp")) => (p, Proto::Udp),
+        Some((p, "sctp")) => (p, Proto::Sctp),
+        Some(_) => return Err(bad("the protocol must be tcp, udp or sctp")),
+        None => (spec, Proto::Tcp),
+    };
+    let parts: Vec<&str> = ports.split(':').collect();
+    let (ip, host, container) = match parts.as_slice() {
+        [c] => (None, "", *c),
+        [h, c] => (None, *h, *c),
+        [ip, h, c] => (Some(*ip), *h, *c),
+        _ => return Err(bad("too many ':'")),
+    };
+    let host_ip = ip
+        .map(|s| s.parse::<Ipv4Addr>().map_err(|_| bad("the host address is not an IPv4 address")))
+        .transpose()?
+        .filter(|a| !a.is_unspecified());
+    if host_ip.is_some_and(|a| a.is_multicast() || a.is_broadcast()) {
+        return Err(bad("the host address must be unicast"));
+    }
+    let (c_lo, c_hi) = parse_range(container).ok_or_else(|| bad("the container port must be 1-65535 or a range lo-hi"))?;
+    let host_range = if host.is_empty() || host == "0" {
+        None
+    } else {
+        Some(parse_range(host).ok_or_else(|| bad("the host port must be 1-65535 or a range lo-hi"))?)
+    };
+    let request = |host_port, container_port| PortRequest { proto, host_ip, host_port, container_port };
+    match host_range {
+        None => Ok((c_lo..=c_hi).map(|c| request(HostPort::Any, c)).collect()),
+        Some((h_lo, h_hi)) if c_lo == c_hi && h_lo != h_hi => Ok(vec![request(HostPort::Within(h_lo, h_hi), c_lo)]),
+        Some((h_lo, h_hi)) if h_hi - h_lo == c_hi - c_lo => {
+            Ok((0..=c_hi - c_lo).map(|k| request(HostPort::Fixed(h_lo + k), c_lo + k)).collect())
+        }
+        Some(_) => Err(bad("the host and container ranges differ in length")),
+    }
+}
+
+/// "80" or "80-90"; ports 1-65535, lo <= hi.
+fn parse_range(s: &str) -> Option<(u16, u16)> {
+    let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0);
+    match s.split_once('-') {
+        None => port(s).map(|p| (p, p)),
+        Some((lo, hi)) => Some((port(lo)?, port(hi)?)).filter(|(lo, hi)| lo <= hi),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(spec: &str) -> PortRequest {
+        let mut v = parse_spec("p", spec).unwrap();
+        assert_eq!(v.len(), 1, "{spec}");
+        v.remove(0)
+    }
+
+    #[test]
+    fn docker_grammar() {
+        assert_eq!(one("80"), PortRequest { proto: Proto::Tcp, host_ip: None, host_port: HostPort::Any, container_port: 80 });
+        assert_eq!(one("8080:80").host_port, HostPort::Fixed(8080));
+        assert_eq!(one("8080:80/udp").proto, Proto::Udp);
+        assert_eq!(one("0:80").host_port, HostPort::Any);
+        let bound = one("127.0.0.1:8080:80/sctp");
+        assert_eq!((bound.host_ip, bound.proto), (Some(Ipv4Addr::LOCALHOST), Proto::Sctp));
+        assert_eq!(one("127.0.0.1::80").host_port, HostPort::Any);
+        assert_eq!(one("0.0.0.0:8080:80").host_ip, None);
+        assert_eq!(one("8000-8010:80").host_port, HostPort::Within(8000, 8010));
+        let range = parse_spec("p", "8000-8002:80-82").unwrap();
+        let pairs: Vec<(HostPort, u16)> = range.iter().map(|r| (r.host_port, r.container_port)).collect();
+        assert_eq!(pairs, vec![(HostPort::Fixed(8000), 80), (HostPort::Fixed(8001), 81), (HostPort::Fixed(8002), 82)]);
+        assert_eq!(parse_spec("p", "80-82").unwrap().len(), 3);
+    }
+
+    #[test]
+    fn malformed_specs() {
+        for bad in ["", "x", "0", "65536", "80/icmp", "a:b:c:d", "1.2.3:80:80", "8000-8001:80-82", "90-80", "8080:", "224.0.0.1:80:80"] {
+            let err = parse_spec("publish[0]", bad).expect_err(bad);
+            assert!(err.message().starts_with("publish[0]"), "{bad}: {}", err.message());
+        }
+    }
+}

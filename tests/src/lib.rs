@@ -45,8 +45,23 @@ pub struct Stack {
     netexec: Option<Child>,
     api: Option<Child>,
     api_starts: u32,
+    /// Links and pins the test itself made in the fake host (e.g. the
+    /// external veth), removed in cleanup and allowed by `finish`.
+    test_links: Vec<String>,
+    test_pins: Vec<PathBuf>,
     pub client: Client,
 }
+
+/// A fake outside host, joined to the fake host by a veth: the host end is
+/// `ext0` with HOST_OUTSIDE, the far end eth0 with EXTERNAL.
+pub struct External {
+    pub pin: PathBuf,
+}
+
+/// The fake host's outside address (documentation range).
+pub const HOST_OUTSIDE: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 1);
+/// The external namespace's address.
+pub const EXTERNAL: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 2);
 
 fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ctnet-test-{:016x}", rand::random::<u64>()));
@@ -109,6 +124,8 @@ impl Stack {
             netexec: None,
             api: None,
             api_starts: 0,
+            test_links: Vec::new(),
+            test_pins: Vec::new(),
             client: placeholder_client(),
         };
         stack.start_netexec();
@@ -178,6 +195,30 @@ impl Stack {
         kill(self.api.take());
     }
 
+    /// Adds the external namespace (see `External`).
+    pub fn add_external(&mut self) -> External {
+        let pin = self.dir.join("external.ns");
+        netns::create_pinned(&pin, || {
+            let up = Command::new("ip").args(["link", "set", "lo", "up"]).status().expect("run ip");
+            assert!(up.success());
+        });
+        self.test_pins.push(pin.clone());
+        let p = pin.display().to_string();
+        net::ip_do(&self.host, &["link", "add", "ext0", "type", "veth", "peer", "name", "eth0", "netns", &p]);
+        self.test_links.push("ext0".into());
+        net::ip_do(&self.host, &["addr", "add", &format!("{HOST_OUTSIDE}/24"), "dev", "ext0"]);
+        net::ip_do(&self.host, &["link", "set", "ext0", "up"]);
+        net::ip_do(&pin, &["addr", "add", &format!("{EXTERNAL}/24"), "dev", "eth0"]);
+        net::ip_do(&pin, &["link", "set", "eth0", "up"]);
+        External { pin }
+    }
+
+    /// Elements of one of ctnet's nft maps or sets in the fake host, as
+    /// nft -j prints them.
+    pub fn nft_elements(&self, set: &str) -> Vec<serde_json::Value> {
+        net::nft_elements(&self.host, set)
+    }
+
     /// The sandbox's namespace path, as the API reports it.
     pub fn pin_of(s: &pb::Sandbox) -> PathBuf {
         PathBuf::from(&s.netns_path)
@@ -209,6 +250,7 @@ impl Stack {
         let nets = self.client.networks.list_networks(pb::ListNetworksRequest::default()).await.unwrap().into_inner();
         let mut expected: Vec<String> = nets.networks.iter().map(|n| n.bridge_name.clone()).collect();
         expected.push("lo".into());
+        expected.extend(self.test_links.iter().cloned());
         expected.sort();
         assert_eq!(net::link_names(&self.host), expected, "only lo and the bridges of existing networks remain");
         self.cleanup();
@@ -229,6 +271,9 @@ impl Stack {
             }
         }
         let _ = nix::mount::umount2(&self.netns_dir, nix::mount::MntFlags::MNT_DETACH);
+        for pin in &self.test_pins {
+            netns::unpin(pin);
+        }
         netns::unpin(&self.host);
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -19,12 +19,17 @@ pub struct Echo {
 }
 
 impl Echo {
+    /// On an ephemeral port.
     pub fn start(ns: &Path, addr: Ipv4Addr, conns: usize) -> Echo {
+        Self::start_on(ns, addr, 0, conns)
+    }
+
+    pub fn start_on(ns: &Path, addr: Ipv4Addr, port: u16, conns: usize) -> Echo {
         let (tx, rx) = mpsc::channel();
         let file = std::fs::File::open(ns).expect("open netns");
         let thread = std::thread::spawn(move || {
             nix::sched::setns(std::os::fd::AsFd::as_fd(&file), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            let l = TcpListener::bind((addr, 0)).expect("bind echo");
+            let l = TcpListener::bind((addr, port)).expect("bind echo");
             tx.send(l.local_addr().unwrap().port()).unwrap();
             let mut peers = Vec::new();
             for _ in 0..conns {
@@ -114,4 +119,95 @@ pub fn routes(ns: &Path) -> Vec<Value> {
 /// True when `ns` holds no link with ctnet's veth prefix.
 pub fn host_veths_is_empty(ns: &Path) -> bool {
     link_names(ns).iter().all(|n| !n.starts_with("ctv"))
+}
+
+/// `ip ARGS` inside `ns`; panics on failure.
+pub fn ip_do(ns: &Path, args: &[&str]) {
+    let out = Command::new("nsenter").arg(format!("--net={}", ns.display())).arg("ip").args(args).output().expect("run ip");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Elements of set or map `name` in table inet ctnet inside `ns`.
+pub fn nft_elements(ns: &Path, name: &str) -> Vec<Value> {
+    let kind = if name.starts_with("ports_") { "map" } else { "set" };
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["nft", "-j", "list", kind, "inet", "ctnet", name])
+        .output()
+        .expect("run nft");
+    assert!(out.status.success(), "nft list {name}: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("nft JSON");
+    v["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|o| o.get(kind))
+        .and_then(|m| m.get("elem").cloned())
+        .and_then(|e| e.as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// Names of the nft tables in `ns`.
+pub fn nft_tables(ns: &Path) -> Vec<String> {
+    let out = Command::new("nsenter").arg(format!("--net={}", ns.display())).args(["nft", "list", "tables"]).output().expect("run nft");
+    String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
+}
+
+/// A UDP echo server on a thread inside `ns`: echoes datagrams until it has
+/// seen `count` of them or `secs` pass; returns the senders seen.
+pub struct UdpEcho {
+    pub port: u16,
+    thread: Option<JoinHandle<Vec<SocketAddr>>>,
+}
+
+impl UdpEcho {
+    pub fn start(ns: &Path, addr: Ipv4Addr, port: u16, count: usize, secs: u64) -> UdpEcho {
+        let (tx, rx) = mpsc::channel();
+        let file = std::fs::File::open(ns).expect("open netns");
+        let thread = std::thread::spawn(move || {
+            nix::sched::setns(std::os::fd::AsFd::as_fd(&file), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let s = std::net::UdpSocket::bind((addr, port)).expect("bind udp");
+            tx.send(s.local_addr().unwrap().port()).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+            let mut peers = Vec::new();
+            let mut buf = [0u8; 512];
+            while peers.len() < count && std::time::Instant::now() < deadline {
+                if let Ok((n, peer)) = s.recv_from(&mut buf) {
+                    peers.push(peer);
+                    let _ = s.send_to(&buf[..n], peer);
+                }
+            }
+            peers
+        });
+        UdpEcho { port: rx.recv().expect("udp port"), thread: Some(thread) }
+    }
+
+    pub fn peers(mut self) -> Vec<SocketAddr> {
+        self.thread.take().unwrap().join().expect("udp echo thread")
+    }
+}
+
+/// Sends one datagram from inside `ns` and waits for the echo.
+pub fn udp_roundtrip(ns: &Path, addr: Ipv4Addr, port: u16, msg: &str) -> Result<String, String> {
+    let msg = msg.to_string();
+    run_in(ns, move || {
+        let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let mut buf = [0u8; 512];
+        for _ in 0..4 {
+            s.send_to(msg.as_bytes(), (addr, port)).map_err(|e| e.to_string())?;
+            if let Ok(n) = s.recv(&mut buf) {
+                return Ok(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        Err("no UDP reply".into())
+    })
+}
+
+/// The comment (owner tag) of a set or map element as nft -j prints it: a
+/// map element is [key, value] with the comment on the key.
+pub fn element_comment(e: &Value) -> String {
+    let key = if e.is_array() { &e[0] } else { e };
+    key["elem"]["comment"].as_str().unwrap_or_default().to_string()
 }

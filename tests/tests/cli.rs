@@ -30,6 +30,7 @@ async fn cli_walkthrough() {
 
     let a = ok(&st, &["sandbox", "create", "--name", "a", "--net", "web", "--ip", "198.19.20.50"]);
     let b = ok(&st, &["sandbox", "create", "--name", "b", "--mac", "02:00:00:00:00:0b"]);
+    assert_eq!(json(&st, &["sandbox", "inspect", "b"])[0]["id"], b.trim());
     ok(&st, &["sandbox", "create", "--name", "n", "--net", "none"]);
     ok(&st, &["sandbox", "create", "--name", "h", "--net", "host"]);
     ok(&st, &["sandbox", "create", "--name", "j", "--net", "container:a"]);

@@ -4,6 +4,7 @@
 //! asserting that nothing is left behind.
 pub mod net;
 pub mod netns;
+pub mod raw;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;

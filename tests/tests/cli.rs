@@ -50,6 +50,14 @@ async fn cli_walkthrough() {
     assert_eq!(json(&st, &["network", "inspect", "web"])[0]["sandboxes"].as_array().unwrap().len(), 2);
     ok(&st, &["sandbox", "disconnect", "b", "web"]);
 
+    // Published ports, docker style.
+    ok(&st, &["sandbox", "create", "--name", "p", "-p", "8080:80", "-p", "127.0.0.1:5353:53/udp"]);
+    assert_eq!(ok(&st, &["sandbox", "port", "p"]), "80/tcp -> 0.0.0.0:8080\n53/udp -> 127.0.0.1:5353\n");
+    let out = ctnet(&st, &["sandbox", "create", "-p", "8080:81"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AlreadyExists"));
+    ok(&st, &["sandbox", "rm", "p"]);
+
     // Errors: the server's message, non-zero exit.
     let out = ctnet(&st, &["sandbox", "create", "--net", "container:ghost"]);
     assert!(!out.status.success());

@@ -7,6 +7,7 @@ mod executor;
 mod model;
 mod ops;
 mod ports;
+mod privilege;
 mod state;
 mod store;
 
@@ -60,6 +61,13 @@ struct Args {
     /// How often netexec's reachability is checked, in milliseconds.
     #[arg(long, default_value_t = 500)]
     health_interval_ms: u64,
+    /// Run as this user ("NAME", "UID" or "UID:GID"): started as root, ctnet-api
+    /// binds its socket, hands its state directory over, then becomes it.
+    #[arg(long)]
+    user: Option<String>,
+    /// Allow running as root (not recommended: ctnet-api needs no privilege).
+    #[arg(long)]
+    allow_root: bool,
     /// Log format: "text" or "json".
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -68,14 +76,27 @@ struct Args {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args = Args::parse();
     ctnet_proto::daemon::init_logging(&args.log_format);
-    if let Err(e) = run(args).await {
+    if let Err(e) = start(args) {
         tracing::error!(error = %e, "ctnet-api failed");
         std::process::exit(1);
     }
+}
+
+/// Root's work first (socket, state directory), then the switch to the
+/// unprivileged account, then the runtime: no thread ever runs as root.
+fn start(args: Args) -> Result<(), BoxError> {
+    let account = args.user.as_deref().map(privilege::parse_account).transpose()?;
+    let listener = bind_socket(&args, account)?;
+    if let Some(to) = account.filter(|_| nix::unistd::Uid::current().is_root()) {
+        privilege::hand_over_state(&args.state_dir, to)?;
+        privilege::become_account(to)?;
+    }
+    privilege::verify(args.allow_root)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(args, listener))
 }
 
 fn settings(args: &Args) -> Result<ops::Settings, BoxError> {
@@ -96,7 +117,7 @@ fn parse_port_range(s: &str) -> Option<ports::EphemeralRange> {
     (lo >= 1 && lo <= hi).then_some(ports::EphemeralRange(lo, hi))
 }
 
-async fn run(args: Args) -> Result<(), BoxError> {
+async fn run(args: Args, listener: std::os::unix::net::UnixListener) -> Result<(), BoxError> {
     let store = store::Store::open(&args.state_dir)?;
     let mut state = state::State::new(args.bridge_max_ports);
     let (networks, sandboxes) = store.load()?;
@@ -121,8 +142,8 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let listener = bind_socket(&args)?;
-    tracing::info!(socket = %args.socket.display(), "serving ctnet.v1");
+    let listener = UnixListener::from_std(listener)?;
+    tracing::info!(socket = %args.socket.display(), uid = nix::unistd::getuid().as_raw(), "serving ctnet.v1");
     let api = api::Api { ops };
     tonic::transport::Server::builder()
         .add_service(health)
@@ -136,18 +157,19 @@ async fn run(args: Args) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// The socket is the first gate: mode 0660 and the clients' group.
-fn bind_socket(args: &Args) -> Result<UnixListener, BoxError> {
+/// The socket is the first gate: mode 0660, owned by ctnet-api's account,
+/// group of the clients (like docker.sock's group).
+fn bind_socket(args: &Args, owner: Option<privilege::Account>) -> Result<std::os::unix::net::UnixListener, BoxError> {
     if let Some(dir) = args.socket.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let _ = std::fs::remove_file(&args.socket);
-    let listener = UnixListener::bind(&args.socket)?;
+    let listener = std::os::unix::net::UnixListener::bind(&args.socket)?;
+    listener.set_nonblocking(true)?;
     std::fs::set_permissions(&args.socket, std::fs::Permissions::from_mode(0o660))?;
-    if !args.socket_group.is_empty() {
-        let group = nix::unistd::Group::from_name(&args.socket_group)?
-            .ok_or_else(|| format!("--socket-group: group {:?} does not exist (create it, or pass --socket-group '')", args.socket_group))?;
-        nix::unistd::chown(&args.socket, None, Some(group.gid))?;
+    let group = (!args.socket_group.is_empty()).then(|| privilege::group_id(&args.socket_group)).transpose()?;
+    if owner.is_some() || group.is_some() {
+        nix::unistd::chown(&args.socket, owner.map(|o| o.uid), group)?;
     }
     Ok(listener)
 }

@@ -172,34 +172,61 @@ pub fn parse_mtu(field: &str, mtu: u32) -> Result<u32> {
     }
 }
 
-/// A namespace the caller names: one of our pins, or a runtime's pin that
-/// passed the checks in `external_netns`.
-#[derive(Debug, Clone)]
+/// A namespace the caller names: one of our pins, or a runtime's pin,
+/// already opened (so what was checked is what gets used).
+#[derive(Debug)]
 pub enum NetnsTarget {
     Owned(SandboxId),
-    External(PathBuf),
+    External(std::fs::File),
 }
 
-/// A namespace pinned by someone else must be an absolute, canonical path to
-/// a real nsfs file, and must not be the host's own namespace.
-pub fn external_netns(field: &str, path: &str, host_pin: &Path) -> Result<PathBuf> {
+/// A directory runtimes pin namespaces in, held open.
+pub struct AllowedDir {
+    pub path: PathBuf,
+    pub fd: std::os::fd::OwnedFd,
+}
+
+/// NS_GET_NSTYPE: which kind of namespace a nsfs file is.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// A namespace pinned by someone else must lie in an allowed directory, be
+/// reached without symlinks or `..` (openat2 RESOLVE_BENEATH |
+/// RESOLVE_NO_SYMLINKS from that directory), be a network namespace file,
+/// and not be the host's own namespace.
+pub fn external_netns(field: &str, path: &str, dirs: &[AllowedDir], host: (u64, u64)) -> Result<std::fs::File> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
     let p = Path::new(path);
     if !p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
         return Err(invalid(field, format!("{path:?} must be an absolute path without '..'")));
     }
-    let meta = std::fs::symlink_metadata(p).map_err(|e| invalid(field, format!("{path:?}: {e}")))?;
-    if meta.file_type().is_symlink() {
-        return Err(invalid(field, format!("{path:?} is a symbolic link")));
+    let dir = dirs.iter().find(|d| p.starts_with(&d.path)).ok_or_else(|| {
+        let allowed: Vec<String> = dirs.iter().map(|d| d.path.display().to_string()).collect();
+        ExecError::PermissionDenied(format!("{field}: {path:?} is not inside an allowed directory ({})", allowed.join(", ")))
+    })?;
+    let rel = p.strip_prefix(&dir.path).expect("prefix checked");
+    if rel.as_os_str().is_empty() {
+        return Err(invalid(field, format!("{path:?} is the directory itself, not a namespace file")));
     }
-    let fs = nix::sys::statfs::statfs(p).map_err(|e| invalid(field, format!("{path:?}: {e}")))?;
-    if fs.filesystem_type().0 as i64 != NSFS_MAGIC {
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let fd = nix::fcntl::openat2(&dir.fd, rel, how).map_err(|e| match e {
+        nix::errno::Errno::ELOOP => invalid(field, format!("{path:?} is or passes through a symbolic link")),
+        nix::errno::Errno::ENOENT => invalid(field, format!("{path:?} does not exist")),
+        e => invalid(field, format!("{path:?}: {e}")),
+    })?;
+    let file = std::fs::File::from(fd);
+    let fs = nix::sys::statfs::fstatfs(&file).map_err(|e| ExecError::internal("fstatfs", e))?;
+    // SAFETY: ioctl on an fd we own, no pointer argument.
+    let kind = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&file), NS_GET_NSTYPE) };
+    if fs.filesystem_type().0 as i64 != NSFS_MAGIC || kind != libc::CLONE_NEWNET {
         return Err(invalid(field, format!("{path:?} is not a network namespace file")));
     }
-    let host = std::fs::metadata(host_pin).map_err(|e| ExecError::internal("host pin", e))?;
-    if meta.dev() == host.dev() && meta.ino() == host.ino() {
+    let meta = file.metadata().map_err(|e| ExecError::internal("fstat", e))?;
+    if (meta.dev(), meta.ino()) == host {
         return Err(ExecError::PermissionDenied(format!("{field}: {path:?} is the host's own namespace")));
     }
-    Ok(p.to_path_buf())
+    Ok(file)
 }
 
 #[cfg(test)]

@@ -7,11 +7,15 @@ use std::fs::File;
 use std::future::Future;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::{unlinkat, UnlinkatFlags};
 use rtnetlink::Handle;
 
 use crate::error::{ExecError, Result};
@@ -39,9 +43,108 @@ fn is_mount_point(dir: &Path) -> io::Result<bool> {
 
 /// True when `path` is a namespace file (a live pin).
 pub fn is_pin(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path)
-        .map(|fs| fs.filesystem_type().0 as i64 == crate::checks::NSFS_MAGIC)
-        .unwrap_or(false)
+    nix::sys::statfs::statfs(path).map(|fs| is_nsfs(&fs)).unwrap_or(false)
+}
+
+fn is_nsfs(fs: &nix::sys::statfs::Statfs) -> bool {
+    fs.filesystem_type().0 as i64 == crate::checks::NSFS_MAGIC
+}
+
+/// Our pin directory, held open: every pin is opened and created relative to
+/// it with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), so no name, `..`
+/// or symlink can lead a pin operation outside it.
+pub struct PinDir {
+    path: PathBuf,
+    fd: OwnedFd,
+}
+
+impl PinDir {
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
+        Ok(Self { path: path.to_path_buf(), fd })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn path_of(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    fn open_at(&self, name: &str, flags: OFlag, mode: Mode) -> io::Result<File> {
+        let how = OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .mode(mode)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+        Ok(File::from(nix::fcntl::openat2(&self.fd, name, how)?))
+    }
+
+    /// Opens a live pin for setns or for handing its fd to the kernel.
+    pub fn open_pin(&self, name: &str) -> Result<File> {
+        let f = self.open_at(name, OFlag::O_RDONLY, Mode::empty()).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => ExecError::NotFound(format!("network namespace {name} does not exist")),
+            _ => ExecError::internal(&format!("open pin {name}"), e),
+        })?;
+        let fs = nix::sys::statfs::fstatfs(&f).map_err(|e| ExecError::internal("fstatfs", e))?;
+        if !is_nsfs(&fs) {
+            return Err(ExecError::NotFound(format!("network namespace {name} is not pinned")));
+        }
+        Ok(f)
+    }
+
+    /// The empty file a pin is mounted on (kept if it exists).
+    fn create_file(&self, name: &str) -> io::Result<File> {
+        self.open_at(name, OFlag::O_CREAT | OFlag::O_WRONLY, Mode::from_bits_truncate(0o444))
+    }
+
+    /// Pins the namespace of the calling thread at `name`. The file is made
+    /// with openat2 (a plain file right in our directory, no symlink on the
+    /// way), then mounted on by path: a bind mount onto /proc/self/fd/N is
+    /// refused here with EINVAL. Only netexec can write the directory.
+    pub fn pin_current_thread(&self, name: &str) -> Result<()> {
+        self.create_file(name).map_err(|e| ExecError::internal("create pin file", e))?;
+        let target = self.path_of(name);
+        mount(Some("/proc/thread-self/ns/net"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| {
+            let _ = unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir);
+            ExecError::internal("pin namespace", e)
+        })
+    }
+
+    /// Pins the executor's own namespace, so host mode has a path too.
+    pub fn pin_own(&self, name: &str) -> io::Result<()> {
+        let own = Path::new("/proc/self/ns/net");
+        let path = self.path_of(name);
+        if same_file(&path, own) {
+            return Ok(());
+        }
+        if is_pin(&path) {
+            self.unpin(name)?;
+        }
+        self.create_file(name)?;
+        mount(Some(own), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+        Ok(())
+    }
+
+    /// Removes a pin; success if it is already gone. The namespace itself
+    /// dies when its last user (process, socket, open fd) goes.
+    pub fn unpin(&self, name: &str) -> io::Result<()> {
+        let flags = MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW;
+        match umount2(&self.path_of(name), flags) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Names in the directory.
+    pub fn names(&self) -> io::Result<Vec<String>> {
+        let entries = std::fs::read_dir(&self.path)?;
+        Ok(entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect())
+    }
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -51,55 +154,12 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Pins the executor's own namespace at `path`, so host mode has a path too.
-pub fn pin_own(path: &Path) -> io::Result<()> {
-    let own = Path::new("/proc/self/ns/net");
-    if same_file(path, own) {
-        return Ok(());
-    }
-    if is_pin(path) {
-        unpin(path)?;
-    }
-    create_pin_file(path)?;
-    mount(Some(own), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
-    Ok(())
-}
-
-fn create_pin_file(path: &Path) -> io::Result<()> {
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o444).open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Removes a pin; success if it is already gone. The namespace itself dies
-/// when its last user (process, socket, open fd) goes.
-pub fn unpin(path: &Path) -> io::Result<()> {
-    match umount2(path, MntFlags::MNT_DETACH) {
-        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-        Err(e) => return Err(e.into()),
-    }
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
-/// Opens a namespace file for setns or for handing its fd to the kernel.
-pub fn open(path: &Path) -> Result<File> {
-    File::open(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => ExecError::NotFound(format!("network namespace {} does not exist", path.display())),
-        _ => ExecError::internal(&format!("open {}", path.display()), e),
-    })
-}
-
 /// Where a dedicated thread should run its work.
 pub enum Place {
     /// Inside an existing namespace.
     Existing(File),
-    /// Inside a new namespace, pinned at this path first.
-    New(PathBuf),
+    /// Inside a new namespace, pinned under this name first.
+    New(std::sync::Arc<PinDir>, String),
 }
 
 /// Runs `work` with a netlink handle inside a namespace, on a dedicated
@@ -123,14 +183,10 @@ where
 fn enter(place: Place) -> Result<()> {
     match place {
         Place::Existing(ns) => setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| ExecError::internal("setns", e)),
-        Place::New(pin) => {
+        Place::New(dir, name) => {
             unshare(CloneFlags::CLONE_NEWNET).map_err(|e| ExecError::internal("unshare", e))?;
-            create_pin_file(&pin).map_err(|e| ExecError::internal("create pin file", e))?;
             // thread-self: /proc/self/ns/net would be the main thread's namespace.
-            mount(Some("/proc/thread-self/ns/net"), &pin, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| {
-                let _ = std::fs::remove_file(&pin);
-                ExecError::internal("pin namespace", e)
-            })
+            dir.pin_current_thread(&name)
         }
     }
 }

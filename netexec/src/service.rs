@@ -1,6 +1,5 @@
 //! The executor's gRPC service: each request is parsed into checked types,
 //! then becomes one kernel action.
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ctnet_proto::exec::executor_server::Executor;
@@ -8,20 +7,27 @@ use ctnet_proto::exec::{self as pb, netns_ref::Kind};
 use rtnetlink::Handle;
 use tonic::{Request, Response, Status};
 
-use crate::checks::{self, AddrPrefix, NetnsTarget, OwnedLinkName, Owner, SandboxId, SandboxIfName};
+use crate::checks::{self, AddrPrefix, AllowedDir, NetnsTarget, OwnedLinkName, Owner, SandboxId, SandboxIfName};
+use crate::confine::Profile;
 use crate::error::{ExecError, Result};
 use crate::firewall::{self, Firewall};
 use crate::kernel::{self, BridgeSpec, EndpointSpec};
-use crate::netns::{self, Place};
+use crate::netns::{Place, PinDir};
 
 pub struct Config {
     /// Name prefix of every host link we own.
     pub prefix: String,
-    /// Directory of our pins.
-    pub netns_dir: PathBuf,
-    /// Pin of our own (host) namespace.
-    pub host_pin: PathBuf,
+    /// Our pins, including "host", the pin of our own namespace.
+    pub pins: Arc<PinDir>,
+    /// Identity (dev, inode) of our own namespace.
+    pub host_ns: (u64, u64),
+    /// Where runtimes may pin namespaces for `netns_path`.
+    pub allowed_dirs: Vec<AllowedDir>,
+    pub profile: Profile,
 }
+
+/// Name of the pin of netexec's own (host) namespace.
+pub const HOST_PIN: &str = "host";
 
 pub struct ExecService {
     cfg: Arc<Config>,
@@ -41,25 +47,33 @@ impl ExecService {
         OwnedLinkName::parse(field, name, &self.cfg.prefix)
     }
 
-    fn pin_path(&self, id: &SandboxId) -> PathBuf {
-        self.cfg.netns_dir.join(id.as_str())
-    }
-
     fn netns_target(&self, r: Option<&pb::NetnsRef>) -> Result<NetnsTarget> {
         match r.and_then(|r| r.kind.as_ref()) {
             Some(Kind::SandboxId(id)) => Ok(NetnsTarget::Owned(SandboxId::parse("netns.sandbox_id", id)?)),
-            Some(Kind::ExternalPath(p)) => {
-                Ok(NetnsTarget::External(checks::external_netns("netns.external_path", p, &self.cfg.host_pin)?))
-            }
+            Some(Kind::ExternalPath(p)) => Ok(NetnsTarget::External(checks::external_netns(
+                "netns.external_path",
+                p,
+                &self.cfg.allowed_dirs,
+                self.cfg.host_ns,
+            )?)),
             None => Err(ExecError::InvalidArgument("netns: required".into())),
         }
     }
 
-    fn target_path(&self, t: &NetnsTarget) -> PathBuf {
+    fn open_target(&self, t: NetnsTarget) -> Result<std::fs::File> {
         match t {
-            NetnsTarget::Owned(id) => self.pin_path(id),
-            NetnsTarget::External(p) => p.clone(),
+            NetnsTarget::Owned(id) => self.cfg.pins.open_pin(id.as_str()),
+            NetnsTarget::External(f) => Ok(f),
         }
+    }
+
+    fn require_creates(&self) -> Result<()> {
+        if self.cfg.profile == Profile::JoinOnly {
+            return Err(ExecError::FailedPrecondition(
+                "netexec runs join-only: it configures namespaces a runtime pinned (netns_path) and creates none".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn parse_endpoint(&self, r: &pb::AttachEndpointRequest) -> Result<EndpointSpec> {
@@ -78,12 +92,12 @@ impl ExecService {
     }
 
     async fn attach(&self, spec: EndpointSpec, target: NetnsTarget) -> Result<()> {
-        let ns = netns::open(&self.target_path(&target))?;
+        let ns = self.open_target(target)?;
         let inside = ns.try_clone().map_err(|e| ExecError::internal("dup netns fd", e))?;
         kernel::create_veth(&self.host, &spec, &ns).await?;
         let inside_spec =
             kernel::InsideSpec { ifname: spec.ifname.clone(), address: spec.address, gateway: spec.gateway, mac: spec.mac };
-        let done = netns::run_in(Place::Existing(inside), move |h| kernel::configure_inside(h, inside_spec)).await;
+        let done = crate::netns::run_in(Place::Existing(inside), move |h| kernel::configure_inside(h, inside_spec)).await;
         if done.is_err() {
             // All or nothing: a half-configured endpoint is removed again.
             let _ = kernel::delete_owned_link(&self.host, &spec.host_ifname).await;
@@ -100,8 +114,8 @@ fn ok<T>(v: T) -> Reply<T> {
 impl Executor for ExecService {
     async fn ping(&self, _: Request<pb::PingRequest>) -> Reply<pb::PingResponse> {
         ok(pb::PingResponse {
-            host_netns_path: self.cfg.host_pin.display().to_string(),
-            netns_dir: self.cfg.netns_dir.display().to_string(),
+            host_netns_path: self.cfg.pins.path_of(HOST_PIN).display().to_string(),
+            netns_dir: self.cfg.pins.path().display().to_string(),
         })
     }
 
@@ -129,30 +143,35 @@ impl Executor for ExecService {
 
     #[tracing::instrument(skip_all, fields(sandbox = %req.get_ref().sandbox_id))]
     async fn create_netns(&self, req: Request<pb::CreateNetnsRequest>) -> Reply<pb::CreateNetnsResponse> {
+        self.require_creates()?;
         let id = SandboxId::parse("sandbox_id", &req.get_ref().sandbox_id)?;
-        let path = self.pin_path(&id);
-        let place = if netns::is_pin(&path) { Place::Existing(netns::open(&path)?) } else { Place::New(path.clone()) };
-        let made = netns::run_in(place, |h| async move { kernel::loopback_up(&h).await }).await;
+        let pins = &self.cfg.pins;
+        let place = match pins.open_pin(id.as_str()) {
+            Ok(existing) => Place::Existing(existing),
+            Err(_) => Place::New(pins.clone(), id.as_str().to_string()),
+        };
+        let made = crate::netns::run_in(place, |h| async move { kernel::loopback_up(&h).await }).await;
         if let Err(e) = made {
-            let _ = netns::unpin(&path);
+            let _ = pins.unpin(id.as_str());
             return Err(e.into());
         }
         tracing::info!("netns pinned");
-        ok(pb::CreateNetnsResponse { path: path.display().to_string() })
+        ok(pb::CreateNetnsResponse { path: pins.path_of(id.as_str()).display().to_string() })
     }
 
     #[tracing::instrument(skip_all, fields(sandbox = %req.get_ref().sandbox_id))]
     async fn delete_netns(&self, req: Request<pb::DeleteNetnsRequest>) -> Reply<pb::DeleteNetnsResponse> {
+        self.require_creates()?;
         let id = SandboxId::parse("sandbox_id", &req.get_ref().sandbox_id)?;
-        netns::unpin(&self.pin_path(&id)).map_err(|e| ExecError::internal("unpin", e))?;
+        self.cfg.pins.unpin(id.as_str()).map_err(|e| ExecError::internal("unpin", e))?;
         tracing::info!("netns unpinned");
         ok(pb::DeleteNetnsResponse {})
     }
 
     async fn setup_loopback(&self, req: Request<pb::SetupLoopbackRequest>) -> Reply<pb::SetupLoopbackResponse> {
         let target = self.netns_target(req.get_ref().netns.as_ref())?;
-        let ns = netns::open(&self.target_path(&target))?;
-        netns::run_in(Place::Existing(ns), |h| async move { kernel::loopback_up(&h).await }).await?;
+        let ns = self.open_target(target)?;
+        crate::netns::run_in(Place::Existing(ns), |h| async move { kernel::loopback_up(&h).await }).await?;
         ok(pb::SetupLoopbackResponse {})
     }
 
@@ -189,7 +208,7 @@ impl Executor for ExecService {
                 })
             })
             .collect();
-        ok(pb::InventoryResponse { links: owned, netns_pins: list_pins(&self.cfg.netns_dir)? })
+        ok(pb::InventoryResponse { links: owned, netns_pins: list_pins(&self.cfg.pins)? })
     }
 
     async fn update_firewall(&self, req: Request<pb::FirewallDelta>) -> Reply<pb::UpdateFirewallResponse> {
@@ -223,13 +242,9 @@ impl Executor for ExecService {
     }
 }
 
-fn list_pins(dir: &Path) -> Result<Vec<String>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| ExecError::internal("read netns dir", e))?;
-    let mut pins: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| SandboxId::parse("", n).is_ok())
-        .collect();
+fn list_pins(dir: &PinDir) -> Result<Vec<String>> {
+    let names = dir.names().map_err(|e| ExecError::internal("read netns dir", e))?;
+    let mut pins: Vec<String> = names.into_iter().filter(|n| SandboxId::parse("", n).is_ok()).collect();
     pins.sort();
     Ok(pins)
 }

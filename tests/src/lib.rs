@@ -32,6 +32,7 @@ pub fn bin(name: &str) -> PathBuf {
 #[derive(Default, Clone)]
 pub struct Options {
     pub api_args: Vec<String>,
+    pub netexec_args: Vec<String>,
 }
 
 pub struct Stack {
@@ -42,6 +43,11 @@ pub struct Stack {
     pub api_socket: PathBuf,
     pub exec_socket: PathBuf,
     pub state_dir: PathBuf,
+    /// Where the test may pin namespaces for netns_path (allow-listed).
+    pub runtime_dir: PathBuf,
+    /// The unprivileged account ctnet-api runs as (no passwd entry needed).
+    pub api_uid: u32,
+    pub api_gid: u32,
     opts: Options,
     netexec: Option<Child>,
     api: Option<Child>,
@@ -114,7 +120,13 @@ impl Stack {
             assert!(up.success());
         });
         assert_eq!(netns::sysctl_get(&host, "net.ipv4.ip_forward"), "0");
+        let runtime_dir = dir.join("runtime");
+        std::fs::create_dir_all(&runtime_dir).expect("runtime dir");
+        let api_uid = 61000 + rand::random::<u32>() % 4000;
         let mut stack = Stack {
+            runtime_dir,
+            api_uid,
+            api_gid: api_uid,
             netns_dir: dir.join("netns"),
             api_socket: dir.join("api.sock"),
             exec_socket: dir.join("exec.sock"),
@@ -137,6 +149,9 @@ impl Stack {
     pub fn start_netexec(&mut self) {
         let mut cmd = Command::new(bin("ctnet-netexec"));
         cmd.arg("--socket").arg(&self.exec_socket).arg("--netns-dir").arg(&self.netns_dir);
+        cmd.arg("--netns-allow-dir").arg(&self.runtime_dir);
+        cmd.args(["--allow-uid", &self.api_uid.to_string(), "--socket-group", &self.api_gid.to_string()]);
+        cmd.args(&self.opts.netexec_args);
         self.netexec = Some(spawn_in(&self.host, cmd, &self.dir.join("netexec.log")));
     }
 
@@ -145,6 +160,7 @@ impl Stack {
         cmd.arg("--socket").arg(&self.api_socket);
         cmd.args(["--socket-group", "", "--default-subnet", DEFAULT_SUBNET, "--health-interval-ms", "100"]);
         cmd.arg("--netexec-socket").arg(&self.exec_socket).arg("--state-dir").arg(&self.state_dir);
+        cmd.args(["--user", &format!("{}:{}", self.api_uid, self.api_gid)]);
         cmd.args(&self.opts.api_args);
         self.api_starts += 1;
         let log = self.dir.join(format!("api-{}.log", self.api_starts));
@@ -194,6 +210,19 @@ impl Stack {
 
     pub fn kill_api(&mut self) {
         kill(self.api.take());
+    }
+
+    pub fn netexec_pid(&self) -> u32 {
+        self.netexec.as_ref().expect("netexec running").id()
+    }
+
+    pub fn api_pid(&self) -> u32 {
+        self.api.as_ref().expect("ctnet-api running").id()
+    }
+
+    /// netexec's log so far.
+    pub fn netexec_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("netexec.log")).unwrap_or_default()
     }
 
     /// Adds the external namespace (see `External`).
@@ -272,6 +301,12 @@ impl Stack {
             }
         }
         let _ = nix::mount::umount2(&self.netns_dir, nix::mount::MntFlags::MNT_DETACH);
+        if let Ok(entries) = std::fs::read_dir(&self.runtime_dir) {
+            for e in entries.flatten() {
+                netns::unpin(&e.path());
+            }
+        }
+        let _ = nix::mount::umount2(&self.runtime_dir, nix::mount::MntFlags::MNT_DETACH);
         for pin in &self.test_pins {
             netns::unpin(pin);
         }

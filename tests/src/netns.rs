@@ -67,3 +67,8 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
     let prefix = dir.display().to_string();
     table.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&prefix)).map(String::from).collect()
 }
+
+/// True when `path` is a mounted namespace file.
+pub fn is_pin(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path).map(|fs| fs.filesystem_type().0 == 0x6e73_6673).unwrap_or(false)
+}

@@ -5,7 +5,7 @@ use ctnet_tests::{ip_of, netns, pb, req, Stack};
 #[tokio::test]
 async fn runtime_pinned_namespace_joins_the_bridge_and_is_left_alone() {
     let mut st = Stack::start().await;
-    let pin = st.dir.join("runtime-ns");
+    let pin = st.runtime_dir.join("runtime-ns");
     netns::create_pinned(&pin, || {});
     let mut r = req::bridge("ext", &[]);
     r.netns_path = Some(pin.display().to_string());
@@ -22,7 +22,7 @@ async fn runtime_pinned_namespace_joins_the_bridge_and_is_left_alone() {
 
     st.delete("ext").await;
     // The runtime's pin survives, its eth0 and our host end are gone.
-    assert!(netns::mounts_under(&pin).len() == 1, "the runtime's pin is still mounted");
+    assert!(netns::is_pin(&pin), "the runtime's pin is still mounted");
     assert_eq!(net::link_names(&pin), vec!["lo".to_string()]);
     st.delete("other").await;
     netns::unpin(&pin);
@@ -32,10 +32,20 @@ async fn runtime_pinned_namespace_joins_the_bridge_and_is_left_alone() {
 #[tokio::test]
 async fn external_paths_that_are_not_namespaces_are_refused() {
     let mut st = Stack::start().await;
-    let plain = st.dir.join("plain-file");
+    let plain = st.runtime_dir.join("plain-file");
     std::fs::write(&plain, "").unwrap();
+    // A symlink inside the allowed directory, pointing at the host's namespace.
+    let link = st.runtime_dir.join("sneaky");
+    std::os::unix::fs::symlink(&st.host, &link).unwrap();
     let links = net::link_names(&st.host);
-    for path in [plain.display().to_string(), st.host.display().to_string(), "/nonexistent/ns".into()] {
+    let paths = [
+        plain.display().to_string(),
+        link.display().to_string(),
+        st.host.display().to_string(),
+        "/nonexistent/ns".into(),
+        format!("{}/../host.ns", st.runtime_dir.display()),
+    ];
+    for path in paths {
         let mut r = req::bridge("bad", &[]);
         r.netns_path = Some(path.clone());
         let err = st.client.sandboxes.create_sandbox(r).await.unwrap_err();

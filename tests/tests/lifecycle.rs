@@ -107,7 +107,7 @@ async fn full_subnet_is_resource_exhausted() {
 #[tokio::test]
 async fn bridge_port_limit_is_resource_exhausted_before_the_kernel_refuses() {
     // The real limit is 1023 ports; a lowered limit exercises the same check.
-    let opts = Options { api_args: vec!["--bridge-max-ports".into(), "2".into()] };
+    let opts = Options { api_args: vec!["--bridge-max-ports".into(), "2".into()], ..Default::default() };
     let mut st = Stack::start_with(opts).await;
     st.create(req::bridge("p1", &[])).await;
     st.create(req::bridge("p2", &[])).await;

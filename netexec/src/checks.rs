@@ -262,3 +262,72 @@ mod tests {
         assert!(parse_mac("m", &[2, 0x42, 3, 4, 5, 6]).is_ok());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! Whatever a caller sends, what passes validation is safe to use: link
+    //! names stay ours and kernel-sized, pin names cannot leave the pin
+    //! directory, tags cannot break out of nft text, and nothing panics.
+    use std::net::Ipv4Addr;
+    use std::path::{Component, Path};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::firewall;
+
+    proptest! {
+        #[test]
+        fn link_names_that_pass_are_ours_and_fit(name in "\\PC{0,24}") {
+            if let Ok(n) = OwnedLinkName::parse("f", &name, "ct") {
+                prop_assert!(n.as_str().starts_with("ct") && n.as_str().len() > 2 && n.as_str().len() <= 15);
+                prop_assert!(n.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+            }
+        }
+
+        #[test]
+        fn pin_names_that_pass_stay_in_the_directory(id in "\\PC{0,40}") {
+            if let Ok(id) = SandboxId::parse("f", &id) {
+                let p = Path::new("/run/ctnet/netns").join(id.as_str());
+                prop_assert_eq!(p.parent(), Some(Path::new("/run/ctnet/netns")));
+                prop_assert!(p.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_))));
+            }
+        }
+
+        #[test]
+        fn owner_tags_cannot_escape_nft_text(tag in "\\PC{0,80}") {
+            if let Ok(o) = Owner::parse("f", &tag) {
+                let unsafe_chars = ['"', ' ', ';', '\n', '}', '#'];
+                prop_assert!(!o.tag().contains(unsafe_chars), "tag {:?}", o.tag());
+            }
+        }
+
+        #[test]
+        fn addresses_round_trip(a in any::<u32>(), prefix in 0u8..=32) {
+            let text = format!("{}/{prefix}", Ipv4Addr::from(a));
+            match AddrPrefix::parse("f", &text) {
+                Ok(p) => prop_assert_eq!(format!("{}/{}", p.addr, p.prefix), text),
+                Err(_) => {
+                    let addr = Ipv4Addr::from(a);
+                    prop_assert!(prefix == 0 || prefix == 32 || addr.is_unspecified() || addr.is_loopback() || addr.is_multicast());
+                }
+            }
+        }
+
+        #[test]
+        fn firewall_ports_never_panic_and_are_nonzero(
+            proto in "\\PC{0,6}", host_ip in "\\PC{0,16}", host_port in any::<u32>(),
+            target_ip in "\\PC{0,16}", target_port in any::<u32>(), owner in "\\PC{0,20}",
+        ) {
+            let p = ctnet_proto::exec::FirewallPort { protocol: proto, host_ip, host_port, target_ip, target_port, owner };
+            if let Ok(port) = firewall::parse_port("p", &p) {
+                prop_assert!(port.host_port != 0 && port.target_port != 0);
+            }
+        }
+
+        #[test]
+        fn external_paths_never_panic(path in "\\PC{0,64}") {
+            let _ = external_netns("f", &path, &[], (0, 0));
+        }
+    }
+}

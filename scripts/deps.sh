@@ -11,6 +11,7 @@ command -v conntrack >/dev/null || need+=(conntrack)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nsenter >/dev/null || need+=(util-linux)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing: ${need[*]}"

@@ -11,7 +11,14 @@ bin=$PWD/target/release
 run=/run/ctnet
 logs=/var/log/ctnet
 mkdir -p "$run" /var/lib/ctnet "$logs"
-getent group ctnet >/dev/null || groupadd --system ctnet
+# The accounts of deploy/sysusers.d/ctnet.conf: user ctnet-api, group ctnet.
+if command -v systemd-sysusers >/dev/null; then
+  systemd-sysusers deploy/sysusers.d/ctnet.conf
+else
+  getent group ctnet >/dev/null || groupadd --system ctnet
+  getent passwd ctnet-api >/dev/null || useradd --system --user-group --home-dir /var/lib/ctnet --shell /usr/sbin/nologin ctnet-api
+fi
+api_uid=$(id -u ctnet-api)
 
 stop() {
   local pidfile=$run/$1.pid
@@ -23,10 +30,14 @@ stop() {
 stop api
 stop netexec
 
+# The launcher is the daemons themselves: netexec starts as root and drops
+# to CAP_NET_ADMIN + CAP_SYS_ADMIN under its seccomp filter; ctnet-api
+# binds its socket as root and becomes ctnet-api. Same rights as the units.
 nohup "$bin/ctnet-netexec" --socket "$run/netexec.sock" --netns-dir "$run/netns" \
+  --socket-group ctnet-api --allow-uid "$api_uid" \
   >>"$logs/netexec.log" 2>&1 </dev/null &
 echo $! >"$run/netexec.pid"
-nohup "$bin/ctnet-api" --socket "$run/ctnet.sock" --socket-group ctnet \
+nohup "$bin/ctnet-api" --user ctnet-api --socket "$run/ctnet.sock" --socket-group ctnet \
   --netexec-socket "$run/netexec.sock" --state-dir /var/lib/ctnet \
   --default-subnet "${CTNET_SUBNET:-172.30.0.0/16}" \
   >>"$logs/api.log" 2>&1 </dev/null &

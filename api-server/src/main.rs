@@ -89,7 +89,10 @@ fn main() {
 /// unprivileged account, then the runtime: no thread ever runs as root.
 fn start(args: Args) -> Result<(), BoxError> {
     let account = args.user.as_deref().map(privilege::parse_account).transpose()?;
-    let listener = bind_socket(&args, account)?;
+    let listener = match ctnet_proto::daemon::inherited_listener() {
+        Some(l) => l,
+        None => bind_socket(&args, account)?,
+    };
     if let Some(to) = account.filter(|_| nix::unistd::Uid::current().is_root()) {
         privilege::hand_over_state(&args.state_dir, to)?;
         privilege::become_account(to)?;

@@ -35,10 +35,50 @@ pub const REFUSED: u32 = libc::EPERM as u32;
 /// netexec's own mount namespace: the pin directory (and any runtime netns
 /// directory it reads) stay shared peers of the host's, so pins still reach
 /// the host; every other mount turns slave and read-only, so a bind mount
-/// made elsewhere by a compromised netexec never reaches the host. /proc
-/// stays writable for /proc/sys/net.
+/// made elsewhere by a compromised netexec never reaches the host. In /proc
+/// only /proc/sys/net stays writable; /dev is a minimal private one (a
+/// read-only mount does not stop writes to device nodes such as disks).
 pub fn isolate_mounts(keep_shared: &[PathBuf]) -> io::Result<()> {
     unshare(CloneFlags::CLONE_NEWNS)?;
+    slave_and_read_only(keep_shared)?;
+    guard_proc()?;
+    private_dev()
+}
+
+fn bind(path: &str, flags: MsFlags) -> io::Result<()> {
+    mount(Some(path), path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)?;
+    mount(None::<&str>, path, None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags, None::<&str>)?;
+    Ok(())
+}
+
+/// Kernel tunables and sysrq read-only; network sysctls (resolved per
+/// thread namespace at open) writable.
+fn guard_proc() -> io::Result<()> {
+    let hardened = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    bind("/proc/sys", hardened | MsFlags::MS_RDONLY)?;
+    bind("/proc/sys/net", hardened)?;
+    // Kernels built without magic SysRq have no trigger file.
+    if Path::new("/proc/sysrq-trigger").exists() {
+        bind("/proc/sysrq-trigger", hardened | MsFlags::MS_RDONLY)?;
+    }
+    Ok(())
+}
+
+/// A tmpfs /dev with null, zero, random and urandom only.
+fn private_dev() -> io::Result<()> {
+    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    mount(Some("tmpfs"), "/dev", Some("tmpfs"), flags, Some("mode=0755,size=64k"))?;
+    for (name, minor) in [("null", 3), ("zero", 5), ("random", 8), ("urandom", 9)] {
+        let path = format!("/dev/{name}");
+        mknod(path.as_str(), SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(1, minor))?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
+    }
+    mount(None::<&str>, "/dev", None::<&str>, MsFlags::MS_REMOUNT | flags | MsFlags::MS_RDONLY, None::<&str>)?;
+    Ok(())
+}
+
+fn slave_and_read_only(keep_shared: &[PathBuf]) -> io::Result<()> {
     for m in mounts()? {
         if keep_shared.iter().any(|k| m.point.starts_with(k)) {
             continue;
@@ -108,17 +148,26 @@ fn unescape(s: &str) -> String {
 
 /// Drops every capability but KEEP from every set; the bounding set is what
 /// an exec'd `nft` (uid 0) gets its capabilities from.
+/// Each set is only written when it differs, so under a unit that already
+/// grants exactly these two no capset(2) is needed (systemd's
+/// ~@privileged filter refuses it).
 pub fn drop_capabilities() -> Result<(), caps::errors::CapsError> {
     let keep: CapsHashSet = KEEP.into_iter().collect();
-    caps::clear(None, CapSet::Ambient)?;
-    for cap in caps::all() {
+    if !caps::read(None, CapSet::Ambient)?.is_empty() {
+        caps::clear(None, CapSet::Ambient)?;
+    }
+    for cap in caps::read(None, CapSet::Bounding)? {
         if !keep.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap)?;
         }
     }
-    caps::set(None, CapSet::Inheritable, &CapsHashSet::new())?;
-    caps::set(None, CapSet::Effective, &keep)?;
-    caps::set(None, CapSet::Permitted, &keep)
+    let wanted = [(CapSet::Inheritable, CapsHashSet::new()), (CapSet::Effective, keep.clone()), (CapSet::Permitted, keep)];
+    for (set, value) in wanted {
+        if caps::read(None, set)? != value {
+            caps::set(None, set, &value)?;
+        }
+    }
+    Ok(())
 }
 
 fn arg(index: u8, op: Op, value: u64) -> Cond {

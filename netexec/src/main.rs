@@ -111,18 +111,17 @@ fn start(args: Args) -> Result<(), BoxError> {
         return Err("ctnet-netexec must be started as root; it drops to CAP_NET_ADMIN + CAP_SYS_ADMIN itself".into());
     }
     let allow_uid = allowed_uids(&args.allow_uid)?;
-    netns::make_shared_dir(&args.netns_dir)?;
-    for dir in &args.netns_allow_dirs {
-        netns::make_shared_dir(dir)?;
-    }
-    netns::PinDir::open(&args.netns_dir)?.pin_own(service::HOST_PIN)?;
     let host = std::fs::metadata("/proc/self/ns/net")?;
-    let listener = bind_socket(&args.socket, &args.socket_group)?;
-    if args.profile == Profile::Creates {
-        confine::isolate_mounts(&confine::shared_dirs(&args.netns_dir, &args.netns_allow_dirs))?;
-    }
-    // Opened only now: a mount must target a mount of our own namespace.
-    let pins = Arc::new(netns::PinDir::open(&args.netns_dir)?);
+    let listener = match ctnet_proto::daemon::inherited_listener() {
+        Some(l) => l,
+        None => bind_socket(&args.socket, &args.socket_group)?,
+    };
+    // Join-only does no mount work at all: it neither pins nor needs to
+    // share anything, so it can run in systemd's full filesystem sandbox.
+    let pins = match args.profile {
+        Profile::Creates => Some(Arc::new(prepare_pins(&args)?)),
+        Profile::JoinOnly => None,
+    };
     let allowed_dirs = open_allowed_dirs(&args.netns_allow_dirs)?;
     confine::drop_capabilities()?;
     confine::install(args.profile)?;
@@ -132,7 +131,6 @@ fn start(args: Args) -> Result<(), BoxError> {
         pins,
         host_ns: (host.dev(), host.ino()),
         allowed_dirs,
-        profile: args.profile,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(serve(args, cfg, listener, allow_uid))
@@ -159,6 +157,19 @@ async fn serve(args: Args, cfg: service::Config, listener: std::os::unix::net::U
         .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The shared pin directory, the host pin, then netexec's own mount
+/// namespace; the directory is opened only afterwards, because a mount must
+/// target a mount of the caller's own namespace.
+fn prepare_pins(args: &Args) -> Result<netns::PinDir, BoxError> {
+    netns::make_shared_dir(&args.netns_dir)?;
+    for dir in &args.netns_allow_dirs {
+        netns::make_shared_dir(dir)?;
+    }
+    netns::PinDir::open(&args.netns_dir)?.pin_own(service::HOST_PIN)?;
+    confine::isolate_mounts(&confine::shared_dirs(&args.netns_dir, &args.netns_allow_dirs))?;
+    Ok(netns::PinDir::open(&args.netns_dir)?)
 }
 
 fn allowed_uids(given: &[u32]) -> Result<Vec<u32>, BoxError> {

@@ -8,7 +8,6 @@ use rtnetlink::Handle;
 use tonic::{Request, Response, Status};
 
 use crate::checks::{self, AddrPrefix, AllowedDir, NetnsTarget, OwnedLinkName, Owner, SandboxId, SandboxIfName};
-use crate::confine::Profile;
 use crate::error::{ExecError, Result};
 use crate::firewall::{self, Firewall};
 use crate::kernel::{self, BridgeSpec, EndpointSpec};
@@ -17,13 +16,13 @@ use crate::netns::{Place, PinDir};
 pub struct Config {
     /// Name prefix of every host link we own.
     pub prefix: String,
-    /// Our pins, including "host", the pin of our own namespace.
-    pub pins: Arc<PinDir>,
+    /// Our pins, including "host", the pin of our own namespace (none in
+    /// the join-only profile).
+    pub pins: Option<Arc<PinDir>>,
     /// Identity (dev, inode) of our own namespace.
     pub host_ns: (u64, u64),
     /// Where runtimes may pin namespaces for `netns_path`.
     pub allowed_dirs: Vec<AllowedDir>,
-    pub profile: Profile,
 }
 
 /// Name of the pin of netexec's own (host) namespace.
@@ -62,18 +61,18 @@ impl ExecService {
 
     fn open_target(&self, t: NetnsTarget) -> Result<std::fs::File> {
         match t {
-            NetnsTarget::Owned(id) => self.cfg.pins.open_pin(id.as_str()),
+            NetnsTarget::Owned(id) => self.pins()?.open_pin(id.as_str()),
             NetnsTarget::External(f) => Ok(f),
         }
     }
 
-    fn require_creates(&self) -> Result<()> {
-        if self.cfg.profile == Profile::JoinOnly {
-            return Err(ExecError::FailedPrecondition(
+    /// Our pin directory; the join-only profile has none.
+    fn pins(&self) -> Result<&Arc<PinDir>> {
+        self.cfg.pins.as_ref().ok_or_else(|| {
+            ExecError::FailedPrecondition(
                 "netexec runs join-only: it configures namespaces a runtime pinned (netns_path) and creates none".into(),
-            ));
-        }
-        Ok(())
+            )
+        })
     }
 
     fn parse_endpoint(&self, r: &pb::AttachEndpointRequest) -> Result<EndpointSpec> {
@@ -113,9 +112,10 @@ fn ok<T>(v: T) -> Reply<T> {
 #[tonic::async_trait]
 impl Executor for ExecService {
     async fn ping(&self, _: Request<pb::PingRequest>) -> Reply<pb::PingResponse> {
+        let pins = self.cfg.pins.as_ref();
         ok(pb::PingResponse {
-            host_netns_path: self.cfg.pins.path_of(HOST_PIN).display().to_string(),
-            netns_dir: self.cfg.pins.path().display().to_string(),
+            host_netns_path: pins.map(|p| p.path_of(HOST_PIN).display().to_string()).unwrap_or_default(),
+            netns_dir: pins.map(|p| p.path().display().to_string()).unwrap_or_default(),
         })
     }
 
@@ -143,9 +143,8 @@ impl Executor for ExecService {
 
     #[tracing::instrument(skip_all, fields(sandbox = %req.get_ref().sandbox_id))]
     async fn create_netns(&self, req: Request<pb::CreateNetnsRequest>) -> Reply<pb::CreateNetnsResponse> {
-        self.require_creates()?;
         let id = SandboxId::parse("sandbox_id", &req.get_ref().sandbox_id)?;
-        let pins = &self.cfg.pins;
+        let pins = self.pins()?;
         let place = match pins.open_pin(id.as_str()) {
             Ok(existing) => Place::Existing(existing),
             Err(_) => Place::New(pins.clone(), id.as_str().to_string()),
@@ -161,9 +160,8 @@ impl Executor for ExecService {
 
     #[tracing::instrument(skip_all, fields(sandbox = %req.get_ref().sandbox_id))]
     async fn delete_netns(&self, req: Request<pb::DeleteNetnsRequest>) -> Reply<pb::DeleteNetnsResponse> {
-        self.require_creates()?;
         let id = SandboxId::parse("sandbox_id", &req.get_ref().sandbox_id)?;
-        self.cfg.pins.unpin(id.as_str()).map_err(|e| ExecError::internal("unpin", e))?;
+        self.pins()?.unpin(id.as_str()).map_err(|e| ExecError::internal("unpin", e))?;
         tracing::info!("netns unpinned");
         ok(pb::DeleteNetnsResponse {})
     }
@@ -208,7 +206,11 @@ impl Executor for ExecService {
                 })
             })
             .collect();
-        ok(pb::InventoryResponse { links: owned, netns_pins: list_pins(&self.cfg.pins)? })
+        let netns_pins = match &self.cfg.pins {
+            Some(p) => list_pins(p)?,
+            None => Vec::new(),
+        };
+        ok(pb::InventoryResponse { links: owned, netns_pins })
     }
 
     async fn update_firewall(&self, req: Request<pb::FirewallDelta>) -> Reply<pb::UpdateFirewallResponse> {

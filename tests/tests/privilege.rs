@@ -132,6 +132,22 @@ async fn a_bind_mount_in_netexecs_namespace_never_reaches_the_host_but_pins_do()
     // Everything else is read-only there; the pin directory is not.
     let line = inside.lines().find(|l| l.split(' ').nth(4) == Some("/")).unwrap();
     assert!(line.split(' ').nth(5).unwrap().starts_with("ro"), "{line}");
+    // Kernel tunables, sysrq and devices are out of reach; network sysctls are not.
+    let pid = st.netexec_pid();
+    let inside_sh = |cmd: &str| Command::new("nsenter").arg(&ns).arg("sh").arg("-c").arg(cmd).status().unwrap().success();
+    // Writes the current value back: harmless even if the guard were missing.
+    let rewrite = "v=$(cat /proc/sys/kernel/core_pattern) && printf '%s\\n' \"$v\" > /proc/sys/kernel/core_pattern";
+    assert!(!inside_sh(rewrite), "core_pattern must be read-only");
+    assert!(Command::new("sh").arg("-c").arg(rewrite).status().unwrap().success(), "control: the same write works outside");
+    if Path::new("/proc/sysrq-trigger").exists() {
+        assert!(!inside_sh("echo s > /proc/sysrq-trigger"), "sysrq must be read-only");
+    }
+    assert!(inside_sh("cat /proc/sys/net/ipv4/ip_forward > /dev/null"), "network sysctls readable");
+    let devs: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/root/dev")).unwrap().flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut devs = devs;
+    devs.sort();
+    assert_eq!(devs, vec!["null", "random", "urandom", "zero"], "a minimal /dev");
     // Pins made there do reach the host.
     let s = st.create(ctnet_tests::req::bridge("pinned", &[])).await;
     assert!(netns::is_pin(&Stack::pin_of(&s)), "the pin is visible in the host's mount table");

@@ -70,7 +70,13 @@ impl Ops {
     }
 
     async fn host_netns(&self) -> Result<PathBuf, Status> {
-        self.exec.ping().await
+        let path = self.exec.ping().await?;
+        if path.as_os_str().is_empty() {
+            return Err(Status::failed_precondition(
+                "host mode needs the host's namespace pin, and netexec runs join-only (it pins nothing)",
+            ));
+        }
+        Ok(path)
     }
 
     /// Host listeners, asked for only when a request publishes ports.

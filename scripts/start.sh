@@ -13,7 +13,7 @@ logs=/var/log/ctnet
 mkdir -p "$run" /var/lib/ctnet "$logs"
 # The accounts of deploy/sysusers.d/ctnet.conf: user ctnet-api, group ctnet.
 if command -v systemd-sysusers >/dev/null; then
-  systemd-sysusers deploy/sysusers.d/ctnet.conf
+  systemd-sysusers "$PWD/deploy/sysusers.d/ctnet.conf"
 else
   getent group ctnet >/dev/null || groupadd --system ctnet
   getent passwd ctnet-api >/dev/null || useradd --system --user-group --home-dir /var/lib/ctnet --shell /usr/sbin/nologin ctnet-api

@@ -42,10 +42,18 @@ pub struct BridgeArgs {
     pub owner: String,
 }
 
+/// Who answered a ping.
+#[derive(Debug, Clone)]
+pub struct PingInfo {
+    /// Path of the host namespace pin; empty when netexec pins nothing.
+    pub host_netns: PathBuf,
+    /// Random per netexec process: a change means it restarted.
+    pub instance: u64,
+}
+
 #[tonic::async_trait]
 pub trait Executor: Send + Sync + 'static {
-    /// Returns the path of the host namespace pin.
-    async fn ping(&self) -> Result<PathBuf, Status>;
+    async fn ping(&self) -> Result<PingInfo, Status>;
     async fn ensure_bridge(&self, b: &BridgeArgs) -> Result<(), Status>;
     async fn delete_bridge(&self, name: &str) -> Result<(), Status>;
     /// Returns the pin path.
@@ -60,6 +68,10 @@ pub trait Executor: Send + Sync + 'static {
     async fn sync_firewall(&self, state: pb::FirewallState) -> Result<(), Status>;
     /// Sockets listening in the host namespace.
     async fn list_listeners(&self) -> Result<Vec<HostListener>, Status>;
+    /// Tagged links and pins that exist.
+    async fn inventory(&self) -> Result<pb::InventoryResponse, Status>;
+    /// What a sandbox namespace holds.
+    async fn inspect_netns(&self, netns: &NetnsTarget) -> Result<pb::InspectNetnsResponse, Status>;
 }
 
 /// The executor over gRPC on netexec's Unix socket. The channel connects
@@ -95,9 +107,18 @@ fn netns_ref(t: &NetnsTarget) -> pb::NetnsRef {
 
 #[tonic::async_trait]
 impl Executor for GrpcExecutor {
-    async fn ping(&self) -> Result<PathBuf, Status> {
-        let r = self.client.clone().ping(pb::PingRequest {}).await.map_err(exec_status)?;
-        Ok(PathBuf::from(r.into_inner().host_netns_path))
+    async fn ping(&self) -> Result<PingInfo, Status> {
+        let r = self.client.clone().ping(pb::PingRequest {}).await.map_err(exec_status)?.into_inner();
+        Ok(PingInfo { host_netns: PathBuf::from(r.host_netns_path), instance: r.instance })
+    }
+
+    async fn inventory(&self) -> Result<pb::InventoryResponse, Status> {
+        Ok(self.client.clone().inventory(pb::InventoryRequest {}).await.map_err(exec_status)?.into_inner())
+    }
+
+    async fn inspect_netns(&self, netns: &NetnsTarget) -> Result<pb::InspectNetnsResponse, Status> {
+        let req = pb::InspectNetnsRequest { netns: Some(netns_ref(netns)) };
+        Ok(self.client.clone().inspect_netns(req).await.map_err(exec_status)?.into_inner())
     }
 
     async fn ensure_bridge(&self, b: &BridgeArgs) -> Result<(), Status> {

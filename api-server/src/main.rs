@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use ctnet_proto::v1::maintenance_service_server::MaintenanceServiceServer;
 use ctnet_proto::v1::network_service_server::NetworkServiceServer;
 use ctnet_proto::v1::sandbox_service_server::SandboxServiceServer;
 use tokio::net::UnixListener;
@@ -153,7 +154,8 @@ async fn run(args: Args, listener: std::os::unix::net::UnixListener) -> Result<(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(NetworkServiceServer::new(api.clone()))
-        .add_service(SandboxServiceServer::new(api))
+        .add_service(SandboxServiceServer::new(api.clone()))
+        .add_service(MaintenanceServiceServer::new(api))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), ctnet_proto::daemon::shutdown_signal())
         .await?;
     tracing::info!("stopped");
@@ -177,7 +179,7 @@ fn bind_socket(args: &Args, owner: Option<privilege::Account>) -> Result<std::os
     Ok(listener)
 }
 
-const SERVICES: [&str; 3] = ["", "ctnet.v1.NetworkService", "ctnet.v1.SandboxService"];
+const SERVICES: [&str; 4] = ["", "ctnet.v1.NetworkService", "ctnet.v1.SandboxService", "ctnet.v1.MaintenanceService"];
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     for s in SERVICES {
@@ -190,11 +192,15 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
 /// reconciled with the store before SERVING is reported.
 async fn watch_executor(ops: Arc<Ops>, exec: Arc<dyn Executor>, reporter: HealthReporter, every: Duration) {
     let mut serving = false;
+    let mut instance = None;
     loop {
         match exec.ping().await {
-            Ok(_) if !serving => match ops.reconcile().await {
+            // A new instance is a netexec restart, even one too quick to be
+            // seen as unreachable: its firewall mirror is empty until synced.
+            Ok(p) if !serving || instance != Some(p.instance) => match ops.reconcile().await {
                 Ok(()) => {
                     serving = true;
+                    instance = Some(p.instance);
                     set_health(&reporter, ServingStatus::Serving).await;
                     tracing::info!("netexec reachable, state reconciled: serving");
                 }

@@ -2,6 +2,7 @@
 use std::collections::HashMap;
 
 pub use ctnet_proto::v1 as pb;
+use pb::maintenance_service_client::MaintenanceServiceClient;
 use pb::network_service_client::NetworkServiceClient;
 use pb::sandbox_service_client::SandboxServiceClient;
 use tonic::transport::{Channel, Endpoint};
@@ -15,6 +16,7 @@ pub const HOST_ENV: &str = "CTNET_HOST";
 pub struct Client {
     pub networks: NetworkServiceClient<Channel>,
     pub sandboxes: SandboxServiceClient<Channel>,
+    pub maintenance: MaintenanceServiceClient<Channel>,
     pub channel: Channel,
 }
 
@@ -24,6 +26,7 @@ pub async fn connect(addr: &str) -> Result<Client, tonic::transport::Error> {
     Ok(Client {
         networks: NetworkServiceClient::new(channel.clone()),
         sandboxes: SandboxServiceClient::new(channel.clone()),
+        maintenance: MaintenanceServiceClient::new(channel.clone()),
         channel,
     })
 }

@@ -28,6 +28,8 @@ enum Command {
     Sandbox(SandboxCmd),
     /// Show whether the server is serving (exits 1 when it is not).
     Status,
+    /// Remove kernel objects carrying ctnet's tag that nothing owns; lists them.
+    Gc,
 }
 
 #[derive(Subcommand)]
@@ -108,6 +110,8 @@ enum SandboxCmd {
     },
     /// List a sandbox's published ports, like `docker port`.
     Port { sandbox: String },
+    /// Compare a sandbox's kernel state with what it should be (exits 1 on drift).
+    Check { sandbox: String },
     /// Detach a sandbox from a network.
     Disconnect { sandbox: String, network: String },
 }
@@ -138,6 +142,11 @@ async fn run(cli: Cli) -> Result<String, String> {
         Command::Network(cmd) => network(client, cmd, cli.json).await,
         Command::Sandbox(cmd) => sandbox(client, cmd, cli.json).await,
         Command::Status => status(client).await,
+        Command::Gc => {
+            let mut c = client;
+            let removed = c.maintenance.garbage_collect(pb::GarbageCollectRequest {}).await.map_err(status_msg)?.into_inner().removed;
+            Ok(if cli.json { pretty(Value::from(removed)) } else { removed.iter().map(|r| format!("removed {r}\n")).collect() })
+        }
     }
 }
 
@@ -229,6 +238,13 @@ async fn sandbox(mut c: Client, cmd: SandboxCmd, json: bool) -> Result<String, S
         SandboxCmd::Connect { sandbox, network, ip, publish } => {
             let req = pb::ConnectRequest { sandbox, network, ipv4_address: ip, publish };
             Ok(one(c.sandboxes.connect(req).await.map_err(status_msg)?.into_inner()))
+        }
+        SandboxCmd::Check { sandbox } => {
+            let diffs = c.sandboxes.check(pb::CheckRequest { sandbox }).await.map_err(status_msg)?.into_inner().differences;
+            if diffs.is_empty() {
+                return Ok(if json { "[]\n".into() } else { "ok\n".into() });
+            }
+            Err(format!("drift:\n  {}", diffs.join("\n  ")))
         }
         SandboxCmd::Port { sandbox } => {
             let s = c.sandboxes.get_sandbox(pb::GetSandboxRequest { sandbox }).await.map_err(status_msg)?.into_inner();

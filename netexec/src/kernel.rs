@@ -280,3 +280,47 @@ pub async fn loopback_up(handle: &Handle) -> Result<()> {
     let lo = LinkUnspec::new_with_name("lo").up().build();
     handle.link().set(lo).execute().await.map_err(nl_err("set lo up"))
 }
+
+/// Interfaces (with IPv4 addresses and whether they are up) and the IPv4
+/// default gateway, as seen from inside a namespace.
+pub async fn inspect(handle: &Handle) -> Result<ctnet_proto::exec::InspectNetnsResponse> {
+    use rtnetlink::packet_route::address::AddressAttribute;
+    use rtnetlink::packet_route::link::LinkFlags;
+    use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+    let links: Vec<LinkMessage> = handle.link().get().execute().try_collect().await.map_err(nl_err("dump links"))?;
+    let addrs: Vec<_> = handle.address().get().execute().try_collect().await.map_err(nl_err("dump addresses"))?;
+    let mut interfaces = Vec::new();
+    for l in &links {
+        let facts = LinkFacts::from_message(l);
+        let addresses = addrs
+            .iter()
+            .filter(|a| a.header.index == facts.index)
+            .filter_map(|a| {
+                a.attributes.iter().find_map(|at| match at {
+                    AddressAttribute::Address(IpAddr::V4(v4)) => Some(format!("{v4}/{}", a.header.prefix_len)),
+                    _ => None,
+                })
+            })
+            .collect();
+        let up = l.header.flags.contains(LinkFlags::Up);
+        interfaces.push(ctnet_proto::exec::NetnsInterface { name: facts.name, addresses, up });
+    }
+    let routes: Vec<_> = handle
+        .route()
+        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+        .execute()
+        .try_collect()
+        .await
+        .map_err(nl_err("dump routes"))?;
+    let default_gateway = routes
+        .iter()
+        .filter(|r| r.header.destination_prefix_length == 0)
+        .find_map(|r| {
+            r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(g.to_string()),
+                _ => None,
+            })
+        })
+        .unwrap_or_default();
+    Ok(ctnet_proto::exec::InspectNetnsResponse { interfaces, default_gateway })
+}

@@ -140,9 +140,10 @@ async fn serve(args: Args, cfg: service::Config, listener: std::os::unix::net::U
     confine::verify().map_err(|e| format!("refusing to serve, confinement incomplete: {e}"))?;
     let (conn, handle, _) = rtnetlink::new_connection()?;
     tokio::spawn(conn);
-    let fw = firewall::nft::NftFirewall::new(args.nft.clone(), args.conntrack.clone());
-    firewall::Firewall::ensure_table(&fw).await?;
-    let svc = service::ExecService::new(cfg, handle, Arc::new(fw));
+    let fw = Arc::new(firewall::nft::NftFirewall::new(args.nft.clone(), args.conntrack.clone()));
+    firewall::Firewall::ensure_table(fw.as_ref()).await?;
+    firewall::drift::watch(fw.clone())?;
+    let svc = service::ExecService::new(cfg, handle, fw);
     let listener = tokio::net::UnixListener::from_std(listener)?;
     tracing::info!(
         socket = %args.socket.display(),

@@ -30,6 +30,8 @@ pub const HOST_PIN: &str = "host";
 
 pub struct ExecService {
     cfg: Arc<Config>,
+    /// Random per process, so api-server notices a restart.
+    instance: u64,
     /// Netlink handle in the host namespace, shared by all requests.
     host: Handle,
     firewall: Arc<dyn Firewall>,
@@ -39,7 +41,10 @@ type Reply<T> = std::result::Result<Response<T>, Status>;
 
 impl ExecService {
     pub fn new(cfg: Config, host: Handle, firewall: Arc<dyn Firewall>) -> Self {
-        Self { cfg: Arc::new(cfg), host, firewall }
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        Self { cfg: Arc::new(cfg), instance: h.finish(), host, firewall }
     }
 
     fn link_name(&self, field: &str, name: &str) -> Result<OwnedLinkName> {
@@ -116,6 +121,7 @@ impl Executor for ExecService {
         ok(pb::PingResponse {
             host_netns_path: pins.map(|p| p.path_of(HOST_PIN).display().to_string()).unwrap_or_default(),
             netns_dir: pins.map(|p| p.path().display().to_string()).unwrap_or_default(),
+            instance: self.instance,
         })
     }
 
@@ -230,6 +236,13 @@ impl Executor for ExecService {
         let state = firewall::parse_state(req.get_ref(), &self.cfg.prefix)?;
         self.firewall.sync(&state).await?;
         ok(pb::SyncFirewallResponse {})
+    }
+
+    async fn inspect_netns(&self, req: Request<pb::InspectNetnsRequest>) -> Reply<pb::InspectNetnsResponse> {
+        let target = self.netns_target(req.get_ref().netns.as_ref())?;
+        let ns = self.open_target(target)?;
+        let seen = crate::netns::run_in(Place::Existing(ns), |h| async move { kernel::inspect(&h).await }).await?;
+        ok(seen)
     }
 
     async fn list_listeners(&self, _: Request<pb::ListListenersRequest>) -> Reply<pb::ListListenersResponse> {

@@ -336,6 +336,7 @@ fn placeholder_client() -> Client {
     Client {
         networks: pb::network_service_client::NetworkServiceClient::new(channel.clone()),
         sandboxes: pb::sandbox_service_client::SandboxServiceClient::new(channel.clone()),
+        maintenance: pb::maintenance_service_client::MaintenanceServiceClient::new(channel.clone()),
         channel,
     }
 }

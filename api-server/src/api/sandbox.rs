@@ -115,4 +115,16 @@ impl SandboxService for Api {
         let rec = self.ops.disconnect(DisconnectSpec::parse(req.get_ref())?).await?;
         Ok(Response::new(self.render(&rec).await))
     }
+
+    async fn check(&self, req: Request<pb::CheckRequest>) -> Reply<pb::CheckResponse> {
+        let r = parse_ref("sandbox", &req.get_ref().sandbox)?;
+        Ok(Response::new(pb::CheckResponse { differences: self.ops.check(&r).await? }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::maintenance_service_server::MaintenanceService for Api {
+    async fn garbage_collect(&self, _: Request<pb::GarbageCollectRequest>) -> Reply<pb::GarbageCollectResponse> {
+        Ok(Response::new(pb::GarbageCollectResponse { removed: self.ops.garbage_collect().await? }))
+    }
 }

@@ -29,11 +29,13 @@ pub fn all_ports(rec: &SandboxRecord) -> Vec<pb::FirewallPort> {
     rec.endpoints.iter().flat_map(|ep| ports_of(rec, ep)).collect()
 }
 
-/// The whole desired table: everything not being deleted.
+/// The whole desired table: everything not being deleted; a failed
+/// sandbox keeps its ports reserved but not installed.
 pub fn desired(st: &State) -> pb::FirewallState {
+    let live = |s: &&SandboxRecord| matches!(s.phase, Phase::Creating | Phase::Ready);
     pb::FirewallState {
         networks: st.networks.values().filter(|n| n.phase != Phase::Deleting).map(network).collect(),
-        ports: st.sandboxes.values().filter(|s| s.phase != Phase::Deleting).flat_map(all_ports).collect(),
+        ports: st.sandboxes.values().filter(live).flat_map(all_ports).collect(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! or undo the kernel work and drop the intent. A create is acknowledged only
 //! once the kernel state exists and the store says so.
 pub mod firewall;
+pub mod maintenance;
 pub mod network;
 pub mod reconcile;
 pub mod sandbox;
@@ -70,7 +71,7 @@ impl Ops {
     }
 
     async fn host_netns(&self) -> Result<PathBuf, Status> {
-        let path = self.exec.ping().await?;
+        let path = self.exec.ping().await?.host_netns;
         if path.as_os_str().is_empty() {
             return Err(Status::failed_precondition(
                 "host mode needs the host's namespace pin, and netexec runs join-only (it pins nothing)",

@@ -1,8 +1,10 @@
 //! Brings the kernel in line with the store: at start, and whenever netexec
-//! becomes reachable again. Interrupted operations end all or nothing:
-//! Creating sandboxes are rolled back, Deleting ones finished; networks are
-//! (re)ensured or finished deleting; endpoints of a Connect that never
-//! completed are removed. Resources with an operation in flight are skipped.
+//! becomes reachable again or restarts. Interrupted operations end all or
+//! nothing: Creating sandboxes are rolled back, Deleting ones finished;
+//! networks are (re)ensured or finished deleting; endpoints of a Connect
+//! that never completed are removed; acknowledged sandboxes get missing
+//! endpoints back or are marked failed; orphans are removed and the nft
+//! table is rebuilt. Resources with an operation in flight are skipped.
 use tonic::Status;
 
 use super::Ops;
@@ -23,12 +25,22 @@ impl Ops {
         // One atomic rebuild of the table from the records; interrupted
         // operations below then remove their own elements.
         self.sync_firewall().await?;
+        let inv = self.exec.inventory().await?;
         for s in sbs {
-            self.with_claim(&s.id.clone(), self.reconcile_sandbox(s)).await?;
+            let id = s.id.clone();
+            self.with_claim(&id, self.reconcile_sandbox(s)).await?;
+            // Whatever the step above left of it.
+            let current = self.lock().await.sandboxes.get(&id).cloned();
+            if let Some(s) = current {
+                self.with_claim(&id, self.restore_sandbox(s, &inv)).await?;
+            }
         }
         for n in nets.into_iter().filter(|n| n.phase == Phase::Deleting) {
             self.with_claim(&n.id.clone(), self.finish_network_delete(n)).await?;
         }
+        // Orphans last (this also rebuilds the table once more, without the
+        // ports of sandboxes that just failed).
+        self.garbage_collect().await?;
         Ok(())
     }
 

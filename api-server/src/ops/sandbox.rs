@@ -119,7 +119,7 @@ impl Ops {
         Ok(path)
     }
 
-    async fn attach_endpoint(&self, rec: &SandboxRecord, ep: &Endpoint, target: &NetnsTarget) -> Result<(), Status> {
+    pub(super) async fn attach_endpoint(&self, rec: &SandboxRecord, ep: &Endpoint, target: &NetnsTarget) -> Result<(), Status> {
         let net = self.lock().await.networks.get(&ep.network_id).cloned();
         let net = net.ok_or_else(|| Status::not_found(format!("network {} vanished", ep.network_id)))?;
         let args = EndpointArgs {
@@ -366,7 +366,7 @@ fn new_endpoint(st: &State, prefix: &str, rec: &SandboxRecord, attach: &AttachSp
     })
 }
 
-fn endpoint_target(rec: &SandboxRecord) -> NetnsTarget {
+pub(super) fn endpoint_target(rec: &SandboxRecord) -> NetnsTarget {
     match &rec.netns {
         Netns::External(p) => NetnsTarget::External(p.clone()),
         _ => NetnsTarget::Owned(rec.id.clone()),

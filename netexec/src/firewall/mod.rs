@@ -2,6 +2,7 @@
 //! not care how rules are installed. The implementation is nftables
 //! (`nft.rs`): one table, sets and maps whose elements each request adds or
 //! removes in one transaction.
+pub mod drift;
 pub mod nft;
 pub mod render;
 
@@ -69,6 +70,25 @@ pub struct Delta {
 pub struct FwState {
     pub networks: Vec<FwNetwork>,
     pub ports: Vec<FwPort>,
+}
+
+impl FwState {
+    /// What the table holds after `delta` (removals first, like the
+    /// transaction itself).
+    pub fn apply(&mut self, delta: &Delta) {
+        self.networks.retain(|n| !delta.remove_networks.contains(n));
+        self.ports.retain(|p| !delta.remove_ports.contains(p));
+        for n in &delta.add_networks {
+            if !self.networks.contains(n) {
+                self.networks.push(n.clone());
+            }
+        }
+        for p in &delta.add_ports {
+            if !self.ports.contains(p) {
+                self.ports.push(p.clone());
+            }
+        }
+    }
 }
 
 #[tonic::async_trait]

@@ -1,7 +1,9 @@
 //! The nftables firewall: ruleset text piped to `nft -f -`, which applies it
 //! as one atomic transaction. Running the nft binary keeps a process
 //! boundary between netexec and GPL libnftables.
+use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::process::Stdio;
 
 use tokio::io::AsyncWriteExt;
@@ -13,11 +15,32 @@ use crate::error::{ExecError, Result};
 pub struct NftFirewall {
     nft: PathBuf,
     conntrack: PathBuf,
+    /// The desired table as last synced and updated; None until the first
+    /// sync, so drift repair never "restores" an empty table.
+    mirror: Mutex<Option<FwState>>,
+    /// Pids of our recent nft children: their generations are not drift.
+    own: Mutex<VecDeque<u32>>,
 }
+
+const OWN_PIDS_KEPT: usize = 256;
 
 impl NftFirewall {
     pub fn new(nft: PathBuf, conntrack: PathBuf) -> Self {
-        Self { nft, conntrack }
+        Self { nft, conntrack, mirror: Mutex::new(None), own: Mutex::new(VecDeque::new()) }
+    }
+
+    pub fn is_own(&self, pid: u32) -> bool {
+        self.own.lock().unwrap().contains(&pid)
+    }
+
+    /// Rebuilds the table from the mirror, if there is one yet.
+    pub async fn restore(&self) -> Result<()> {
+        let Some(state) = self.mirror.lock().unwrap().clone() else {
+            return Ok(());
+        };
+        self.run(&render::full(&state)).await?;
+        tracing::warn!(ports = state.ports.len(), "nftables changed behind ctnet's back: table restored");
+        Ok(())
     }
 
     async fn run(&self, script: &str) -> Result<()> {
@@ -28,6 +51,13 @@ impl NftFirewall {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| ExecError::internal(&format!("run {}", self.nft.display()), e))?;
+        if let Some(pid) = child.id() {
+            let mut own = self.own.lock().unwrap();
+            own.push_back(pid);
+            if own.len() > OWN_PIDS_KEPT {
+                own.pop_front();
+            }
+        }
         let mut stdin = child.stdin.take().expect("piped stdin");
         stdin.write_all(script.as_bytes()).await.map_err(|e| ExecError::internal("write to nft", e))?;
         drop(stdin);
@@ -107,12 +137,16 @@ impl Firewall for NftFirewall {
         if !script.is_empty() {
             self.run(&script).await?;
         }
+        if let Some(m) = self.mirror.lock().unwrap().as_mut() {
+            m.apply(delta);
+        }
         self.enable_routing(&delta.add_networks)?;
         self.flush_udp_flows(delta).await
     }
 
     async fn sync(&self, state: &FwState) -> Result<()> {
         self.run(&render::full(state)).await?;
+        *self.mirror.lock().unwrap() = Some(state.clone());
         self.enable_routing(&state.networks)?;
         tracing::info!(networks = state.networks.len(), ports = state.ports.len(), "nftables table rebuilt");
         Ok(())

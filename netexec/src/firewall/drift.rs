@@ -1,0 +1,119 @@
+//! Drift repair: nftables announces every committed transaction with an
+//! NFT_MSG_NEWGEN event naming the committing process. A generation that
+//! none of our own `nft` children committed (`nft flush ruleset`, a firewall
+//! reload) means our table may have changed behind our back, so it is
+//! rebuilt from the desired state netexec mirrors.
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtnetlink::sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+
+use super::nft::NftFirewall;
+
+/// nfnetlink multicast group of nf_tables events.
+const NFNLGRP_NFTABLES: u32 = 7;
+/// (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN
+const NEWGEN: u16 = (10 << 8) | 15;
+const NFTA_GEN_PROC_PID: u16 = 2;
+
+/// Pids of the processes that committed generations, as events arrive.
+fn committers(buf: &[u8]) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + 16 <= buf.len() {
+        let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
+        let kind = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().unwrap());
+        if len < 16 || off + len > buf.len() {
+            break;
+        }
+        if kind == NEWGEN {
+            // After the netlink header (16) and nfgenmsg (4): attributes.
+            let mut a = off + 20;
+            while a + 4 <= off + len {
+                let alen = u16::from_ne_bytes(buf[a..a + 2].try_into().unwrap()) as usize;
+                let atype = u16::from_ne_bytes(buf[a + 2..a + 4].try_into().unwrap()) & 0x3fff;
+                if alen < 4 {
+                    break;
+                }
+                if atype == NFTA_GEN_PROC_PID && alen >= 8 {
+                    out.push(u32::from_be_bytes(buf[a + 4..a + 8].try_into().unwrap()));
+                }
+                a += (alen + 3) & !3;
+            }
+        }
+        off += (len + 3) & !3;
+    }
+    out
+}
+
+fn subscribe() -> io::Result<Socket> {
+    let mut socket = Socket::new(NETLINK_NETFILTER)?;
+    socket.bind(&SocketAddr::new(0, 1 << (NFNLGRP_NFTABLES - 1)))?;
+    Ok(socket)
+}
+
+/// Watches for foreign generations on a dedicated thread (blocking recv)
+/// and repairs on the runtime, coalescing bursts.
+pub fn watch(fw: Arc<NftFirewall>) -> io::Result<()> {
+    let socket = subscribe()?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+    std::thread::Builder::new().name("ctnet-nft-events".into()).spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match socket.recv(&mut &mut buf[..], 0) {
+                Ok(n) => {
+                    for pid in committers(&buf[..n]) {
+                        if tx.send(pid).is_err() {
+                            return;
+                        }
+                    }
+                }
+                // ENOBUFS: events were lost, so assume the worst.
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    let _ = tx.send(0);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "nftables event socket failed; drift repair stops");
+                    return;
+                }
+            }
+        }
+    })?;
+    tokio::spawn(async move {
+        while let Some(pid) = rx.recv().await {
+            if fw.is_own(pid) {
+                continue;
+            }
+            // Let the foreign transaction burst finish, then repair once.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            while rx.try_recv().is_ok() {}
+            if let Err(e) = fw.restore().await {
+                tracing::error!(error = %e, "could not restore the nftables table");
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_the_committing_pid() {
+        // nlmsghdr(len=32, type=NEWGEN) + nfgenmsg + NFTA_GEN_ID(1) + NFTA_GEN_PROC_PID(4242, BE)
+        let mut m = Vec::new();
+        m.extend(32u32.to_ne_bytes());
+        m.extend(super::NEWGEN.to_ne_bytes());
+        m.extend([0u8; 10]);
+        m.extend([0u8; 4]);
+        m.extend(8u16.to_ne_bytes());
+        m.extend(1u16.to_ne_bytes());
+        m.extend(7u32.to_be_bytes());
+        m.extend(8u16.to_ne_bytes());
+        m.extend(2u16.to_ne_bytes());
+        m.extend(4242u32.to_be_bytes());
+        let len = m.len() as u32;
+        m[0..4].copy_from_slice(&len.to_ne_bytes());
+        assert_eq!(super::committers(&m), vec![4242]);
+    }
+}

@@ -93,9 +93,15 @@ pub async fn all_links(handle: &Handle) -> Result<Vec<LinkFacts>> {
     Ok(msgs.iter().map(LinkFacts::from_message).collect())
 }
 
-/// An existing link may only be reused or deleted when it carries our tag.
-fn require_ours(link: &LinkFacts) -> Result<()> {
-    if link.owner().is_none() {
+/// An existing link (its name already carries our prefix) may be reused or
+/// deleted when it carries our tag, or when it carries no alias at all and
+/// is of the kind we make under that name: the kernel ignores an alias in a
+/// create request, so a netexec killed between creating a link and tagging
+/// it leaves exactly such a half-made link behind. Anything tagged by
+/// someone else is left alone.
+fn require_ours(link: &LinkFacts, kind: &str) -> Result<()> {
+    let half_made = link.alias.is_none() && link.kind.as_deref() == Some(kind);
+    if link.owner().is_none() && !half_made {
         return Err(ExecError::FailedPrecondition(format!(
             "link {} exists and is not owned by ctnet; rename or remove it",
             link.name
@@ -107,9 +113,12 @@ fn require_ours(link: &LinkFacts) -> Result<()> {
 pub async fn ensure_bridge(handle: &Handle, spec: &BridgeSpec) -> Result<()> {
     let index = match link_by_name(handle, spec.name.as_str()).await? {
         Some(link) => {
-            require_ours(&link)?;
+            require_ours(&link, "bridge")?;
             if link.kind.as_deref() != Some("bridge") {
                 return Err(ExecError::FailedPrecondition(format!("link {} is not a bridge", link.name)));
+            }
+            if link.owner().is_none() {
+                set_alias(handle, link.index, &spec.owner).await?;
             }
             link.index
         }
@@ -150,7 +159,7 @@ pub async fn delete_owned_link(handle: &Handle, name: &OwnedLinkName) -> Result<
     let Some(link) = link_by_name(handle, name.as_str()).await? else {
         return Ok(());
     };
-    require_ours(&link)?;
+    require_ours(&link, link.kind.as_deref().filter(|k| *k == "bridge").unwrap_or("veth"))?;
     match handle.link().del(link.index).execute().await {
         Err(e) if netlink_errno(&e) == Some(ENODEV) => Ok(()),
         other => other.map_err(nl_err("delete link")),
@@ -163,7 +172,10 @@ pub async fn delete_owned_link(handle: &Handle, name: &OwnedLinkName) -> Result<
 /// host end already existed (a repeated call).
 pub async fn create_veth(handle: &Handle, spec: &EndpointSpec, netns: &std::fs::File) -> Result<bool> {
     if let Some(link) = link_by_name(handle, spec.host_ifname.as_str()).await? {
-        require_ours(&link)?;
+        require_ours(&link, "veth")?;
+        if link.owner().is_none() {
+            tag_port(handle, link.index, spec).await?;
+        }
         return Ok(false);
     }
     let bridge = link_by_name(handle, spec.bridge.as_str())
@@ -193,11 +205,15 @@ pub async fn create_veth(handle: &Handle, spec: &EndpointSpec, netns: &std::fs::
     let host = link_by_name(handle, spec.host_ifname.as_str())
         .await?
         .ok_or_else(|| ExecError::Internal("veth vanished after creation".into()))?;
-    // Owner tag and bridge-port options in one message (the kernel applies
-    // neither in a create request).
-    let port = LinkBridgePort::new(host.index).hairpin(spec.hairpin).alias(spec.owner.alias()).build();
-    handle.link().set_port(port).execute().await.map_err(nl_err("tag veth, set hairpin"))?;
+    tag_port(handle, host.index, spec).await?;
     Ok(true)
+}
+
+/// Owner tag and bridge-port options in one message (the kernel applies
+/// neither in a create request).
+async fn tag_port(handle: &Handle, index: u32, spec: &EndpointSpec) -> Result<()> {
+    let port = LinkBridgePort::new(index).hairpin(spec.hairpin).alias(spec.owner.alias()).build();
+    handle.link().set_port(port).execute().await.map_err(nl_err("tag veth, set hairpin"))
 }
 
 /// What to configure on the sandbox side of an endpoint.

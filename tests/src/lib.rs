@@ -178,9 +178,9 @@ impl Stack {
                 }
             }
             if let Some(status) = self.api.as_mut().and_then(|a| a.try_wait().unwrap()) {
-                panic!("ctnet-api exited with {status}; logs in {}", self.dir.display());
+                panic!("ctnet-api exited with {status}");
             }
-            assert!(Instant::now() < deadline, "ctnet-api did not become SERVING; logs in {}", self.dir.display());
+            assert!(Instant::now() < deadline, "ctnet-api did not become SERVING");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -318,8 +318,25 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         if self.dir.exists() {
+            if std::thread::panicking() {
+                self.keep_logs();
+            }
             self.cleanup();
         }
+    }
+}
+
+impl Stack {
+    /// Copies the daemons' logs of a failed test next to the test directory.
+    fn keep_logs(&self) {
+        let keep = PathBuf::from(format!("{}-logs", self.dir.display()));
+        let _ = std::fs::create_dir_all(&keep);
+        for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().ends_with(".log") {
+                let _ = std::fs::copy(e.path(), keep.join(e.file_name()));
+            }
+        }
+        eprintln!("daemon logs kept in {}", keep.display());
     }
 }
 

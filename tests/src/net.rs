@@ -29,7 +29,7 @@ impl Echo {
         let file = std::fs::File::open(ns).expect("open netns");
         let thread = std::thread::spawn(move || {
             nix::sched::setns(std::os::fd::AsFd::as_fd(&file), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            let l = TcpListener::bind((addr, port)).expect("bind echo");
+            let l = bind_retrying(|| TcpListener::bind((addr, port)));
             tx.send(l.local_addr().unwrap().port()).unwrap();
             let mut peers = Vec::new();
             for _ in 0..conns {
@@ -47,6 +47,21 @@ impl Echo {
     /// Waits for the served connections; returns the peers seen.
     pub fn peers(mut self) -> Vec<SocketAddr> {
         self.thread.take().unwrap().join().expect("echo thread")
+    }
+}
+
+/// A fixed port can still be held by the previous test connection's
+/// closing socket (FIN_WAIT2) for a moment: retry EADDRINUSE briefly.
+fn bind_retrying<T>(bind: impl Fn() -> std::io::Result<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match bind() {
+            Ok(s) => return s,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("bind: {e}"),
+        }
     }
 }
 
@@ -166,7 +181,7 @@ impl UdpEcho {
         let file = std::fs::File::open(ns).expect("open netns");
         let thread = std::thread::spawn(move || {
             nix::sched::setns(std::os::fd::AsFd::as_fd(&file), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            let s = std::net::UdpSocket::bind((addr, port)).expect("bind udp");
+            let s = bind_retrying(|| std::net::UdpSocket::bind((addr, port)));
             tx.send(s.local_addr().unwrap().port()).unwrap();
             s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
             let deadline = std::time::Instant::now() + Duration::from_secs(secs);

@@ -83,7 +83,12 @@ fn slave_and_read_only(keep_shared: &[PathBuf]) -> io::Result<()> {
         if keep_shared.iter().any(|k| m.point.starts_with(k)) {
             continue;
         }
-        mount(None::<&str>, &m.point, None::<&str>, MsFlags::MS_SLAVE, None::<&str>)?;
+        match mount(None::<&str>, &m.point, None::<&str>, MsFlags::MS_SLAVE, None::<&str>) {
+            // Unmounted meanwhile (an unmount in a shared peer propagates
+            // into this fresh copy): nothing left to isolate.
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINVAL) => continue,
+            other => other?,
+        }
         if m.point.starts_with("/proc") {
             continue;
         }

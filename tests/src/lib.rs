@@ -5,6 +5,7 @@
 pub mod net;
 pub mod netns;
 pub mod raw;
+pub mod bench;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
@@ -21,8 +22,10 @@ pub const DEFAULT_SUBNET: &str = "198.18.0.0/16";
 
 /// The built daemons and CLI, next to the test binary in target/.
 pub fn bin(name: &str) -> PathBuf {
+    // Test binaries live in target/PROFILE/deps, ctnet-bench in target/PROFILE.
     let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let here = exe.parent().expect("exe dir");
+    let dir = if here.ends_with("deps") { here.parent().expect("target dir") } else { here };
     let p = dir.join(name);
     assert!(p.exists(), "{} not built: run `cargo build --workspace` first", p.display());
     p

@@ -1,0 +1,146 @@
+//! The physical floor of a bridge sandbox: the kernel work it needs, done by
+//! the shortest code path, in-process, no gRPC, no store. The same steps as
+//! netexec: unshare + pin on a dedicated thread; one RTM_NEWLINK creating the
+//! veth with its peer born in the namespace as eth0, the host end up on the
+//! bridge; inside, lo up, address, link up, default route; one port-map
+//! element through `nft -f -`.
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::TryStreamExt;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
+
+/// Per-step durations of one floor iteration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Steps {
+    pub netns: Duration,
+    pub veth: Duration,
+    pub inside: Duration,
+    pub nft: Duration,
+}
+
+impl Steps {
+    pub fn total(&self) -> Duration {
+        self.netns + self.veth + self.inside + self.nft
+    }
+}
+
+const BRIDGE: &str = "ctfloor0";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+async fn handle() -> Handle {
+    let (conn, handle, _) = rtnetlink::new_connection().unwrap();
+    tokio::spawn(conn);
+    handle
+}
+
+async fn index_of(h: &Handle, name: &str) -> u32 {
+    let mut l = h.link().get().match_name(name.to_string()).execute();
+    l.try_next().await.unwrap().unwrap().header.index
+}
+
+fn nft(script: &str) {
+    let mut child = Command::new("nft").args(["-f", "-"]).stdin(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "nft: {script}");
+}
+
+/// Runs `iterations` floor sequences inside the fake host `host`, pinning
+/// under `dir`; returns each iteration's steps. Cleans up after itself.
+pub fn measure(host: &Path, dir: &Path, iterations: usize) -> Vec<Steps> {
+    let (host, dir) = (host.to_path_buf(), dir.to_path_buf());
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&host).unwrap();
+        setns(&ns, CloneFlags::CLONE_NEWNET).unwrap();
+        runtime().block_on(run(dir, iterations))
+    })
+    .join()
+    .unwrap()
+}
+
+async fn run(dir: PathBuf, iterations: usize) -> Vec<Steps> {
+    let h = handle().await;
+    h.link().add(LinkBridge::new(BRIDGE).up().build()).execute().await.unwrap();
+    let br = index_of(&h, BRIDGE).await;
+    h.address().add(br, IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1)), 16).execute().await.unwrap();
+    nft("table inet ctfloor {\n map ports_any {\n type inet_proto . inet_service : ipv4_addr . inet_service\n }\n}\n");
+    let mut out = Vec::with_capacity(iterations);
+    for i in 0..iterations {
+        out.push(iteration(&h, br, &dir, i).await);
+    }
+    nft("delete table inet ctfloor\n");
+    h.link().del(br).execute().await.unwrap();
+    out
+}
+
+async fn iteration(h: &Handle, br: u32, dir: &Path, i: usize) -> Steps {
+    let pin = dir.join(format!("floor-{i}"));
+    let addr = Ipv4Addr::new(198, 19, 1 + (i / 250) as u8, 2 + (i % 250) as u8);
+    let host_end = format!("ctf{i}");
+    let mut s = Steps::default();
+
+    let t = Instant::now();
+    let p = pin.clone();
+    std::thread::spawn(move || {
+        unshare(CloneFlags::CLONE_NEWNET).unwrap();
+        std::fs::File::create(&p).unwrap();
+        mount(Some("/proc/thread-self/ns/net"), &p, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+    })
+    .join()
+    .unwrap();
+    s.netns = t.elapsed();
+
+    let t = Instant::now();
+    let ns = std::fs::File::open(&pin).unwrap();
+    let o = addr.octets();
+    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+        .name("eth0".to_string())
+        .address(vec![2, 0x42, o[0], o[1], o[2], o[3]])
+        .setns_by_fd(ns.as_raw_fd())
+        .build();
+    let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
+        .name(host_end.clone())
+        .controller(br)
+        .up()
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .build();
+    h.link().add(msg).execute().await.unwrap();
+    s.veth = t.elapsed();
+
+    let t = Instant::now();
+    std::thread::spawn(move || {
+        setns(&ns, CloneFlags::CLONE_NEWNET).unwrap();
+        runtime().block_on(async move {
+            let h = handle().await;
+            h.link().set(LinkUnspec::new_with_name("lo").up().build()).execute().await.unwrap();
+            let eth0 = index_of(&h, "eth0").await;
+            h.address().add(eth0, IpAddr::V4(addr), 16).execute().await.unwrap();
+            h.link().set(LinkUnspec::new_with_index(eth0).up().build()).execute().await.unwrap();
+            let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(Ipv4Addr::new(198, 19, 0, 1)).output_interface(eth0).build();
+            h.route().add(route).execute().await.unwrap();
+        })
+    })
+    .join()
+    .unwrap();
+    s.inside = t.elapsed();
+
+    let t = Instant::now();
+    nft(&format!("add element inet ctfloor ports_any {{ tcp . {} : {addr} . 80 }}\n", 30000 + i));
+    s.nft = t.elapsed();
+
+    let idx = index_of(h, &host_end).await;
+    h.link().del(idx).execute().await.unwrap();
+    umount2(&pin, MntFlags::MNT_DETACH).unwrap();
+    std::fs::remove_file(&pin).unwrap();
+    s
+}

@@ -1,0 +1,383 @@
+//! ctnet-bench: ctnet's latency against the kernel floor, its cost as
+//! sandboxes and ports pile up, concurrency, memory and drift healing, all
+//! measured in one run on a fake host of its own with the real daemons.
+//!
+//!   ctnet-bench            the full run (1000 sandboxes, 10,000 ports)
+//!   ctnet-bench --smoke    tiny counts, so the benchmark cannot rot
+//!   --out DIR              where results go (default target/bench)
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ctnet_tests::bench::report::{self, Row};
+use ctnet_tests::bench::{floor, median, pct};
+use ctnet_tests::{netns, pb, req, Stack, HOST_OUTSIDE};
+use pb::create_sandbox_request::Mode;
+use serde_json::json;
+
+struct Sizes {
+    floor: usize,
+    e2e: usize,
+    sandboxes: usize,
+    window: usize,
+    port_sandboxes: usize,
+    ports_each: u16,
+    ends: usize,
+    connects: usize,
+    clients: Vec<usize>,
+    ops_per_client: usize,
+    heals: usize,
+}
+
+impl Sizes {
+    fn full() -> Self {
+        Sizes {
+            floor: 200,
+            e2e: 200,
+            sandboxes: 1000,
+            window: 50,
+            port_sandboxes: 100,
+            ports_each: 100,
+            ends: 10,
+            connects: 1000,
+            clients: vec![1, 4, 16, 64],
+            ops_per_client: 64,
+            heals: 5,
+        }
+    }
+    fn smoke() -> Self {
+        Sizes {
+            floor: 5,
+            e2e: 5,
+            sandboxes: 20,
+            window: 5,
+            port_sandboxes: 4,
+            ports_each: 10,
+            ends: 2,
+            connects: 20,
+            clients: vec![1, 4],
+            ops_per_client: 4,
+            heals: 1,
+        }
+    }
+}
+
+fn with_ports(name: &str, publish: Vec<String>) -> pb::CreateSandboxRequest {
+    pb::CreateSandboxRequest { publish, ..req::bridge(name, &[]) }
+}
+
+async fn timed_create(st: &mut Stack, r: pb::CreateSandboxRequest) -> (Duration, pb::Sandbox) {
+    let t = Instant::now();
+    let s = st.client.sandboxes.create_sandbox(r).await.expect("create").into_inner();
+    (t.elapsed(), s)
+}
+
+async fn timed_delete(st: &mut Stack, id: &str) -> Duration {
+    let t = Instant::now();
+    st.client.sandboxes.delete_sandbox(pb::DeleteSandboxRequest { sandbox: id.into() }).await.expect("delete");
+    t.elapsed()
+}
+
+/// Deletes many sandboxes with a few clients at once (teardown is RCU-bound).
+async fn delete_all(st: &Stack, ids: Vec<String>) {
+    let mut tasks = Vec::new();
+    for chunk in ids.chunks(ids.len().div_ceil(8).max(1)) {
+        let mut c = st.client.sandboxes.clone();
+        let chunk = chunk.to_vec();
+        tasks.push(tokio::spawn(async move {
+            for id in chunk {
+                c.delete_sandbox(pb::DeleteSandboxRequest { sandbox: id }).await.expect("delete");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// VmRSS and VmHWM (peak) of a process, in MB.
+fn rss(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |k: &str| status.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()).unwrap_or(0.0);
+    (kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0)
+}
+
+/// Accepts and drops connections on `port` inside `ns` until the process ends.
+fn acceptor(ns: &Path, port: u16) {
+    let file = std::fs::File::open(ns).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let l = TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).unwrap();
+        tx.send(()).unwrap();
+        for s in l.incoming() {
+            drop(s);
+        }
+    });
+    rx.recv().unwrap();
+}
+
+/// A thread inside `ns` that times TCP connects on request.
+struct Connector {
+    tx: std::sync::mpsc::Sender<(SocketAddr, std::sync::mpsc::Sender<Option<Duration>>)>,
+}
+
+impl Connector {
+    fn new(ns: &Path) -> Self {
+        let file = std::fs::File::open(ns).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<(SocketAddr, std::sync::mpsc::Sender<Option<Duration>>)>();
+        std::thread::spawn(move || {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            for (addr, reply) in rx {
+                let t = Instant::now();
+                let ok = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
+                let _ = reply.send(ok.then(|| t.elapsed()));
+            }
+        });
+        Connector { tx }
+    }
+    fn connect(&self, addr: SocketAddr) -> Option<Duration> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.tx.send((addr, tx)).unwrap();
+        rx.recv().unwrap()
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let out = args.iter().position(|a| a == "--out").map(|i| PathBuf::from(&args[i + 1])).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(if smoke { "../target/bench-smoke" } else { "../target/bench" })
+    });
+    let z = if smoke { Sizes::smoke() } else { Sizes::full() };
+    std::fs::create_dir_all(&out).unwrap();
+    let mut rows = Vec::new();
+    let mut j = serde_json::Map::new();
+    let mut st = Stack::start().await;
+    let ext = st.add_external();
+    let idle = (rss(st.api_pid()), rss(st.netexec_pid()));
+
+    // 1. Floor.
+    eprintln!("floor ...");
+    let steps = floor::measure(&st.host, &st.dir, z.floor);
+    let totals: Vec<Duration> = steps.iter().map(|s| s.total()).collect();
+    let floor_p50 = median(&totals);
+    let part = |f: fn(&floor::Steps) -> Duration| median(&steps.iter().map(f).collect::<Vec<_>>());
+    j.insert("floor_ms".into(), json!({"p50": floor_p50, "netns": part(|s| s.netns), "veth": part(|s| s.veth), "inside": part(|s| s.inside), "nft": part(|s| s.nft)}));
+    rows.push(Row { what: "floor, p50 (netns + veth + inside + nft element)".into(), value: format!("{floor_p50:.2} ms"), target: String::new(), met: None });
+
+    // 2. End to end, per mode.
+    eprintln!("end to end ...");
+    st.create(req::bridge("target", &[])).await;
+    let mut e2e = serde_json::Map::new();
+    let mut bridge_port_p50 = f64::NAN;
+    let modes: Vec<(&str, Box<dyn Fn(usize) -> pb::CreateSandboxRequest>)> = vec![
+        ("bridge+port", Box::new(|i| with_ports(&format!("bp{i}"), vec![format!("{}:80", 40000 + i)]))),
+        ("bridge", Box::new(|i| req::bridge(&format!("b{i}"), &[]))),
+        ("none", Box::new(|i| req::mode(&format!("n{i}"), Mode::None(pb::NoneMode {})))),
+        ("host", Box::new(|i| req::mode(&format!("h{i}"), Mode::Host(pb::HostMode {})))),
+        ("container", Box::new(|i| req::mode(&format!("c{i}"), Mode::Container(pb::ContainerMode { target: "target".into() })))),
+    ];
+    for (mode, make) in &modes {
+        let (mut creates, mut deletes) = (Vec::new(), Vec::new());
+        for i in 0..z.e2e {
+            let (d, s) = timed_create(&mut st, make(i)).await;
+            creates.push(d);
+            deletes.push(timed_delete(&mut st, &s.id).await);
+        }
+        let (p50, p95, p99) = (pct(&creates, 50.0), pct(&creates, 95.0), pct(&creates, 99.0));
+        if *mode == "bridge+port" {
+            bridge_port_p50 = p50;
+        }
+        e2e.insert(mode.to_string(), json!({"create": {"p50": p50, "p95": p95, "p99": p99}, "delete": {"p50": median(&deletes), "p99": pct(&deletes, 99.0)}}));
+        rows.push(Row {
+            what: format!("create {mode}: p50 / p95 / p99; delete p50"),
+            value: format!("{p50:.2} / {p95:.2} / {p99:.2} ms; {:.1} ms", median(&deletes)),
+            target: if *mode == "bridge+port" { format!("p50 <= 1.5 x floor ({:.2} ms)", 1.5 * floor_p50) } else { String::new() },
+            met: (*mode == "bridge+port").then_some(p50 <= 1.5 * floor_p50),
+        });
+    }
+    j.insert("end_to_end_ms".into(), serde_json::Value::Object(e2e));
+    let ratio = bridge_port_p50 / floor_p50;
+    j.insert("bridge_port_create_over_floor".into(), json!(ratio));
+
+    // 3a. Scaling to N sandboxes with one port each.
+    eprintln!("scaling to {} sandboxes ...", z.sandboxes);
+    let (mut lat, mut ids) = (Vec::new(), Vec::new());
+    for i in 0..z.sandboxes {
+        let (d, s) = timed_create(&mut st, with_ports(&format!("s{i}"), vec![format!("{}:80", 20000 + i)])).await;
+        lat.push(d);
+        ids.push(s.id);
+    }
+    let first = median(&lat[..z.window]);
+    let last = median(&lat[z.sandboxes - z.window..]);
+    let full = (rss(st.api_pid()), rss(st.netexec_pid()));
+    let chart: Vec<(usize, f64)> = lat.chunks(z.window).enumerate().map(|(k, c)| ((k + 1) * z.window, median(c))).collect();
+    std::fs::write(out.join("create-latency.svg"), report::svg(&chart, "ctnet: bridge create (1 port) p50 per window vs sandboxes on the bridge")).unwrap();
+    j.insert("scaling".into(), json!({"sandboxes": z.sandboxes, "first_window_p50_ms": first, "last_window_p50_ms": last, "ratio": last / first, "windows": chart}));
+    rows.push(Row {
+        what: format!("create p50, sandboxes 1-{} vs {}-{}", z.window, z.sandboxes - z.window + 1, z.sandboxes),
+        value: format!("{first:.2} vs {last:.2} ms ({:.2}x)", last / first),
+        target: "<= 1.2x".into(),
+        met: Some(last / first <= 1.2),
+    });
+    eprintln!("deleting ...");
+    delete_all(&st, std::mem::take(&mut ids)).await;
+
+    // 3b. 10,000 ports, and connect time with few and many mappings.
+    eprintln!("{} ports ...", z.port_sandboxes * z.ports_each as usize);
+    let mut plat = Vec::new();
+    for k in 0..z.port_sandboxes {
+        let base = 10000 + k as u16 * z.ports_each;
+        let spec = format!("{base}-{}:1000-{}", base + z.ports_each - 1, 1000 + z.ports_each - 1);
+        let (d, s) = timed_create(&mut st, with_ports(&format!("p{k}"), vec![spec])).await;
+        plat.push(d);
+        ids.push(s.id);
+    }
+    let (pf, pl) = (median(&plat[..z.ends]), median(&plat[z.port_sandboxes - z.ends..]));
+    rows.push(Row {
+        what: format!("create with {} ports: first {} vs last {}", z.ports_each, z.ends, z.ends),
+        value: format!("{pf:.2} vs {pl:.2} ms ({:.2}x)", pl / pf),
+        target: "<= 1.2x".into(),
+        met: Some(pl / pf <= 1.2),
+    });
+    // A second fake host with only 10 mappings; connects interleaved.
+    let mut few = Stack::start().await;
+    let few_ext = few.add_external();
+    let few_s = few.create(with_ports("few", vec!["10000-10009:1000-1009".into()])).await;
+    let many_s = st.get(&format!("p{}", z.port_sandboxes - 1)).await;
+    acceptor(&Stack::pin_of(&few_s), 1000);
+    acceptor(&Stack::pin_of(&many_s), 1000);
+    let (cf, cm) = (Connector::new(&few_ext.pin), Connector::new(&ext.pin));
+    let many_port = many_s.ports.iter().find(|p| p.container_port == 1000).unwrap().host_port as u16;
+    let (mut t_few, mut t_many) = (Vec::new(), Vec::new());
+    for _ in 0..z.connects {
+        t_few.extend(cf.connect(SocketAddr::from((HOST_OUTSIDE, 10000))));
+        t_many.extend(cm.connect(SocketAddr::from((HOST_OUTSIDE, many_port))));
+    }
+    let (c10, c10k) = (median(&t_few), median(&t_many));
+    let mappings = z.port_sandboxes * z.ports_each as usize;
+    j.insert("ports".into(), json!({"mappings": mappings, "first_creates_p50_ms": pf, "last_creates_p50_ms": pl, "connect_ms_10": c10, "connect_ms_many": c10k, "samples": t_few.len().min(t_many.len())}));
+    rows.push(Row {
+        what: format!("TCP connect to a published port, 10 vs {mappings} mappings (p50, {} samples each)", t_few.len()),
+        value: format!("{:.3} vs {:.3} ms ({:.2}x)", c10, c10k, c10k / c10),
+        target: "<= 1.1x".into(),
+        met: Some(c10k / c10 <= 1.1),
+    });
+    few.delete("few").await;
+    few.finish().await;
+    delete_all(&st, std::mem::take(&mut ids)).await;
+
+    // 4. Concurrency.
+    eprintln!("concurrency ...");
+    let mut conc = serde_json::Map::new();
+    let mut one_client = (0.0, 0.0);
+    for &clients in &z.clients {
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let mut cl = st.client.sandboxes.clone();
+            let ops = z.ops_per_client;
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                for i in 0..ops {
+                    let t = Instant::now();
+                    let s = cl.create_sandbox(req::bridge(&format!("k{clients}-{c}-{i}"), &[])).await.unwrap().into_inner();
+                    lat.push(t.elapsed());
+                    cl.delete_sandbox(pb::DeleteSandboxRequest { sandbox: s.id }).await.unwrap();
+                }
+                lat
+            }));
+        }
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.extend(t.await.unwrap());
+        }
+        let ops_s = (2 * clients * z.ops_per_client) as f64 / t.elapsed().as_secs_f64();
+        if clients == 1 {
+            one_client = (ops_s, median(&lat));
+        }
+        conc.insert(clients.to_string(), json!({"ops_per_s": ops_s, "create_p50_ms": median(&lat), "create_p99_ms": pct(&lat, 99.0)}));
+        rows.push(Row {
+            what: format!("{clients} clients: ops/s (create+delete), create p50 / p99"),
+            value: format!("{ops_s:.1}/s, {:.2} / {:.2} ms", median(&lat), pct(&lat, 99.0)),
+            target: if clients == 16 { format!(">= 2x one client ({:.1}/s)", 2.0 * one_client.0) } else { String::new() },
+            met: (clients == 16).then_some(ops_s >= 2.0 * one_client.0),
+        });
+    }
+    j.insert("concurrency".into(), serde_json::Value::Object(conc));
+
+    // 5. Memory.
+    j.insert("memory_mb".into(), json!({"api_idle": idle.0, "netexec_idle": idle.1, "api_full": full.0, "netexec_full": full.1}));
+    rows.push(Row {
+        what: format!("peak RSS with {} sandboxes: ctnet-api / ctnet-netexec", z.sandboxes),
+        value: format!("{:.1} / {:.1} MB (idle {:.1} / {:.1})", full.0 .1, full.1 .1, idle.0 .0, idle.1 .0),
+        target: "<= 50 / <= 20 MB".into(),
+        met: Some(full.0 .1 <= 50.0 && full.1 .1 <= 20.0),
+    });
+
+    // 6. Healing after `nft flush ruleset`.
+    eprintln!("healing ...");
+    let s = st.create(with_ports("heal", vec!["8080:80".into()])).await;
+    acceptor(&Stack::pin_of(&s), 80);
+    let mut heals = Vec::new();
+    for _ in 0..z.heals {
+        let flush = Command::new("nsenter").arg(format!("--net={}", st.host.display())).args(["nft", "flush", "ruleset"]).status().unwrap();
+        assert!(flush.success());
+        let t = Instant::now();
+        while cm.connect(SocketAddr::from((HOST_OUTSIDE, 8080))).is_none() {
+            assert!(t.elapsed() < Duration::from_secs(30), "never healed");
+        }
+        heals.push(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let heal = median(&heals);
+    j.insert("healing_ms".into(), json!(heal));
+    rows.push(Row { what: "ports working again after `nft flush ruleset` (p50)".into(), value: format!("{heal:.1} ms"), target: "<= 1000 ms".into(), met: Some(heal <= 1000.0) });
+    st.delete("heal").await;
+    st.delete("target").await;
+
+    // 7. Where the time of one bridge create goes.
+    let commit = redb_commit(&st.dir, if smoke { 10 } else { 200 });
+    let kernel = floor_p50;
+    let other = bridge_port_p50 - kernel - 2.0 * commit;
+    j.insert("breakdown_ms".into(), json!({"netns": part(|s| s.netns), "veth": part(|s| s.veth), "inside": part(|s| s.inside), "nft": part(|s| s.nft), "store_commits_2x": 2.0 * commit, "grpc_validation_bookkeeping": other, "total_p50": bridge_port_p50}));
+    rows.push(Row {
+        what: "one bridge+port create: netns / veth / inside / nft / 2 store commits / rest".into(),
+        value: format!("{:.2} / {:.2} / {:.2} / {:.2} / {:.2} / {:.2} ms", part(|s| s.netns), part(|s| s.veth), part(|s| s.inside), part(|s| s.nft), 2.0 * commit, other),
+        target: String::new(),
+        met: None,
+    });
+    st.finish().await;
+
+    let machine = format!("{} cores, kernel {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), kernel_release());
+    let command = if smoke { "cargo run --release -p ctnet-tests --bin ctnet-bench -- --smoke" } else { "scripts/bench.sh" };
+    j.insert("machine".into(), json!(machine));
+    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&serde_json::Value::Object(j)).unwrap()).unwrap();
+    let md = report::markdown(&rows, &machine, command);
+    std::fs::write(out.join("results.md"), &md).unwrap();
+    println!("{md}");
+    println!("written to {}", out.display());
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string()
+}
+
+/// Median of durable redb commits (one small record each), as ctnet-api makes them.
+fn redb_commit(dir: &Path, n: usize) -> f64 {
+    const T: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("bench");
+    let db = redb::Database::create(dir.join("bench.redb")).unwrap();
+    let mut times = Vec::new();
+    for i in 0..n {
+        let t = Instant::now();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(T).unwrap().insert(format!("k{i}").as_str(), [0u8; 512].as_slice()).unwrap();
+        txn.commit().unwrap();
+        times.push(t.elapsed());
+    }
+    let _ = netns::mounts_under(dir);
+    median(&times)
+}

@@ -86,6 +86,7 @@ impl GrpcExecutor {
     pub fn new(socket: &Path) -> Result<Self, tonic::transport::Error> {
         let channel = Endpoint::from_shared(format!("unix://{}", socket.display()))?
             .connect_timeout(std::time::Duration::from_secs(2))
+            .timeout(std::time::Duration::from_secs(30))
             .connect_lazy();
         Ok(Self { client: ExecutorClient::new(channel) })
     }

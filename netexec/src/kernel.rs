@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use futures_util::{StreamExt, TryStreamExt};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::sys::SocketAddr;
+use rtnetlink::sys::{AsyncSocket, SocketAddr};
 use rtnetlink::MulticastGroup;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage, State};
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
@@ -19,6 +19,30 @@ const ENODEV: i32 = 19;
 
 fn nl_err(what: &str) -> impl Fn(rtnetlink::Error) -> ExecError + '_ {
     move |e| ExecError::internal(what, e)
+}
+
+/// Receive buffer of our netlink sockets. Under many concurrent requests
+/// the default (~200 KiB) overflowed, the kernel dropped replies (ENOBUFS)
+/// and the requests waiting for them never completed.
+const NETLINK_RCVBUF: libc::c_int = 8 << 20;
+
+/// A route netlink connection whose socket has a large receive buffer.
+pub fn connection() -> std::io::Result<(
+    rtnetlink::proto::Connection<RouteNetlinkMessage>,
+    Handle,
+    futures_channel::mpsc::UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>,
+)> {
+    let (mut conn, handle, rx) = rtnetlink::new_connection()?;
+    let fd = conn.socket_mut().socket_mut().as_raw_fd();
+    // SO_RCVBUFFORCE (CAP_NET_ADMIN) is not capped by net.core.rmem_max.
+    // SAFETY: setsockopt on a socket we own, with a valid int.
+    let rc = unsafe {
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (&NETLINK_RCVBUF as *const libc::c_int).cast(), 4)
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((conn, handle, rx))
 }
 
 /// A bridge as the executor creates it.

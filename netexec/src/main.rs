@@ -138,7 +138,7 @@ fn start(args: Args) -> Result<(), BoxError> {
 
 async fn serve(args: Args, cfg: service::Config, listener: std::os::unix::net::UnixListener, allow_uid: Vec<u32>) -> Result<(), BoxError> {
     confine::verify().map_err(|e| format!("refusing to serve, confinement incomplete: {e}"))?;
-    let (conn, handle, _) = rtnetlink::new_connection()?;
+    let (conn, handle, _) = kernel::connection()?;
     tokio::spawn(conn);
     let fw = Arc::new(firewall::nft::NftFirewall::new(args.nft.clone(), args.conntrack.clone()));
     firewall::Firewall::ensure_table(fw.as_ref()).await?;
@@ -152,7 +152,11 @@ async fn serve(args: Args, cfg: service::Config, listener: std::os::unix::net::U
         allow_uid = ?allow_uid,
         "confined (CAP_NET_ADMIN + CAP_SYS_ADMIN, no_new_privs, seccomp); serving executor API"
     );
+    // A deadline per request: a lost netlink reply becomes an error, never a
+    // hang; every operation is idempotent, so a retry or reconciliation
+    // finishes what was cut off.
     tonic::transport::Server::builder()
+        .timeout(std::time::Duration::from_secs(20))
         .add_service(ExecutorServer::with_interceptor(svc, gate::PeerGate::new(allow_uid)))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), ctnet_proto::daemon::shutdown_signal())
         .await?;

@@ -203,7 +203,7 @@ where
         .map_err(|e| ExecError::internal("runtime", e))?;
     rt.block_on(async move {
         // The socket is created here, on this thread, so it belongs to this namespace.
-        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| ExecError::internal("netlink socket", e))?;
+        let (conn, handle, _) = crate::kernel::connection().map_err(|e| ExecError::internal("netlink socket", e))?;
         let task = tokio::spawn(conn);
         let out = work(handle).await;
         task.abort();

@@ -42,7 +42,7 @@ impl Sizes {
             ends: 10,
             connects: 1000,
             clients: vec![1, 4, 16, 64],
-            ops_per_client: 64,
+            ops_per_client: 256,
             heals: 5,
         }
     }
@@ -57,7 +57,7 @@ impl Sizes {
             ends: 2,
             connects: 20,
             clients: vec![1, 4],
-            ops_per_client: 4,
+            ops_per_client: 8,
             heals: 1,
         }
     }
@@ -279,7 +279,7 @@ async fn main() {
         let mut tasks = Vec::new();
         for c in 0..clients {
             let mut cl = st.client.sandboxes.clone();
-            let ops = z.ops_per_client;
+            let ops = (z.ops_per_client / clients).max(2);
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 for i in 0..ops {
@@ -295,7 +295,7 @@ async fn main() {
         for t in tasks {
             lat.extend(t.await.unwrap());
         }
-        let ops_s = (2 * clients * z.ops_per_client) as f64 / t.elapsed().as_secs_f64();
+        let ops_s = (2 * clients * (z.ops_per_client / clients).max(2)) as f64 / t.elapsed().as_secs_f64();
         if clients == 1 {
             one_client = (ops_s, median(&lat));
         }

@@ -31,6 +31,7 @@ pub struct EndpointArgs {
     pub mtu: u32,
     pub owner: String,
     pub hairpin: bool,
+    pub announce: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -171,6 +172,7 @@ impl Executor for GrpcExecutor {
             mtu: e.mtu,
             owner: e.owner.clone(),
             hairpin: e.hairpin,
+            announce: e.announce,
         };
         self.client.clone().attach_endpoint(req).await.map_err(exec_status)?;
         Ok(())

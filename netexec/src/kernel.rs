@@ -64,6 +64,7 @@ pub struct EndpointSpec {
     pub mtu: u32,
     pub owner: Owner,
     pub hairpin: bool,
+    pub announce: bool,
 }
 
 /// What a link is, read back from the kernel.
@@ -246,13 +247,15 @@ pub struct InsideSpec {
     pub address: AddrPrefix,
     pub gateway: Option<Ipv4Addr>,
     pub mac: [u8; 6],
+    /// Send gratuitous ARP (see AttachEndpointRequest.announce).
+    pub announce: bool,
 }
 
 /// Inside the sandbox: loopback up, the address, the link up, the MAC
 /// announced, and the default route.
 pub async fn configure_inside(handle: Handle, spec: InsideSpec) -> Result<()> {
-    let InsideSpec { ifname, address, gateway, mac } = spec;
-    let mut events = link_events()?;
+    let InsideSpec { ifname, address, gateway, mac, announce: wanted } = spec;
+    let mut events = if wanted { Some(link_events()?) } else { None };
     loopback_up(&handle).await?;
     let link = link_by_name(&handle, ifname.as_str())
         .await?
@@ -260,13 +263,27 @@ pub async fn configure_inside(handle: Handle, spec: InsideSpec) -> Result<()> {
     // With arp_notify the kernel sends a gratuitous ARP on a MAC change, so
     // neighbours that cached a previous holder of this address learn the new
     // MAC at once (see `announce`).
-    let sysctl = format!("/proc/sys/net/ipv4/conf/{}/arp_notify", ifname.as_str());
-    std::fs::write(&sysctl, "1").map_err(|e| ExecError::internal("set arp_notify", e))?;
+    if wanted {
+        let sysctl = format!("/proc/sys/net/ipv4/conf/{}/arp_notify", ifname.as_str());
+        std::fs::write(&sysctl, "1").map_err(|e| ExecError::internal("set arp_notify", e))?;
+    }
+    // ctnet networks are IPv4 (IPv6 comes later). Left on, every new
+    // interface sends router solicitations, DAD probes and MLD reports that
+    // the bridge floods to every port and every sandbox processes: O(N) work
+    // per create on a bridge with N sandboxes. As Docker does for IPv4-only
+    // networks, IPv6 is off on the interface before it comes up.
+    let v6 = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", ifname.as_str());
+    match std::fs::write(&v6, "1") {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(ExecError::internal("disable IPv6", e)),
+        _ => {}
+    }
     let add = handle.address().add(link.index, IpAddr::V4(address.addr), address.prefix);
     ignore_exists(add.execute().await).map_err(nl_err("add address"))?;
     let up = LinkUnspec::new_with_index(link.index).up().build();
     handle.link().set(up).execute().await.map_err(nl_err("set link up"))?;
-    announce(&handle, &mut events, link.index, mac).await?;
+    if let Some(events) = events.as_mut() {
+        announce(&handle, events, link.index, mac).await?;
+    }
     if let Some(gw) = gateway {
         let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).output_interface(link.index).build();
         handle.route().add(route).replace().execute().await.map_err(nl_err("add default route"))?;

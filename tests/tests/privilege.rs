@@ -181,6 +181,7 @@ async fn forged_executor_requests_are_refused_and_change_nothing() {
         mtu: 1500,
         owner: "sb:0000000000000001".into(),
         hairpin: true,
+        announce: false,
     };
     let rt = st.runtime_dir.display().to_string();
     let forged = vec![

@@ -21,9 +21,12 @@ impl Ops {
             ModeSpec::Host => Some(self.host_netns().await?),
             _ => None,
         };
+        let t = std::time::Instant::now();
         let listeners = self.listeners_for(&spec.publish).await?;
+        let listeners_us = t.elapsed().as_micros();
         let mut st = self.lock().await;
         let rec = self.decide_sandbox(&st, spec, host, &listeners)?;
+        let decided_us = t.elapsed().as_micros();
         if rec.phase == Phase::Ready {
             // host and container modes: no kernel work.
             self.put_sandbox(&mut st, rec.clone()).await?;
@@ -33,8 +36,12 @@ impl Ops {
         self.put_sandbox(&mut st, rec.clone()).await?;
         st.claim(&rec.id, "sandbox")?;
         drop(st);
+        let intent_us = t.elapsed().as_micros();
         let made = self.build_sandbox(&rec).await;
-        self.finish_create(rec, made).await
+        let kernel_us = t.elapsed().as_micros();
+        let out = self.finish_create(rec, made).await;
+        tracing::debug!(listeners_us, decided_us, intent_us, kernel_us, total_us = t.elapsed().as_micros(), "create timing");
+        out
     }
 
     /// Decides everything about a new sandbox under the lock: id, namespace,
@@ -136,6 +143,10 @@ impl Ops {
             // Reaching its own published ports through the host comes back
             // in on the same bridge port.
             hairpin: !net.internal,
+            // A derived MAC comes back with its address, so neighbours'
+            // caches stay right; only an explicit one needs announcing
+            // (a broadcast every sandbox on the bridge receives).
+            announce: ep.mac != Mac::from_ipv4(ep.address),
         };
         self.exec.attach(&args).await
     }

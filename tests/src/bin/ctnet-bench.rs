@@ -151,7 +151,12 @@ async fn main() {
     let out = args.iter().position(|a| a == "--out").map(|i| PathBuf::from(&args[i + 1])).unwrap_or_else(|| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(if smoke { "../target/bench-smoke" } else { "../target/bench" })
     });
-    let z = if smoke { Sizes::smoke() } else { Sizes::full() };
+    let mut z = if smoke { Sizes::smoke() } else { Sizes::full() };
+    // --sandboxes N: only the scaling run, for profiling.
+    let only_scaling = args.iter().position(|a| a == "--sandboxes").map(|i| args[i + 1].parse::<usize>().unwrap());
+    if let Some(n) = only_scaling {
+        z.sandboxes = n;
+    }
     std::fs::create_dir_all(&out).unwrap();
     let mut rows = Vec::new();
     let mut j = serde_json::Map::new();
@@ -159,6 +164,18 @@ async fn main() {
     let ext = st.add_external();
     let idle = (rss(st.api_pid()), rss(st.netexec_pid()));
 
+    if only_scaling.is_some() {
+        let mut lat = Vec::new();
+        for i in 0..z.sandboxes {
+            let (d, _) = timed_create(&mut st, with_ports(&format!("s{i}"), vec![format!("{}:80", 20000 + i)])).await;
+            lat.push(d);
+            if (i + 1) % 100 == 0 {
+                println!("sandboxes {}: create p50 of last 100 {:.2} ms", i + 1, median(&lat[i - 99..=i]));
+            }
+        }
+        println!("logs: {}", st.dir.display());
+        std::process::exit(0);
+    }
     // 1. Floor.
     eprintln!("floor ...");
     let steps = floor::measure(&st.host, &st.dir, z.floor);

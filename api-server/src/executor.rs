@@ -62,7 +62,9 @@ pub trait Executor: Send + Sync + 'static {
     async fn delete_netns(&self, sandbox_id: &str) -> Result<(), Status>;
     async fn setup_loopback(&self, netns: &NetnsTarget) -> Result<(), Status>;
     async fn attach(&self, e: &EndpointArgs) -> Result<(), Status>;
-    async fn detach(&self, host_ifname: &str) -> Result<(), Status>;
+    /// Deletes the endpoint, first waiting up to `grace_ms` for it to vanish
+    /// with its just-unpinned namespace.
+    async fn detach(&self, host_ifname: &str, grace_ms: u32) -> Result<(), Status>;
     /// Adds and removes firewall elements in one transaction.
     async fn update_firewall(&self, delta: pb::FirewallDelta) -> Result<(), Status>;
     /// Replaces the whole firewall table with this state.
@@ -178,8 +180,8 @@ impl Executor for GrpcExecutor {
         Ok(())
     }
 
-    async fn detach(&self, host_ifname: &str) -> Result<(), Status> {
-        let req = pb::DetachEndpointRequest { host_ifname: host_ifname.into() };
+    async fn detach(&self, host_ifname: &str, grace_ms: u32) -> Result<(), Status> {
+        let req = pb::DetachEndpointRequest { host_ifname: host_ifname.into(), grace_ms };
         self.client.clone().detach_endpoint(req).await.map_err(exec_status)?;
         Ok(())
     }

@@ -191,6 +191,19 @@ pub async fn delete_owned_link(handle: &Handle, name: &OwnedLinkName) -> Result<
     }
 }
 
+/// Waits up to `grace` for a link to disappear on its own (RTM_GETLINK
+/// does not take RTNL, so polling does not hold up other requests).
+pub async fn await_gone(handle: &Handle, name: &OwnedLinkName, grace: std::time::Duration) -> Result<()> {
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if link_by_name(handle, name.as_str()).await?.is_none() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
 /// Creates the veth pair in one RTM_NEWLINK: the host end up on the bridge,
 /// the peer born inside the sandbox namespace under its final name (no move,
 /// no rename: a move waits for an RCU grace period). Returns false when the

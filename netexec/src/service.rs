@@ -201,6 +201,8 @@ impl Executor for ExecService {
     #[tracing::instrument(skip_all, fields(host_ifname = %req.get_ref().host_ifname))]
     async fn detach_endpoint(&self, req: Request<pb::DetachEndpointRequest>) -> Reply<pb::DetachEndpointResponse> {
         let name = self.link_name("host_ifname", &req.get_ref().host_ifname)?;
+        let grace = std::time::Duration::from_millis(req.get_ref().grace_ms.min(5000).into());
+        kernel::await_gone(&self.host, &name, grace).await?;
         kernel::delete_owned_link(&self.host, &name).await?;
         tracing::info!("endpoint detached");
         ok(pb::DetachEndpointResponse {})

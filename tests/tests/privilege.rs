@@ -201,7 +201,7 @@ async fn forged_executor_requests_are_refused_and_change_nothing() {
         assert!(matches!(err.code(), Code::InvalidArgument | Code::PermissionDenied), "{case}: {err:?}");
     }
     for name in ["eth0", "lo", "ext0", "veth0"] {
-        let err = x.detach_endpoint(xpb::DetachEndpointRequest { host_ifname: name.into() }).await.expect_err(name);
+        let err = x.detach_endpoint(xpb::DetachEndpointRequest { host_ifname: name.into(), grace_ms: 0 }).await.expect_err(name);
         assert_eq!(err.code(), Code::PermissionDenied, "detach {name}");
         let err = x.delete_bridge(xpb::DeleteBridgeRequest { name: name.into() }).await.expect_err(name);
         assert_eq!(err.code(), Code::PermissionDenied, "delete bridge {name}");

@@ -129,7 +129,7 @@ async fn a_sandbox_whose_namespace_vanished_is_marked_failed_and_can_be_deleted(
 
 #[tokio::test]
 async fn sixty_four_concurrent_creates_get_distinct_reachable_addresses() {
-    let mut st = Stack::start().await;
+    let st = Stack::start().await;
     let mut tasks = Vec::new();
     for i in 0..64 {
         let mut c = st.client.sandboxes.clone();

@@ -34,7 +34,7 @@ impl Ops {
             if l.kind == "bridge" {
                 self.exec.delete_bridge(&l.name).await?;
             } else {
-                self.exec.detach(&l.name).await?;
+                self.exec.detach(&l.name, 0).await?;
             }
             removed.push(format!("{} {} (owner {})", if l.kind.is_empty() { "link" } else { &l.kind }, l.name, l.owner));
         }

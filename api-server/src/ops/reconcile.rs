@@ -57,7 +57,7 @@ impl Ops {
                     return Ok(());
                 }
                 for ep in &stale {
-                    self.exec.detach(&ep.host_ifname).await?;
+                    self.exec.detach(&ep.host_ifname, 0).await?;
                 }
                 rec.endpoints.retain(|e| e.attached);
                 self.put_sandbox(&mut *self.lock().await, rec).await

@@ -153,15 +153,24 @@ impl Ops {
 
     /// Removes a sandbox's kernel objects, best effort first, then reports
     /// the first failure: every step is idempotent, so a retry finishes it.
+    /// A namespace of our own goes first: the kernel then destroys it, and
+    /// the veth pairs in it, asynchronously and batched, so endpoints are
+    /// only waited for (and deleted explicitly if something still holds the
+    /// namespace). An explicit veth delete waits for an RCU grace period
+    /// holding RTNL, which every other request queues behind.
     pub(super) async fn teardown(&self, rec: &SandboxRecord) -> Result<(), Status> {
         let mut first_err = self.remove_ports(firewall::all_ports(rec)).await.err();
-        for ep in &rec.endpoints {
-            if let Err(e) = self.exec.detach(&ep.host_ifname).await {
-                first_err.get_or_insert(e);
+        let mut grace_ms = 0;
+        if matches!(rec.netns, Netns::Owned(_)) {
+            match self.exec.delete_netns(&rec.id).await {
+                Ok(()) => grace_ms = NETNS_TEARDOWN_GRACE_MS,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
             }
         }
-        if matches!(rec.netns, Netns::Owned(_)) {
-            if let Err(e) = self.exec.delete_netns(&rec.id).await {
+        for ep in &rec.endpoints {
+            if let Err(e) = self.exec.detach(&ep.host_ifname, grace_ms).await {
                 first_err.get_or_insert(e);
             }
         }
@@ -267,7 +276,7 @@ impl Ops {
             Ok(()) => false,
             Err(_) => {
                 let ports = self.remove_ports(firewall::ports_of(&rec, &ep)).await;
-                ports.is_ok() && self.exec.detach(&ep.host_ifname).await.is_ok()
+                ports.is_ok() && self.exec.detach(&ep.host_ifname, 0).await.is_ok()
             }
         };
         let mut st = self.lock().await;
@@ -295,7 +304,7 @@ impl Ops {
         };
         let mut gone = self.remove_ports(firewall::ports_of(&rec, &ep)).await;
         if gone.is_ok() {
-            gone = self.exec.detach(&ep.host_ifname).await;
+            gone = self.exec.detach(&ep.host_ifname, 0).await;
         }
         let mut st = self.lock().await;
         st.release(&rec.id);
@@ -306,6 +315,10 @@ impl Ops {
         Ok(rec)
     }
 }
+
+/// How long a deleted sandbox's veths may take to vanish with its namespace
+/// before they are deleted explicitly.
+const NETNS_TEARDOWN_GRACE_MS: u32 = 1000;
 
 /// A new id whose first ten hex digits are unique: they name the host ends
 /// of its veth pairs.

@@ -225,11 +225,11 @@ pub async fn create_veth(handle: &Handle, spec: &EndpointSpec, netns: &std::fs::
         .mtu(spec.mtu)
         .setns_by_fd(netns.as_raw_fd())
         .build();
+    // Created down: IPv6 goes off before it comes up (see `tag_port`).
     let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
         .name(spec.host_ifname.as_str().to_string())
         .mtu(spec.mtu)
         .controller(bridge.index)
-        .up()
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
         .build();
     handle.link().add(msg).execute().await.map_err(|e| match netlink_errno(&e) {
@@ -247,11 +247,20 @@ pub async fn create_veth(handle: &Handle, spec: &EndpointSpec, netns: &std::fs::
     Ok(true)
 }
 
-/// Owner tag and bridge-port options in one message (the kernel applies
-/// neither in a create request).
+/// The host end is a bridge port and needs no IPv6. Left on, each one adds
+/// link-local and multicast routes to the host's IPv6 table, and every
+/// interface going up or down walks that whole table (fib6_ifup/ifdown):
+/// O(N) per create with N sandboxes. So IPv6 goes off first, then one
+/// message tags the port, sets its bridge-port options and brings it up
+/// (the kernel applies neither alias nor port options in a create request).
 async fn tag_port(handle: &Handle, index: u32, spec: &EndpointSpec) -> Result<()> {
-    let port = LinkBridgePort::new(index).hairpin(spec.hairpin).alias(spec.owner.alias()).build();
-    handle.link().set_port(port).execute().await.map_err(nl_err("tag veth, set hairpin"))
+    let v6 = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", spec.host_ifname.as_str());
+    match std::fs::write(&v6, "1") {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(ExecError::internal("disable IPv6 on host end", e)),
+        _ => {}
+    }
+    let port = LinkBridgePort::new(index).hairpin(spec.hairpin).alias(spec.owner.alias()).up().build();
+    handle.link().set_port(port).execute().await.map_err(nl_err("tag veth, set hairpin, up"))
 }
 
 /// What to configure on the sandbox side of an endpoint.

@@ -47,7 +47,9 @@ async fn a_crafted_packet_for_127_0_0_1_from_outside_is_dropped() {
     assert!(listener.peers().is_empty(), "a forged 127.0.0.1 packet got through");
 
     // Control: without the guard rule the same frame is DNAT'ed through
-    // (moby#45610), so the guard is what stops it.
+    // (moby#45610), so the guard is what stops it. netexec is stopped first:
+    // it would repair the flushed chain within milliseconds (drift repair).
+    st.kill_netexec();
     let flush = Command::new("nsenter")
         .arg(format!("--net={}", st.host.display()))
         .args(["nft", "flush", "chain", "inet", "ctnet", "raw_prerouting"])
@@ -57,6 +59,9 @@ async fn a_crafted_packet_for_127_0_0_1_from_outside_is_dropped() {
     let listener = UdpEcho::start(&Stack::pin_of(&s), Ipv4Addr::UNSPECIFIED, 53, 1, 5);
     send(10);
     assert_eq!(listener.peers().len(), 1, "control: without the guard the packet arrives");
+    st.start_netexec();
+    st.kill_api();
+    st.start_api().await;
     st.delete("guarded").await;
     st.finish().await;
 }

@@ -412,3 +412,10 @@ pub fn ip_of(s: &pb::Sandbox, ifname: &str) -> std::net::Ipv4Addr {
     let i = s.interfaces.iter().find(|i| i.name == ifname).unwrap_or_else(|| panic!("{ifname} missing on {}", s.id));
     i.address.split('/').next().unwrap().parse().unwrap()
 }
+
+/// Asserts a request failed with `code` and a message naming `mentions`.
+pub fn expect_status(r: Result<impl std::fmt::Debug, tonic::Status>, code: tonic::Code, mentions: &str, case: &str) {
+    let err = r.expect_err(case);
+    assert_eq!(err.code(), code, "{case}: {}", err.message());
+    assert!(err.message().contains(mentions), "{case}: message {:?} should mention {mentions:?}", err.message());
+}

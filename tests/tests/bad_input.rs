@@ -3,6 +3,7 @@
 use ctnet_tests::net;
 use ctnet_tests::{pb, req, Stack};
 use pb::create_sandbox_request::Mode;
+use ctnet_tests::expect_status as expect;
 use tonic::Code;
 
 /// Everything a bad request must leave untouched.
@@ -15,11 +16,6 @@ async fn snapshot(st: &mut Stack) -> (serde_json::Value, Vec<String>, pb::ListNe
     )
 }
 
-fn expect(result: Result<impl std::fmt::Debug, tonic::Status>, code: Code, mentions: &str, case: &str) {
-    let err = result.expect_err(case);
-    assert_eq!(err.code(), code, "{case}: {}", err.message());
-    assert!(err.message().contains(mentions), "{case}: message {:?} should mention {mentions:?}", err.message());
-}
 
 #[tokio::test]
 async fn bad_networks_are_refused_without_change() {

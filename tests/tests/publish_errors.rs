@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use ctnet_tests::net::{self, Echo};
 use ctnet_tests::{pb, req, Stack};
 use pb::create_sandbox_request::Mode;
+use ctnet_tests::expect_status as expect;
 use tonic::Code;
 
 fn publish(mut r: pb::CreateSandboxRequest, specs: &[&str]) -> pb::CreateSandboxRequest {
@@ -17,11 +18,6 @@ async fn kernel_and_state(st: &mut Stack) -> (Vec<serde_json::Value>, Vec<serde_
     (st.nft_elements("ports_any"), st.nft_elements("ports_addr"), st.sandbox_pins(), list.sandboxes.len())
 }
 
-fn expect(r: Result<impl std::fmt::Debug, tonic::Status>, code: Code, mentions: &str, case: &str) {
-    let err = r.expect_err(case);
-    assert_eq!(err.code(), code, "{case}: {}", err.message());
-    assert!(err.message().contains(mentions), "{case}: {:?} should mention {mentions:?}", err.message());
-}
 
 #[tokio::test]
 async fn conflicting_malformed_and_misplaced_ports_change_nothing() {

@@ -2,12 +2,13 @@
 //! mapping holds the same protocol and port on an overlapping host address,
 //! and no host process listens on it. Decided under the state lock, from the
 //! records themselves, so two requests never get one port.
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use tonic::Status;
 
 use crate::domain::ports::{HostPort, PortRequest, Proto};
-use crate::model::{overlap, PublishedPort};
+use crate::model::{overlap, PublishedPort, SandboxRecord};
 use crate::ops::network::describe;
 use crate::state::State;
 
@@ -46,19 +47,30 @@ impl HostListener {
 pub struct EphemeralRange(pub u16, pub u16);
 
 struct Taken<'a> {
-    st: &'a State,
+    /// Every published port, indexed once per request (an ephemeral search
+    /// probes many ports), with its holder.
+    published: HashMap<(Proto, u16), Vec<(&'a PublishedPort, &'a SandboxRecord)>>,
     listeners: &'a [HostListener],
     /// Ports granted earlier in the same request.
     granted: Vec<PublishedPort>,
 }
 
-impl Taken<'_> {
+impl<'a> Taken<'a> {
+    fn new(st: &'a State, listeners: &'a [HostListener]) -> Self {
+        let mut published: HashMap<(Proto, u16), Vec<_>> = HashMap::new();
+        for s in st.sandboxes.values() {
+            for p in s.endpoints.iter().flat_map(|e| &e.ports) {
+                published.entry((p.proto, p.host_port)).or_default().push((p, s));
+            }
+        }
+        Self { published, listeners, granted: Vec::new() }
+    }
+
     /// Why the port is not free, if it is not.
     fn holder(&self, proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> Option<String> {
-        for s in self.st.sandboxes.values() {
-            if s.endpoints.iter().flat_map(|e| &e.ports).any(|p| p.clashes(proto, ip, port)) {
-                return Some(format!("already published by sandbox {}", describe(s)));
-            }
+        let holders = self.published.get(&(proto, port)).into_iter().flatten();
+        if let Some((_, s)) = holders.into_iter().find(|(p, _)| p.clashes(proto, ip, port)) {
+            return Some(format!("already published by sandbox {}", describe(s)));
         }
         if self.granted.iter().any(|p| p.clashes(proto, ip, port)) {
             return Some("asked for twice in this request".into());
@@ -82,7 +94,7 @@ pub fn allocate(
     listeners: &[HostListener],
     range: EphemeralRange,
 ) -> Result<Vec<PublishedPort>, Status> {
-    let mut taken = Taken { st, listeners, granted: Vec::new() };
+    let mut taken = Taken::new(st, listeners);
     for r in requests {
         let port = match r.host_port {
             HostPort::Fixed(p) => {

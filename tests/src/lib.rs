@@ -380,6 +380,11 @@ pub mod req {
         pb::CreateSandboxRequest { name: Some(name.to_string()), mode: Some(mode), ..Default::default() }
     }
 
+    /// A bridge-mode sandbox on `networks` with these `-p` specs.
+    pub fn published(name: &str, networks: &[&str], specs: &[&str]) -> pb::CreateSandboxRequest {
+        pb::CreateSandboxRequest { publish: specs.iter().map(|s| s.to_string()).collect(), ..bridge(name, networks) }
+    }
+
     pub fn network(name: &str, subnet: &str) -> pb::CreateNetworkRequest {
         pb::CreateNetworkRequest { name: name.into(), subnet: subnet.into(), ..Default::default() }
     }

@@ -6,10 +6,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use ctnet_tests::net::{self, Echo, UdpEcho};
 use ctnet_tests::{ip_of, netns, pb, req, Stack, EXTERNAL, HOST_OUTSIDE};
 
-fn with_ports(name: &str, networks: &[&str], publish: &[&str]) -> pb::CreateSandboxRequest {
-    pb::CreateSandboxRequest { publish: publish.iter().map(|s| s.to_string()).collect(), ..req::bridge(name, networks) }
-}
-
 fn host_port(s: &pb::Sandbox, proto: &str, container_port: u32) -> u16 {
     let p = s.ports.iter().find(|p| p.protocol == proto && p.container_port == container_port).expect("mapping");
     p.host_port as u16
@@ -34,7 +30,7 @@ async fn outbound_traffic_is_masqueraded_and_forwarding_switched_on() {
 async fn published_tcp_udp_ranges_and_ephemeral_ports_reach_the_sandbox() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
-    let s = st.create(with_ports("web", &[], &["8080:80", "5353:53/udp", "9000-9002:7000-7002", "81"])).await;
+    let s = st.create(req::published("web", &[], &["8080:80", "5353:53/udp", "9000-9002:7000-7002", "81"])).await;
     let (pin, ip) = (Stack::pin_of(&s), ip_of(&s, "eth0"));
     assert_eq!(s.ports.len(), 6);
 
@@ -72,8 +68,8 @@ async fn published_tcp_udp_ranges_and_ephemeral_ports_reach_the_sandbox() {
 async fn host_loopback_own_address_and_hairpin_reach_published_ports() {
     let mut st = Stack::start().await;
     st.add_external();
-    let a = st.create(with_ports("a", &[], &["8080:80"])).await;
-    let b = st.create(with_ports("b", &[], &["8081:80"])).await;
+    let a = st.create(req::published("a", &[], &["8080:80"])).await;
+    let b = st.create(req::published("b", &[], &["8081:80"])).await;
     let (pa, pb_) = (Stack::pin_of(&a), Stack::pin_of(&b));
     let gw = Ipv4Addr::new(198, 18, 0, 1);
 
@@ -103,7 +99,7 @@ async fn host_loopback_own_address_and_hairpin_reach_published_ports() {
 async fn localhost_bound_mapping_is_reachable_from_the_host_only() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
-    let s = st.create(with_ports("local", &[], &["127.0.0.1:8082:80"])).await;
+    let s = st.create(req::published("local", &[], &["127.0.0.1:8082:80"])).await;
     assert_eq!(s.ports[0].host_ip, "127.0.0.1");
     let pin = Stack::pin_of(&s);
     let echo = Echo::start_on(&pin, Ipv4Addr::UNSPECIFIED, 80, 1);
@@ -137,7 +133,7 @@ async fn networks_are_isolated_icc_and_internal_hold() {
     drop(echo);
 
     // icc=false: neighbours blocked, the gateway and published ports work.
-    let q1 = st.create(with_ports("q1", &["quiet"], &["8090:80"])).await;
+    let q1 = st.create(req::published("q1", &["quiet"], &["8090:80"])).await;
     let q2 = st.create(req::bridge("q2", &["quiet"])).await;
     let (p1, p2) = (Stack::pin_of(&q1), Stack::pin_of(&q2));
     assert!(!net::ping(&p2, ip_of(&q1, "eth0"), 1));
@@ -170,8 +166,8 @@ async fn networks_are_isolated_icc_and_internal_hold() {
 #[tokio::test]
 async fn deleting_a_sandbox_removes_exactly_its_elements() {
     let mut st = Stack::start().await;
-    let a = st.create(with_ports("a", &[], &["8100:80", "8101:81/udp", "127.0.0.1:8102:82"])).await;
-    let b = st.create(with_ports("b", &[], &["8200:80"])).await;
+    let a = st.create(req::published("a", &[], &["8100:80", "8101:81/udp", "127.0.0.1:8102:82"])).await;
+    let b = st.create(req::published("b", &[], &["8200:80"])).await;
     assert_eq!((st.nft_elements("ports_any").len(), st.nft_elements("ports_addr").len()), (3, 1));
     st.delete("a").await;
     let left = st.nft_elements("ports_any");
@@ -188,7 +184,7 @@ async fn deleting_a_sandbox_removes_exactly_its_elements() {
 async fn udp_flow_follows_a_recreated_mapping() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
-    let first = st.create(with_ports("first", &[], &["6000:53/udp"])).await;
+    let first = st.create(req::published("first", &[], &["6000:53/udp"])).await;
     let got_first = UdpEcho::start(&Stack::pin_of(&first), Ipv4Addr::UNSPECIFIED, 53, 3, 10);
     // One client, one fixed source port, sending all along.
     let sender = std::thread::spawn({
@@ -205,7 +201,7 @@ async fn udp_flow_follows_a_recreated_mapping() {
     });
     assert_eq!(got_first.peers().len(), 3, "the first sandbox receives the flow");
     st.delete("first").await;
-    let mut r = with_ports("second", &[], &["6000:53/udp"]);
+    let mut r = req::published("second", &[], &["6000:53/udp"]);
     r.mode = Some(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode {
         networks: vec![pb::NetworkAttachment { network: "bridge".into(), ipv4_address: Some("198.18.0.10".into()) }],
     }));

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use ctnet_tests::net::{self, UdpEcho};
 use ctnet_tests::raw::{self, SctpSeen};
-use ctnet_tests::{ip_of, pb, req, Stack, EXTERNAL, HOST_OUTSIDE};
+use ctnet_tests::{ip_of, req, Stack, EXTERNAL, HOST_OUTSIDE};
 
 #[tokio::test]
 async fn sctp_init_reaches_the_sandbox_with_its_destination_rewritten() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
-    let r = pb::CreateSandboxRequest { publish: vec!["9999:7777/sctp".into()], ..req::bridge("sctp", &[]) };
+    let r = req::published("sctp", &[], &["9999:7777/sctp"]);
     let s = st.create(r).await;
     let seen = raw::receive_sctp(&Stack::pin_of(&s), Duration::from_secs(5));
     for _ in 0..5 {
@@ -29,7 +29,7 @@ async fn sctp_init_reaches_the_sandbox_with_its_destination_rewritten() {
 async fn a_crafted_packet_for_127_0_0_1_from_outside_is_dropped() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
-    let r = pb::CreateSandboxRequest { publish: vec!["127.0.0.1:8083:53/udp".into()], ..req::bridge("guarded", &[]) };
+    let r = req::published("guarded", &[], &["127.0.0.1:8083:53/udp"]);
     let s = st.create(r).await;
     let host_mac = raw::mac(net::link(&st.host, "ext0").unwrap()["address"].as_str().unwrap());
     let ext_mac = raw::mac(net::link(&ext.pin, "eth0").unwrap()["address"].as_str().unwrap());

@@ -7,10 +7,6 @@ use std::time::{Duration, Instant};
 use ctnet_tests::net::{self, Echo};
 use ctnet_tests::{ip_of, netns, pb, req, Stack, HOST_OUTSIDE};
 
-fn published(name: &str, spec: &str) -> pb::CreateSandboxRequest {
-    pb::CreateSandboxRequest { publish: vec![spec.into()], ..req::bridge(name, &[]) }
-}
-
 /// Polls (generously: speed is the benchmark's business) until `f` holds.
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -35,7 +31,7 @@ fn reachable(ext: &std::path::Path, sandbox_ns: &std::path::Path, port: u16) -> 
 async fn nft_flush_ruleset_is_repaired() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
-    let s = st.create(published("web", "8080:80")).await;
+    let s = st.create(req::published("web", &[], &["8080:80"])).await;
     let pin = Stack::pin_of(&s);
     assert!(reachable(&ext.pin, &pin, 8080));
     let flush = Command::new("nsenter").arg(format!("--net={}", st.host.display())).args(["nft", "flush", "ruleset"]).status().unwrap();
@@ -83,7 +79,7 @@ async fn check_reports_drift_and_gc_removes_what_nothing_owns() {
 async fn a_netexec_restart_changes_nothing_a_client_sees() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
-    let a = st.create(published("a", "8081:80")).await;
+    let a = st.create(req::published("a", &[], &["8081:80"])).await;
     let b = st.create(req::bridge("b", &[])).await;
     let before = st.client.sandboxes.list_sandboxes(pb::ListSandboxesRequest::default()).await.unwrap().into_inner();
     st.kill_netexec();
@@ -108,7 +104,7 @@ async fn a_netexec_restart_changes_nothing_a_client_sees() {
 #[tokio::test]
 async fn a_sandbox_whose_namespace_vanished_is_marked_failed_and_can_be_deleted() {
     let mut st = Stack::start().await;
-    let s = st.create(published("gone", "8082:80")).await;
+    let s = st.create(req::published("gone", &[], &["8082:80"])).await;
     st.kill_api();
     // As after a reboot: the pin is gone.
     net::ip_do(&st.host, &["link", "del", &s.interfaces[0].host_interface]);
@@ -119,10 +115,10 @@ async fn a_sandbox_whose_namespace_vanished_is_marked_failed_and_can_be_deleted(
     assert!(got.state_reason.contains("namespace is gone"), "{}", got.state_reason);
     assert!(st.nft_elements("ports_any").is_empty(), "a failed sandbox's ports are not installed");
     // Its address and port stay reserved until it is deleted.
-    let err = st.client.sandboxes.create_sandbox(published("other", "8082:80")).await.unwrap_err();
+    let err = st.client.sandboxes.create_sandbox(req::published("other", &[], &["8082:80"])).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::AlreadyExists);
     st.delete("gone").await;
-    st.create(published("other", "8082:80")).await;
+    st.create(req::published("other", &[], &["8082:80"])).await;
     st.delete("other").await;
     st.finish().await;
 }

@@ -63,10 +63,6 @@ impl Sizes {
     }
 }
 
-fn with_ports(name: &str, publish: Vec<String>) -> pb::CreateSandboxRequest {
-    pb::CreateSandboxRequest { publish, ..req::bridge(name, &[]) }
-}
-
 async fn timed_create(st: &mut Stack, r: pb::CreateSandboxRequest) -> (Duration, pb::Sandbox) {
     let t = Instant::now();
     let s = st.client.sandboxes.create_sandbox(r).await.expect("create").into_inner();
@@ -167,7 +163,7 @@ async fn main() {
     if only_scaling.is_some() {
         let mut lat = Vec::new();
         for i in 0..z.sandboxes {
-            let (d, _) = timed_create(&mut st, with_ports(&format!("s{i}"), vec![format!("{}:80", 20000 + i)])).await;
+            let (d, _) = timed_create(&mut st, req::published(&format!("s{i}"), &[], &[&format!("{}:80", 20000 + i)])).await;
             lat.push(d);
             if (i + 1) % 100 == 0 {
                 println!("sandboxes {}: create p50 of last 100 {:.2} ms", i + 1, median(&lat[i - 99..=i]));
@@ -191,7 +187,7 @@ async fn main() {
     let mut e2e = serde_json::Map::new();
     let mut bridge_port_p50 = f64::NAN;
     let modes: Vec<(&str, Box<dyn Fn(usize) -> pb::CreateSandboxRequest>)> = vec![
-        ("bridge+port", Box::new(|i| with_ports(&format!("bp{i}"), vec![format!("{}:80", 40000 + i)]))),
+        ("bridge+port", Box::new(|i| req::published(&format!("bp{i}"), &[], &[&format!("{}:80", 40000 + i)]))),
         ("bridge", Box::new(|i| req::bridge(&format!("b{i}"), &[]))),
         ("none", Box::new(|i| req::mode(&format!("n{i}"), Mode::None(pb::NoneMode {})))),
         ("host", Box::new(|i| req::mode(&format!("h{i}"), Mode::Host(pb::HostMode {})))),
@@ -224,7 +220,7 @@ async fn main() {
     eprintln!("scaling to {} sandboxes ...", z.sandboxes);
     let (mut lat, mut ids) = (Vec::new(), Vec::new());
     for i in 0..z.sandboxes {
-        let (d, s) = timed_create(&mut st, with_ports(&format!("s{i}"), vec![format!("{}:80", 20000 + i)])).await;
+        let (d, s) = timed_create(&mut st, req::published(&format!("s{i}"), &[], &[&format!("{}:80", 20000 + i)])).await;
         lat.push(d);
         ids.push(s.id);
     }
@@ -249,7 +245,7 @@ async fn main() {
     for k in 0..z.port_sandboxes {
         let base = 10000 + k as u16 * z.ports_each;
         let spec = format!("{base}-{}:1000-{}", base + z.ports_each - 1, 1000 + z.ports_each - 1);
-        let (d, s) = timed_create(&mut st, with_ports(&format!("p{k}"), vec![spec])).await;
+        let (d, s) = timed_create(&mut st, req::published(&format!("p{k}"), &[], &[&spec])).await;
         plat.push(d);
         ids.push(s.id);
     }
@@ -263,7 +259,7 @@ async fn main() {
     // A second fake host with only 10 mappings; connects interleaved.
     let mut few = Stack::start().await;
     let few_ext = few.add_external();
-    let few_s = few.create(with_ports("few", vec!["10000-10009:1000-1009".into()])).await;
+    let few_s = few.create(req::published("few", &[], &["10000-10009:1000-1009"])).await;
     let many_s = st.get(&format!("p{}", z.port_sandboxes - 1)).await;
     acceptor(&Stack::pin_of(&few_s), 1000);
     acceptor(&Stack::pin_of(&many_s), 1000);
@@ -337,7 +333,7 @@ async fn main() {
 
     // 6. Healing after `nft flush ruleset`.
     eprintln!("healing ...");
-    let s = st.create(with_ports("heal", vec!["8080:80".into()])).await;
+    let s = st.create(req::published("heal", &[], &["8080:80"])).await;
     acceptor(&Stack::pin_of(&s), 80);
     let mut heals = Vec::new();
     for _ in 0..z.heals {

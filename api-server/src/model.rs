@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::ports::Proto;
-use crate::domain::{Labels, Mac, Name, Subnet};
+use crate::domain::{Labels, LinkName, Mac, Name, NetworkId, SandboxId, Subnet};
 
 /// Where a resource is in its life. Creating and Deleting are intents
 /// recorded before the kernel work, so a crash can be finished or undone.
@@ -20,11 +20,11 @@ pub enum Phase {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NetworkRecord {
-    pub id: String,
+    pub id: NetworkId,
     pub name: Name,
     pub subnet: Subnet,
     pub gateway: Ipv4Addr,
-    pub bridge: String,
+    pub bridge: LinkName,
     pub mtu: u32,
     pub internal: bool,
     pub icc: bool,
@@ -35,19 +35,19 @@ pub struct NetworkRecord {
 }
 
 impl NetworkRecord {
-    pub fn owner_tag(&self) -> String {
-        format!("net:{}", self.id)
+    pub fn owner(&self) -> Owner {
+        Owner::Network(self.id.clone())
     }
 }
 
 /// One interface of a bridge-mode sandbox.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Endpoint {
-    pub network_id: String,
+    pub network_id: NetworkId,
     /// Inside the sandbox: eth0, eth1, ...
     pub ifname: String,
     /// Host end of the veth pair.
-    pub host_ifname: String,
+    pub host_ifname: LinkName,
     pub mac: Mac,
     pub address: Ipv4Addr,
     /// Only the first interface carries the default route.
@@ -99,20 +99,23 @@ pub enum Netns {
     /// The host's own namespace (pinned by netexec).
     Host(PathBuf),
     /// Another sandbox's namespace (container mode), by target id.
-    Joined { target: String, path: PathBuf },
+    Joined { target: SandboxId, path: PathBuf },
 }
 
 impl Netns {
     pub fn path(&self) -> &PathBuf {
         match self {
-            Netns::Owned(p) | Netns::External(p) | Netns::Host(p) | Netns::Joined { path: p, .. } => p,
+            Netns::Owned(p)
+            | Netns::External(p)
+            | Netns::Host(p)
+            | Netns::Joined { path: p, .. } => p,
         }
     }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SandboxRecord {
-    pub id: String,
+    pub id: SandboxId,
     pub name: Option<Name>,
     pub labels: Labels,
     pub mode: ModeKind,
@@ -123,19 +126,56 @@ pub struct SandboxRecord {
 }
 
 impl SandboxRecord {
-    pub fn owner_tag(&self) -> String {
-        format!("sb:{}", self.id)
+    pub fn owner(&self) -> Owner {
+        Owner::Sandbox(self.id.clone())
     }
     pub fn display_name(&self) -> String {
         self.name.as_ref().map(|n| n.to_string()).unwrap_or_default()
     }
 }
 
-pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+/// "name (id)" or just the id, for messages.
+impl std::fmt::Display for SandboxRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{n} ({})", self.id),
+            None => write!(f, "{}", self.id),
+        }
+    }
 }
 
-/// A fresh random id: 16 lower-case hex digits.
-pub fn new_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
+/// Whose a kernel object is: the tag netexec writes on links ("net:ID",
+/// "sb:ID") and on firewall elements.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Owner {
+    Network(NetworkId),
+    Sandbox(SandboxId),
+    /// A tag this version does not know: never ours to judge.
+    Other(String),
+}
+
+impl Owner {
+    pub fn parse(tag: &str) -> Self {
+        let parsed = match tag.split_once(':') {
+            Some(("net", id)) => NetworkId::parse(id).map(Owner::Network),
+            Some(("sb", id)) => SandboxId::parse(id).map(Owner::Sandbox),
+            _ => None,
+        };
+        parsed.unwrap_or_else(|| Owner::Other(tag.to_string()))
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owner::Network(id) => write!(f, "net:{id}"),
+            Owner::Sandbox(id) => write!(f, "sb:{id}"),
+            Owner::Other(tag) => f.write_str(tag),
+        }
+    }
+}
+
+pub fn now() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)).unwrap_or(0)
 }

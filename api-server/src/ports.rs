@@ -3,44 +3,13 @@
 //! and no host process listens on it. Decided under the state lock, from the
 //! records themselves, so two requests never get one port.
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
-
-use tonic::Status;
+use std::net::Ipv4Addr;
 
 use crate::domain::ports::{HostPort, PortRequest, Proto};
+use crate::error::{Error, Result};
+use crate::executor::HostListener;
 use crate::model::{overlap, PublishedPort, SandboxRecord};
-use crate::ops::network::describe;
 use crate::state::State;
-
-/// A socket listening on the host, as netexec reports it.
-#[derive(Debug, Clone)]
-pub struct HostListener {
-    pub proto: Proto,
-    /// None: every address (0.0.0.0 or ::).
-    pub address: Option<Ipv4Addr>,
-    pub port: u16,
-    pub shown: String,
-}
-
-impl HostListener {
-    pub fn from_wire(l: &ctnet_proto::exec::Listener) -> Option<Self> {
-        let proto = match l.protocol.as_str() {
-            "tcp" => Proto::Tcp,
-            "udp" => Proto::Udp,
-            _ => return None,
-        };
-        let ip: IpAddr = l.address.parse().ok()?;
-        let address = match ip {
-            IpAddr::V4(a) if a.is_unspecified() => None,
-            IpAddr::V4(a) => Some(a),
-            IpAddr::V6(a) if a.is_unspecified() => None,
-            // Other IPv6 addresses never receive IPv4 traffic.
-            IpAddr::V6(a) => Some(a.to_ipv4_mapped()?),
-        };
-        let port = u16::try_from(l.port).ok()?;
-        Some(Self { proto, address, port, shown: format!("{}:{}", l.address, l.port) })
-    }
-}
 
 /// Where ports come from when a request does not name one.
 #[derive(Debug, Clone, Copy)]
@@ -70,13 +39,19 @@ impl<'a> Taken<'a> {
     fn holder(&self, proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> Option<String> {
         let holders = self.published.get(&(proto, port)).into_iter().flatten();
         if let Some((_, s)) = holders.into_iter().find(|(p, _)| p.clashes(proto, ip, port)) {
-            return Some(format!("already published by sandbox {}", describe(s)));
+            return Some(format!("already published by sandbox {s}"));
         }
         if self.granted.iter().any(|p| p.clashes(proto, ip, port)) {
             return Some("asked for twice in this request".into());
         }
-        let l = self.listeners.iter().find(|l| l.proto == proto && l.port == port && overlap(l.address, ip))?;
-        Some(format!("in use on the host: a process listens on {} (address already in use)", l.shown))
+        let l = self
+            .listeners
+            .iter()
+            .find(|l| l.proto == proto && l.port == port && overlap(l.address, ip))?;
+        Some(format!(
+            "in use on the host: a process listens on {} (address already in use)",
+            l.shown
+        ))
     }
 
     fn first_free(&self, proto: Proto, ip: Option<Ipv4Addr>, lo: u16, hi: u16) -> Option<u16> {
@@ -93,24 +68,42 @@ pub fn allocate(
     requests: &[PortRequest],
     listeners: &[HostListener],
     range: EphemeralRange,
-) -> Result<Vec<PublishedPort>, Status> {
+) -> Result<Vec<PublishedPort>> {
     let mut taken = Taken::new(st, listeners);
     for r in requests {
         let port = match r.host_port {
             HostPort::Fixed(p) => {
                 if let Some(why) = taken.holder(r.proto, r.host_ip, p) {
-                    return Err(Status::already_exists(format!("publish: {} is {why}", shown(r.proto, r.host_ip, p))));
+                    return Err(Error::AlreadyExists(format!(
+                        "publish: {} is {why}",
+                        shown(r.proto, r.host_ip, p)
+                    )));
                 }
                 p
             }
-            HostPort::Within(lo, hi) => taken.first_free(r.proto, r.host_ip, lo, hi).ok_or_else(|| {
-                Status::already_exists(format!("publish: every {} port in {lo}-{hi} is taken", r.proto))
-            })?,
-            HostPort::Any => taken.first_free(r.proto, r.host_ip, range.0, range.1).ok_or_else(|| {
-                Status::resource_exhausted(format!("publish: no free {} port left in the ephemeral range {}-{}", r.proto, range.0, range.1))
-            })?,
+            HostPort::Within(lo, hi) => {
+                taken.first_free(r.proto, r.host_ip, lo, hi).ok_or_else(|| {
+                    Error::AlreadyExists(format!(
+                        "publish: every {} port in {lo}-{hi} is taken",
+                        r.proto
+                    ))
+                })?
+            }
+            HostPort::Any => {
+                taken.first_free(r.proto, r.host_ip, range.0, range.1).ok_or_else(|| {
+                    Error::Exhausted(format!(
+                        "publish: no free {} port left in the ephemeral range {}-{}",
+                        r.proto, range.0, range.1
+                    ))
+                })?
+            }
         };
-        taken.granted.push(PublishedPort { proto: r.proto, host_ip: r.host_ip, host_port: port, container_port: r.container_port });
+        taken.granted.push(PublishedPort {
+            proto: r.proto,
+            host_ip: r.host_ip,
+            host_port: port,
+            container_port: r.container_port,
+        });
     }
     Ok(taken.granted)
 }

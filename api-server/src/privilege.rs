@@ -60,7 +60,9 @@ pub fn become_account(to: Account) -> Result<(), BoxError> {
 /// Refuses to go on with any capability or as root (unless allowed).
 pub fn verify(allow_root: bool) -> Result<(), BoxError> {
     if Uid::current().is_root() && !allow_root {
-        return Err("ctnet-api refuses to run as root: pass --user ctnet-api (or --allow-root)".into());
+        return Err(
+            "ctnet-api refuses to run as root: pass --user ctnet-api (or --allow-root)".into()
+        );
     }
     if allow_root {
         return Ok(());
@@ -69,7 +71,10 @@ pub fn verify(allow_root: bool) -> Result<(), BoxError> {
     for set in ["CapEff:", "CapPrm:", "CapAmb:"] {
         let value = status.lines().find_map(|l| l.strip_prefix(set)).map(str::trim).unwrap_or("?");
         if u64::from_str_radix(value, 16) != Ok(0) {
-            return Err(format!("ctnet-api still holds capabilities ({set} {value}); refusing to serve").into());
+            return Err(format!(
+                "ctnet-api still holds capabilities ({set} {value}); refusing to serve"
+            )
+            .into());
         }
     }
     Ok(())

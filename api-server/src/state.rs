@@ -1,108 +1,130 @@
 //! The in-memory mirror of the store, with lookups and IPAM. Every mutation
-//! happens under one lock together with its store commit, so the store is the
-//! single source of truth and two requests can never take one address.
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+//! happens under one lock together with its store commit, so two requests
+//! can never take one address, name or port.
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use tonic::Status;
-
-use crate::domain::Subnet;
-use crate::model::{NetworkRecord, SandboxRecord};
+use crate::domain::{Mac, NetworkId, Ref, SandboxId, Subnet};
+use crate::error::{Error, Result};
+use crate::model::{Netns, NetworkRecord, SandboxRecord};
 
 /// A Linux bridge holds at most 1024 ports (BR_MAX_PORTS, port 0 reserved);
 /// the 1024th attach would fail with the kernel's cryptic "exchange full".
 pub const BRIDGE_MAX_PORTS: usize = 1023;
 
 pub struct State {
-    pub networks: BTreeMap<String, NetworkRecord>,
-    pub sandboxes: BTreeMap<String, SandboxRecord>,
-    /// Sandboxes and networks with an operation in flight.
-    pub busy: HashSet<String>,
+    pub networks: BTreeMap<NetworkId, NetworkRecord>,
+    pub sandboxes: BTreeMap<SandboxId, SandboxRecord>,
     /// Ports allowed per bridge: BRIDGE_MAX_PORTS unless lowered (tests).
     pub bridge_max_ports: usize,
 }
 
 impl State {
     pub fn new(bridge_max_ports: usize) -> Self {
-        Self { networks: BTreeMap::new(), sandboxes: BTreeMap::new(), busy: HashSet::new(), bridge_max_ports: bridge_max_ports.min(BRIDGE_MAX_PORTS) }
-    }
-
-    pub fn network(&self, r: &str) -> Result<&NetworkRecord, Status> {
-        self.networks
-            .get(r)
-            .or_else(|| self.networks.values().find(|n| n.name.as_str() == r))
-            .ok_or_else(|| Status::not_found(format!("network {r:?} does not exist")))
-    }
-
-    pub fn sandbox(&self, r: &str) -> Result<&SandboxRecord, Status> {
-        self.sandboxes
-            .get(r)
-            .or_else(|| self.sandboxes.values().find(|s| s.name.as_ref().is_some_and(|n| n.as_str() == r)))
-            .ok_or_else(|| Status::not_found(format!("sandbox {r:?} does not exist")))
-    }
-
-    /// Marks a resource busy, or refuses when another operation holds it.
-    pub fn claim(&mut self, id: &str, what: &str) -> Result<(), Status> {
-        if !self.busy.insert(id.to_string()) {
-            return Err(Status::failed_precondition(format!("{what} {id} has another operation in progress; retry when it ends")));
+        Self {
+            networks: BTreeMap::new(),
+            sandboxes: BTreeMap::new(),
+            bridge_max_ports: bridge_max_ports.min(BRIDGE_MAX_PORTS),
         }
-        Ok(())
     }
 
-    pub fn release(&mut self, id: &str) {
-        self.busy.remove(id);
+    pub fn network(&self, r: &Ref) -> Result<&NetworkRecord> {
+        let by_id = NetworkId::parse(r.as_str()).and_then(|id| self.networks.get(&id));
+        by_id
+            .or_else(|| self.networks.values().find(|n| n.name.as_str() == r.as_str()))
+            .ok_or_else(|| Error::NotFound(format!("network {:?} does not exist", r.as_str())))
     }
 
-    /// Sandboxes (id, name) with an interface on the network, in any phase.
-    pub fn attached_to(&self, net_id: &str) -> Vec<&SandboxRecord> {
-        self.sandboxes.values().filter(|s| s.endpoints.iter().any(|e| e.network_id == net_id)).collect()
+    pub fn sandbox(&self, r: &Ref) -> Result<&SandboxRecord> {
+        let by_id = SandboxId::parse(r.as_str()).and_then(|id| self.sandboxes.get(&id));
+        let by_name = || {
+            let named =
+                |s: &&SandboxRecord| s.name.as_ref().is_some_and(|n| n.as_str() == r.as_str());
+            self.sandboxes.values().find(named)
+        };
+        by_id
+            .or_else(by_name)
+            .ok_or_else(|| Error::NotFound(format!("sandbox {:?} does not exist", r.as_str())))
+    }
+
+    /// Sandboxes with an interface on the network, in any phase.
+    pub fn attached_to(&self, net: &NetworkId) -> Vec<&SandboxRecord> {
+        let on = |s: &&SandboxRecord| s.endpoints.iter().any(|e| &e.network_id == net);
+        self.sandboxes.values().filter(on).collect()
     }
 
     /// Sandboxes that joined `id`'s namespace through container mode.
-    pub fn joiners_of(&self, id: &str) -> Vec<&SandboxRecord> {
-        self.sandboxes
-            .values()
-            .filter(|s| matches!(&s.netns, crate::model::Netns::Joined { target, .. } if target == id))
-            .collect()
+    pub fn joiners_of(&self, id: &SandboxId) -> Vec<&SandboxRecord> {
+        let joins =
+            |s: &&SandboxRecord| matches!(&s.netns, Netns::Joined { target, .. } if target == id);
+        self.sandboxes.values().filter(joins).collect()
     }
 
     fn used_addresses(&self, net: &NetworkRecord) -> BTreeSet<u32> {
-        let held = self.sandboxes.values().flat_map(|s| &s.endpoints).filter(|e| e.network_id == net.id);
-        let mut used: BTreeSet<u32> = held.map(|e| u32::from(e.address)).collect();
+        let held = self.sandboxes.values().flat_map(|s| &s.endpoints);
+        let mut used: BTreeSet<u32> =
+            held.filter(|e| e.network_id == net.id).map(|e| u32::from(e.address)).collect();
         used.insert(u32::from(net.gateway));
         used
+    }
+
+    /// True when an interface on the network already has this MAC.
+    pub fn mac_taken(&self, net: &NetworkId, mac: Mac) -> bool {
+        let mut all = self.sandboxes.values().flat_map(|s| &s.endpoints);
+        all.any(|e| &e.network_id == net && e.mac == mac)
     }
 
     /// IPAM: a static address is honoured or refused; otherwise the lowest
     /// free host address. The network, broadcast and gateway addresses are
     /// never handed out; an address is free again once no interface holds it.
-    pub fn allocate(&self, net: &NetworkRecord, want: Option<Ipv4Addr>, field: &str) -> Result<Ipv4Addr, Status> {
+    pub fn allocate(
+        &self,
+        net: &NetworkRecord,
+        want: Option<Ipv4Addr>,
+        field: &str,
+    ) -> Result<Ipv4Addr> {
         let used = self.used_addresses(net);
         // `used` holds the gateway besides one address per interface.
         if used.len() > self.bridge_max_ports {
-            return Err(Status::resource_exhausted(format!(
+            return Err(Error::Exhausted(format!(
                 "network {} has {} interfaces, the most its Linux bridge holds; create another network",
                 net.name, self.bridge_max_ports
             )));
         }
         match want {
-            Some(a) => check_static(&net.subnet, net, a, &used, field),
+            Some(a) => check_static(net, a, &used, field),
             None => lowest_free(&net.subnet, &used).ok_or_else(|| {
-                Status::resource_exhausted(format!("network {}: no free address left in {}", net.name, net.subnet))
+                Error::Exhausted(format!(
+                    "network {}: no free address left in {}",
+                    net.name, net.subnet
+                ))
             }),
         }
     }
 }
 
-fn check_static(subnet: &Subnet, net: &NetworkRecord, a: Ipv4Addr, used: &BTreeSet<u32>, field: &str) -> Result<Ipv4Addr, Status> {
-    if !subnet.is_host(a) {
-        return Err(crate::domain::invalid(field, format!("{a} is not a usable host address of {subnet} (network {})", net.name)));
+fn check_static(
+    net: &NetworkRecord,
+    a: Ipv4Addr,
+    used: &BTreeSet<u32>,
+    field: &str,
+) -> Result<Ipv4Addr> {
+    if !net.subnet.is_host(a) {
+        let why =
+            format!("{a} is not a usable host address of {} (network {})", net.subnet, net.name);
+        return Err(Error::invalid(field, why));
     }
     if a == net.gateway {
-        return Err(Status::already_exists(format!("{field}: {a} is the gateway of network {}", net.name)));
+        return Err(Error::AlreadyExists(format!(
+            "{field}: {a} is the gateway of network {}",
+            net.name
+        )));
     }
     if used.contains(&u32::from(a)) {
-        return Err(Status::already_exists(format!("{field}: {a} is already in use on network {}", net.name)));
+        return Err(Error::AlreadyExists(format!(
+            "{field}: {a} is already in use on network {}",
+            net.name
+        )));
     }
     Ok(a)
 }

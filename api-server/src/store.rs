@@ -4,19 +4,20 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use tonic::Status;
-
+use crate::domain::{NetworkId, SandboxId};
+use crate::error::{Error, Result};
 use crate::model::{NetworkRecord, SandboxRecord};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
 const SANDBOXES: TableDefinition<&str, &[u8]> = TableDefinition::new("sandboxes");
 
+#[derive(Debug, Clone)]
 pub enum Change {
     PutNetwork(NetworkRecord),
-    DelNetwork(String),
+    DelNetwork(NetworkId),
     PutSandbox(SandboxRecord),
-    DelSandbox(String),
+    DelSandbox(SandboxId),
 }
 
 #[derive(Clone)]
@@ -27,33 +28,36 @@ pub struct Store {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Store {
-    pub fn open(dir: &Path) -> Result<Self, BoxError> {
-        std::fs::create_dir_all(dir)?;
-        let db = Database::create(dir.join("ctnet.redb"))?;
-        let txn = db.begin_write()?;
-        txn.open_table(NETWORKS)?;
-        txn.open_table(SANDBOXES)?;
-        txn.commit()?;
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::store("create the state directory", e))?;
+        let db = Database::create(dir.join("ctnet.redb")).map_err(|e| Error::store("open", e))?;
+        create_tables(&db).map_err(|e| Error::store("create tables", e))?;
         Ok(Self { db: Arc::new(db) })
     }
 
-    pub fn load(&self) -> Result<(Vec<NetworkRecord>, Vec<SandboxRecord>), BoxError> {
-        let txn = self.db.begin_read()?;
-        Ok((read_all(&txn.open_table(NETWORKS)?)?, read_all(&txn.open_table(SANDBOXES)?)?))
+    pub fn load(&self) -> Result<(Vec<NetworkRecord>, Vec<SandboxRecord>)> {
+        let read = || -> Result<_, BoxError> {
+            let txn = self.db.begin_read()?;
+            Ok((read_all(&txn.open_table(NETWORKS)?)?, read_all(&txn.open_table(SANDBOXES)?)?))
+        };
+        read().map_err(|e| Error::store("load", e))
     }
 
-    /// Applies the changes in one durable transaction. The commit's fsync
-    /// blocks, so it runs off the async workers.
-    pub async fn apply(&self, changes: Vec<Change>) -> Result<(), Status> {
+    /// Applies the change in one durable transaction. The commit's fsync
+    /// blocks, so it runs off the async workers; once started it finishes
+    /// even if the caller is dropped.
+    pub async fn apply(&self, change: Change) -> Result<()> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || write(&db, changes))
+        tokio::task::spawn_blocking(move || write(&db, change))
             .await
-            .map_err(|e| Status::internal(format!("store task: {e}")))?
-            .map_err(|e| Status::internal(format!("state store write failed: {e}")))
+            .map_err(|e| Error::store("write task", e))?
+            .map_err(|e| Error::store("write", e))
     }
 }
 
-fn read_all<T: serde::de::DeserializeOwned>(table: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Vec<T>, BoxError> {
+fn read_all<T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<T>, BoxError> {
     let mut out = Vec::new();
     for entry in table.iter()? {
         let (_, v) = entry?;
@@ -62,13 +66,21 @@ fn read_all<T: serde::de::DeserializeOwned>(table: &impl ReadableTable<&'static 
     Ok(out)
 }
 
-fn write(db: &Database, changes: Vec<Change>) -> Result<(), BoxError> {
+fn create_tables(db: &Database) -> Result<(), BoxError> {
+    let txn = db.begin_write()?;
+    txn.open_table(NETWORKS)?;
+    txn.open_table(SANDBOXES)?;
+    txn.commit()?;
+    Ok(())
+}
+
+fn write(db: &Database, change: Change) -> Result<(), BoxError> {
     let txn = db.begin_write()?;
     {
         let mut nets = txn.open_table(NETWORKS)?;
         let mut sbs = txn.open_table(SANDBOXES)?;
-        for c in changes {
-            match c {
+        {
+            match change {
                 Change::PutNetwork(n) => {
                     nets.insert(n.id.as_str(), serde_json::to_vec(&n)?.as_slice())?;
                 }

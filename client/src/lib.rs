@@ -41,18 +41,28 @@ fn to_uri(addr: &str) -> String {
 
 /// Docker's `--net` values: `bridge`, `host`, `none`, `container:<id|name>`,
 /// or the name of a network (bridge mode on it).
-pub fn mode_from_net(net: &[String], ip: Option<String>) -> Result<pb::create_sandbox_request::Mode, String> {
+pub fn mode_from_net(
+    net: &[String],
+    ip: Option<String>,
+) -> Result<pb::create_sandbox_request::Mode, String> {
     use pb::create_sandbox_request::Mode;
-    let single = |m: Mode| if net.len() == 1 && ip.is_none() { Ok(m) } else { Err(format!("--net {} takes no other --net or --ip", net[0])) };
+    let single = |m: Mode| {
+        if net.len() == 1 && ip.is_none() {
+            Ok(m)
+        } else {
+            Err(format!("--net {} takes no other --net or --ip", net[0]))
+        }
+    };
     match net.first().map(String::as_str) {
         None => Ok(Mode::Bridge(pb::BridgeMode { networks: vec![attachment("bridge", ip)] })),
         Some("host") => single(Mode::Host(pb::HostMode {})),
         Some("none") => single(Mode::None(pb::NoneMode {})),
-        Some(c) if c.starts_with("container:") => {
-            single(Mode::Container(pb::ContainerMode { target: c["container:".len()..].to_string() }))
-        }
+        Some(c) if c.starts_with("container:") => single(Mode::Container(pb::ContainerMode {
+            target: c["container:".len()..].to_string(),
+        })),
         Some(_) => {
-            let mut networks: Vec<pb::NetworkAttachment> = net.iter().map(|n| attachment(n, None)).collect();
+            let mut networks: Vec<pb::NetworkAttachment> =
+                net.iter().map(|n| attachment(n, None)).collect();
             networks[0].ipv4_address = ip;
             Ok(Mode::Bridge(pb::BridgeMode { networks }))
         }
@@ -66,7 +76,11 @@ fn attachment(network: &str, ip: Option<String>) -> pb::NetworkAttachment {
 /// Parses `key=value` labels.
 pub fn parse_labels(raw: &[String]) -> Result<HashMap<String, String>, String> {
     raw.iter()
-        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("label {kv:?} is not key=value")))
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| format!("label {kv:?} is not key=value"))
+        })
         .collect()
 }
 

@@ -137,27 +137,47 @@ fn pretty(v: Value) -> String {
 }
 
 async fn run(cli: Cli) -> Result<String, String> {
-    let client = ctnet_client::connect(&cli.host).await.map_err(|e| format!("cannot reach ctnet at {}: {e}", cli.host))?;
+    let client = ctnet_client::connect(&cli.host)
+        .await
+        .map_err(|e| format!("cannot reach ctnet at {}: {e}", cli.host))?;
     match cli.command {
         Command::Network(cmd) => network(client, cmd, cli.json).await,
         Command::Sandbox(cmd) => sandbox(client, cmd, cli.json).await,
         Command::Status => status(client).await,
         Command::Gc => {
             let mut c = client;
-            let removed = c.maintenance.garbage_collect(pb::GarbageCollectRequest {}).await.map_err(status_msg)?.into_inner().removed;
-            Ok(if cli.json { pretty(Value::from(removed)) } else { removed.iter().map(|r| format!("removed {r}\n")).collect() })
+            let removed = c
+                .maintenance
+                .garbage_collect(pb::GarbageCollectRequest {})
+                .await
+                .map_err(status_msg)?
+                .into_inner()
+                .removed;
+            Ok(if cli.json {
+                pretty(Value::from(removed))
+            } else {
+                removed.iter().map(|r| format!("removed {r}\n")).collect()
+            })
         }
     }
 }
 
 /// grpc.health.v1: SERVING once netexec is reachable and state reconciled.
 async fn status(c: Client) -> Result<String, String> {
-    use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
-    let reply = HealthClient::new(c.channel).check(HealthCheckRequest { service: String::new() }).await.map_err(status_msg)?;
+    use tonic_health::pb::{
+        health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+    };
+    let reply = HealthClient::new(c.channel)
+        .check(HealthCheckRequest { service: String::new() })
+        .await
+        .map_err(status_msg)?;
     let s = ServingStatus::try_from(reply.into_inner().status).unwrap_or(ServingStatus::Unknown);
     match s {
         ServingStatus::Serving => Ok("SERVING\n".into()),
-        other => Err(format!("{} (netexec unreachable or state not yet reconciled)", other.as_str_name())),
+        other => Err(format!(
+            "{} (netexec unreachable or state not yet reconciled)",
+            other.as_str_name()
+        )),
     }
 }
 
@@ -179,21 +199,36 @@ async fn network(mut c: Client, cmd: NetworkCmd, json: bool) -> Result<String, S
             Ok(if json { pretty(render::network_json(&n)) } else { format!("{}\n", n.id) })
         }
         NetworkCmd::Ls { labels } => {
-            let req = pb::ListNetworksRequest { label_selector: ctnet_client::parse_labels(&labels)? };
-            let list = c.networks.list_networks(req).await.map_err(status_msg)?.into_inner().networks;
-            Ok(if json { pretty(Value::Array(list.iter().map(render::network_json).collect())) } else { render::networks_table(&list) })
+            let req =
+                pb::ListNetworksRequest { label_selector: ctnet_client::parse_labels(&labels)? };
+            let list =
+                c.networks.list_networks(req).await.map_err(status_msg)?.into_inner().networks;
+            Ok(if json {
+                pretty(Value::Array(list.iter().map(render::network_json).collect()))
+            } else {
+                render::networks_table(&list)
+            })
         }
         NetworkCmd::Inspect { networks } => {
             let mut out = Vec::new();
             for network in networks {
-                out.push(render::network_json(&c.networks.get_network(pb::GetNetworkRequest { network }).await.map_err(status_msg)?.into_inner()));
+                out.push(render::network_json(
+                    &c.networks
+                        .get_network(pb::GetNetworkRequest { network })
+                        .await
+                        .map_err(status_msg)?
+                        .into_inner(),
+                ));
             }
             Ok(pretty(Value::Array(out)))
         }
         NetworkCmd::Rm { networks } => {
             let mut out = String::new();
             for network in networks {
-                c.networks.delete_network(pb::DeleteNetworkRequest { network: network.clone() }).await.map_err(status_msg)?;
+                c.networks
+                    .delete_network(pb::DeleteNetworkRequest { network: network.clone() })
+                    .await
+                    .map_err(status_msg)?;
                 out += &format!("{network}\n");
             }
             Ok(out)
@@ -202,7 +237,13 @@ async fn network(mut c: Client, cmd: NetworkCmd, json: bool) -> Result<String, S
 }
 
 async fn sandbox(mut c: Client, cmd: SandboxCmd, json: bool) -> Result<String, String> {
-    let one = |s: pb::Sandbox| if json { pretty(render::sandbox_json(&s)) } else { format!("{}\n", s.id) };
+    let one = |s: pb::Sandbox| {
+        if json {
+            pretty(render::sandbox_json(&s))
+        } else {
+            format!("{}\n", s.id)
+        }
+    };
     match cmd {
         SandboxCmd::Create { net, name, ip, mac, labels, netns, publish } => {
             let req = pb::CreateSandboxRequest {
@@ -216,21 +257,36 @@ async fn sandbox(mut c: Client, cmd: SandboxCmd, json: bool) -> Result<String, S
             Ok(one(c.sandboxes.create_sandbox(req).await.map_err(status_msg)?.into_inner()))
         }
         SandboxCmd::Ls { labels } => {
-            let req = pb::ListSandboxesRequest { label_selector: ctnet_client::parse_labels(&labels)? };
-            let list = c.sandboxes.list_sandboxes(req).await.map_err(status_msg)?.into_inner().sandboxes;
-            Ok(if json { pretty(Value::Array(list.iter().map(render::sandbox_json).collect())) } else { render::sandboxes_table(&list) })
+            let req =
+                pb::ListSandboxesRequest { label_selector: ctnet_client::parse_labels(&labels)? };
+            let list =
+                c.sandboxes.list_sandboxes(req).await.map_err(status_msg)?.into_inner().sandboxes;
+            Ok(if json {
+                pretty(Value::Array(list.iter().map(render::sandbox_json).collect()))
+            } else {
+                render::sandboxes_table(&list)
+            })
         }
         SandboxCmd::Inspect { sandboxes } => {
             let mut out = Vec::new();
             for sandbox in sandboxes {
-                out.push(render::sandbox_json(&c.sandboxes.get_sandbox(pb::GetSandboxRequest { sandbox }).await.map_err(status_msg)?.into_inner()));
+                out.push(render::sandbox_json(
+                    &c.sandboxes
+                        .get_sandbox(pb::GetSandboxRequest { sandbox })
+                        .await
+                        .map_err(status_msg)?
+                        .into_inner(),
+                ));
             }
             Ok(pretty(Value::Array(out)))
         }
         SandboxCmd::Rm { sandboxes } => {
             let mut out = String::new();
             for sandbox in sandboxes {
-                c.sandboxes.delete_sandbox(pb::DeleteSandboxRequest { sandbox: sandbox.clone() }).await.map_err(status_msg)?;
+                c.sandboxes
+                    .delete_sandbox(pb::DeleteSandboxRequest { sandbox: sandbox.clone() })
+                    .await
+                    .map_err(status_msg)?;
                 out += &format!("{sandbox}\n");
             }
             Ok(out)
@@ -240,15 +296,30 @@ async fn sandbox(mut c: Client, cmd: SandboxCmd, json: bool) -> Result<String, S
             Ok(one(c.sandboxes.connect(req).await.map_err(status_msg)?.into_inner()))
         }
         SandboxCmd::Check { sandbox } => {
-            let diffs = c.sandboxes.check(pb::CheckRequest { sandbox }).await.map_err(status_msg)?.into_inner().differences;
+            let diffs = c
+                .sandboxes
+                .check(pb::CheckRequest { sandbox })
+                .await
+                .map_err(status_msg)?
+                .into_inner()
+                .differences;
             if diffs.is_empty() {
                 return Ok(if json { "[]\n".into() } else { "ok\n".into() });
             }
             Err(format!("drift:\n  {}", diffs.join("\n  ")))
         }
         SandboxCmd::Port { sandbox } => {
-            let s = c.sandboxes.get_sandbox(pb::GetSandboxRequest { sandbox }).await.map_err(status_msg)?.into_inner();
-            Ok(if json { pretty(Value::Array(s.ports.iter().map(render::port_json).collect())) } else { render::ports_lines(&s.ports) })
+            let s = c
+                .sandboxes
+                .get_sandbox(pb::GetSandboxRequest { sandbox })
+                .await
+                .map_err(status_msg)?
+                .into_inner();
+            Ok(if json {
+                pretty(Value::Array(s.ports.iter().map(render::port_json).collect()))
+            } else {
+                render::ports_lines(&s.ports)
+            })
         }
         SandboxCmd::Disconnect { sandbox, network } => {
             let req = pb::DisconnectRequest { sandbox, network };

@@ -56,7 +56,8 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
         }
     }
     let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let padded: Vec<String> =
+            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         padded.join("   ").trim_end().to_string() + "\n"
     };
     let mut out = line(header.iter().map(|h| h.to_string()).collect());
@@ -70,7 +71,14 @@ pub fn networks_table(list: &[pb::Network]) -> String {
     let rows = list
         .iter()
         .map(|n| {
-            vec![n.id.clone(), n.name.clone(), n.driver.clone(), n.subnet.clone(), n.bridge_name.clone(), n.sandboxes.len().to_string()]
+            vec![
+                n.id.clone(),
+                n.name.clone(),
+                n.driver.clone(),
+                n.subnet.clone(),
+                n.bridge_name.clone(),
+                n.sandboxes.len().to_string(),
+            ]
         })
         .collect();
     table(&["NETWORK ID", "NAME", "DRIVER", "SUBNET", "BRIDGE", "SANDBOXES"], rows)
@@ -80,7 +88,8 @@ pub fn sandboxes_table(list: &[pb::Sandbox]) -> String {
     let rows = list
         .iter()
         .map(|s| {
-            let addrs: Vec<String> = s.interfaces.iter().map(|i| format!("{}={}", i.name, i.address)).collect();
+            let addrs: Vec<String> =
+                s.interfaces.iter().map(|i| format!("{}={}", i.name, i.address)).collect();
             vec![s.id.clone(), s.name.clone(), mode_name(s), state_name(s).into(), addrs.join(",")]
         })
         .collect();
@@ -96,5 +105,8 @@ pub fn port_json(p: &pb::PortMapping) -> Value {
 
 /// `docker port` style: "80/tcp -> 0.0.0.0:8080".
 pub fn ports_lines(ports: &[pb::PortMapping]) -> String {
-    ports.iter().map(|p| format!("{}/{} -> {}:{}\n", p.container_port, p.protocol, p.host_ip, p.host_port)).collect()
+    ports
+        .iter()
+        .map(|p| format!("{}/{} -> {}:{}\n", p.container_port, p.protocol, p.host_ip, p.host_port))
+        .collect()
 }

@@ -121,10 +121,19 @@ impl AddrPrefix {
         let (a, p) = s
             .split_once('/')
             .ok_or_else(|| invalid(field, format!("{s:?} is not ADDRESS/PREFIX")))?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| invalid(field, format!("{a:?} is not an IPv4 address")))?;
-        let prefix: u8 = p.parse().map_err(|_| invalid(field, format!("{p:?} is not a prefix length")))?;
-        if !(1..=31).contains(&prefix) || addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() {
-            return Err(invalid(field, format!("{s:?} is not a usable unicast address and prefix")));
+        let addr: Ipv4Addr =
+            a.parse().map_err(|_| invalid(field, format!("{a:?} is not an IPv4 address")))?;
+        let prefix: u8 =
+            p.parse().map_err(|_| invalid(field, format!("{p:?} is not a prefix length")))?;
+        if !(1..=31).contains(&prefix)
+            || addr.is_unspecified()
+            || addr.is_loopback()
+            || addr.is_multicast()
+        {
+            return Err(invalid(
+                field,
+                format!("{s:?} is not a usable unicast address and prefix"),
+            ));
         }
         Ok(Self { addr, prefix })
     }
@@ -146,10 +155,14 @@ pub fn parse_gateway(field: &str, s: &str, on: &AddrPrefix) -> Result<Option<Ipv
     if s.is_empty() {
         return Ok(None);
     }
-    let gw: Ipv4Addr = s.parse().map_err(|_| invalid(field, format!("{s:?} is not an IPv4 address")))?;
+    let gw: Ipv4Addr =
+        s.parse().map_err(|_| invalid(field, format!("{s:?} is not an IPv4 address")))?;
     let mask = u32::MAX << (32 - on.prefix);
     if u32::from(gw) & mask != u32::from(on.addr) & mask || gw == on.addr {
-        return Err(invalid(field, format!("{gw} is not another address in {}/{}", on.addr, on.prefix)));
+        return Err(invalid(
+            field,
+            format!("{gw} is not another address in {}/{}", on.addr, on.prefix),
+        ));
     }
     Ok(Some(gw))
 }
@@ -193,7 +206,12 @@ const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 /// reached without symlinks or `..` (openat2 RESOLVE_BENEATH |
 /// RESOLVE_NO_SYMLINKS from that directory), be a network namespace file,
 /// and not be the host's own namespace.
-pub fn external_netns(field: &str, path: &str, dirs: &[AllowedDir], host: (u64, u64)) -> Result<std::fs::File> {
+pub fn external_netns(
+    field: &str,
+    path: &str,
+    dirs: &[AllowedDir],
+    host: (u64, u64),
+) -> Result<std::fs::File> {
     use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
     let p = Path::new(path);
     if !p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
@@ -201,17 +219,25 @@ pub fn external_netns(field: &str, path: &str, dirs: &[AllowedDir], host: (u64, 
     }
     let dir = dirs.iter().find(|d| p.starts_with(&d.path)).ok_or_else(|| {
         let allowed: Vec<String> = dirs.iter().map(|d| d.path.display().to_string()).collect();
-        ExecError::PermissionDenied(format!("{field}: {path:?} is not inside an allowed directory ({})", allowed.join(", ")))
+        ExecError::PermissionDenied(format!(
+            "{field}: {path:?} is not inside an allowed directory ({})",
+            allowed.join(", ")
+        ))
     })?;
     let rel = p.strip_prefix(&dir.path).expect("prefix checked");
     if rel.as_os_str().is_empty() {
-        return Err(invalid(field, format!("{path:?} is the directory itself, not a namespace file")));
+        return Err(invalid(
+            field,
+            format!("{path:?} is the directory itself, not a namespace file"),
+        ));
     }
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
     let fd = nix::fcntl::openat2(&dir.fd, rel, how).map_err(|e| match e {
-        nix::errno::Errno::ELOOP => invalid(field, format!("{path:?} is or passes through a symbolic link")),
+        nix::errno::Errno::ELOOP => {
+            invalid(field, format!("{path:?} is or passes through a symbolic link"))
+        }
         nix::errno::Errno::ENOENT => invalid(field, format!("{path:?} does not exist")),
         e => invalid(field, format!("{path:?}: {e}")),
     })?;
@@ -224,7 +250,9 @@ pub fn external_netns(field: &str, path: &str, dirs: &[AllowedDir], host: (u64, 
     }
     let meta = file.metadata().map_err(|e| ExecError::internal("fstat", e))?;
     if (meta.dev(), meta.ino()) == host {
-        return Err(ExecError::PermissionDenied(format!("{field}: {path:?} is the host's own namespace")));
+        return Err(ExecError::PermissionDenied(format!(
+            "{field}: {path:?} is the host's own namespace"
+        )));
     }
     Ok(file)
 }
@@ -236,9 +264,18 @@ mod tests {
     #[test]
     fn link_names_need_the_prefix() {
         assert!(OwnedLinkName::parse("f", "ctv0123", "ct").is_ok());
-        assert!(matches!(OwnedLinkName::parse("f", "eth0", "ct"), Err(ExecError::PermissionDenied(_))));
-        assert!(matches!(OwnedLinkName::parse("f", "lo", "ct"), Err(ExecError::PermissionDenied(_))));
-        assert!(matches!(OwnedLinkName::parse("f", "ct", "ct"), Err(ExecError::PermissionDenied(_))));
+        assert!(matches!(
+            OwnedLinkName::parse("f", "eth0", "ct"),
+            Err(ExecError::PermissionDenied(_))
+        ));
+        assert!(matches!(
+            OwnedLinkName::parse("f", "lo", "ct"),
+            Err(ExecError::PermissionDenied(_))
+        ));
+        assert!(matches!(
+            OwnedLinkName::parse("f", "ct", "ct"),
+            Err(ExecError::PermissionDenied(_))
+        ));
         assert!(OwnedLinkName::parse("f", "ct/../x", "ct").is_err());
         assert!(OwnedLinkName::parse("f", "ct0123456789abcd", "ct").is_err());
     }
@@ -254,7 +291,10 @@ mod tests {
     #[test]
     fn addresses_and_gateways() {
         let a = AddrPrefix::parse("f", "198.18.0.2/16").unwrap();
-        assert_eq!(parse_gateway("g", "198.18.0.1", &a).unwrap(), Some(Ipv4Addr::new(198, 18, 0, 1)));
+        assert_eq!(
+            parse_gateway("g", "198.18.0.1", &a).unwrap(),
+            Some(Ipv4Addr::new(198, 18, 0, 1))
+        );
         assert!(parse_gateway("g", "198.19.0.1", &a).is_err());
         assert!(AddrPrefix::parse("f", "198.18.0.2").is_err());
         assert!(AddrPrefix::parse("f", "127.0.0.1/8").is_err());

@@ -11,8 +11,8 @@ use caps::{CapSet, Capability, CapsHashSet};
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond, SeccompFilter,
-    SeccompRule, TargetArch,
+    BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op,
+    SeccompCondition as Cond, SeccompFilter, SeccompRule, TargetArch,
 };
 
 /// What this netexec may do with namespaces.
@@ -47,7 +47,13 @@ pub fn isolate_mounts(keep_shared: &[PathBuf]) -> io::Result<()> {
 
 fn bind(path: &str, flags: MsFlags) -> io::Result<()> {
     mount(Some(path), path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)?;
-    mount(None::<&str>, path, None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags, None::<&str>)?;
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags,
+        None::<&str>,
+    )?;
     Ok(())
 }
 
@@ -74,7 +80,13 @@ fn private_dev() -> io::Result<()> {
         mknod(path.as_str(), SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(1, minor))?;
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
     }
-    mount(None::<&str>, "/dev", None::<&str>, MsFlags::MS_REMOUNT | flags | MsFlags::MS_RDONLY, None::<&str>)?;
+    mount(
+        None::<&str>,
+        "/dev",
+        None::<&str>,
+        MsFlags::MS_REMOUNT | flags | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )?;
     Ok(())
 }
 
@@ -166,7 +178,11 @@ pub fn drop_capabilities() -> Result<(), caps::errors::CapsError> {
             caps::drop(None, CapSet::Bounding, cap)?;
         }
     }
-    let wanted = [(CapSet::Inheritable, CapsHashSet::new()), (CapSet::Effective, keep.clone()), (CapSet::Permitted, keep)];
+    let wanted = [
+        (CapSet::Inheritable, CapsHashSet::new()),
+        (CapSet::Effective, keep.clone()),
+        (CapSet::Permitted, keep),
+    ];
     for (set, value) in wanted {
         if caps::read(None, set)? != value {
             caps::set(None, set, &value)?;
@@ -193,25 +209,103 @@ fn eq(index: u8, value: u64) -> SeccompRule {
 /// keyctl, io_uring, perf, process_vm_*, open_by_handle_at, pivot_root,
 /// chroot, the new mount API ...) is refused.
 const PLAIN: &[i64] = &[
-    libc::SYS_read, libc::SYS_write, libc::SYS_readv, libc::SYS_writev, libc::SYS_pread64, libc::SYS_pwrite64,
-    libc::SYS_close, libc::SYS_close_range, libc::SYS_fstat, libc::SYS_newfstatat, libc::SYS_statx, libc::SYS_lseek,
-    libc::SYS_statfs, libc::SYS_fstatfs, libc::SYS_mmap, libc::SYS_munmap, libc::SYS_mprotect, libc::SYS_mremap,
-    libc::SYS_madvise, libc::SYS_brk, libc::SYS_rt_sigaction, libc::SYS_rt_sigprocmask, libc::SYS_rt_sigreturn,
-    libc::SYS_sigaltstack, libc::SYS_ioctl, libc::SYS_faccessat, libc::SYS_faccessat2, libc::SYS_pipe2,
-    libc::SYS_dup, libc::SYS_dup3, libc::SYS_fcntl, libc::SYS_fsync, libc::SYS_getcwd, libc::SYS_openat,
-    libc::SYS_openat2, libc::SYS_readlinkat, libc::SYS_getdents64, libc::SYS_unlinkat, libc::SYS_fadvise64,
-    libc::SYS_futex, libc::SYS_set_robust_list, libc::SYS_get_robust_list, libc::SYS_sched_yield,
-    libc::SYS_sched_getaffinity, libc::SYS_nanosleep, libc::SYS_clock_nanosleep, libc::SYS_clock_gettime,
-    libc::SYS_clock_getres, libc::SYS_gettimeofday, libc::SYS_getpid, libc::SYS_gettid, libc::SYS_getppid,
-    libc::SYS_getuid, libc::SYS_geteuid, libc::SYS_getgid, libc::SYS_getegid, libc::SYS_getgroups,
-    libc::SYS_getresuid, libc::SYS_getresgid, libc::SYS_capget, libc::SYS_set_tid_address, libc::SYS_rseq,
-    libc::SYS_prlimit64, libc::SYS_getrandom, libc::SYS_uname, libc::SYS_sysinfo, libc::SYS_epoll_create1,
-    libc::SYS_epoll_ctl, libc::SYS_epoll_pwait, libc::SYS_epoll_pwait2, libc::SYS_eventfd2, libc::SYS_ppoll,
-    libc::SYS_pselect6, libc::SYS_bind, libc::SYS_listen, libc::SYS_accept4, libc::SYS_connect,
-    libc::SYS_getsockname, libc::SYS_getpeername, libc::SYS_getsockopt, libc::SYS_setsockopt, libc::SYS_sendto,
-    libc::SYS_recvfrom, libc::SYS_sendmsg, libc::SYS_recvmsg, libc::SYS_sendmmsg, libc::SYS_recvmmsg,
-    libc::SYS_shutdown, libc::SYS_exit, libc::SYS_exit_group, libc::SYS_wait4, libc::SYS_waitid,
-    libc::SYS_tgkill, libc::SYS_execve, libc::SYS_pidfd_open, libc::SYS_restart_syscall, libc::SYS_membarrier,
+    libc::SYS_read,
+    libc::SYS_write,
+    libc::SYS_readv,
+    libc::SYS_writev,
+    libc::SYS_pread64,
+    libc::SYS_pwrite64,
+    libc::SYS_close,
+    libc::SYS_close_range,
+    libc::SYS_fstat,
+    libc::SYS_newfstatat,
+    libc::SYS_statx,
+    libc::SYS_lseek,
+    libc::SYS_statfs,
+    libc::SYS_fstatfs,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mprotect,
+    libc::SYS_mremap,
+    libc::SYS_madvise,
+    libc::SYS_brk,
+    libc::SYS_rt_sigaction,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_sigaltstack,
+    libc::SYS_ioctl,
+    libc::SYS_faccessat,
+    libc::SYS_faccessat2,
+    libc::SYS_pipe2,
+    libc::SYS_dup,
+    libc::SYS_dup3,
+    libc::SYS_fcntl,
+    libc::SYS_fsync,
+    libc::SYS_getcwd,
+    libc::SYS_openat,
+    libc::SYS_openat2,
+    libc::SYS_readlinkat,
+    libc::SYS_getdents64,
+    libc::SYS_unlinkat,
+    libc::SYS_fadvise64,
+    libc::SYS_futex,
+    libc::SYS_set_robust_list,
+    libc::SYS_get_robust_list,
+    libc::SYS_sched_yield,
+    libc::SYS_sched_getaffinity,
+    libc::SYS_nanosleep,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_clock_gettime,
+    libc::SYS_clock_getres,
+    libc::SYS_gettimeofday,
+    libc::SYS_getpid,
+    libc::SYS_gettid,
+    libc::SYS_getppid,
+    libc::SYS_getuid,
+    libc::SYS_geteuid,
+    libc::SYS_getgid,
+    libc::SYS_getegid,
+    libc::SYS_getgroups,
+    libc::SYS_getresuid,
+    libc::SYS_getresgid,
+    libc::SYS_capget,
+    libc::SYS_set_tid_address,
+    libc::SYS_rseq,
+    libc::SYS_prlimit64,
+    libc::SYS_getrandom,
+    libc::SYS_uname,
+    libc::SYS_sysinfo,
+    libc::SYS_epoll_create1,
+    libc::SYS_epoll_ctl,
+    libc::SYS_epoll_pwait,
+    libc::SYS_epoll_pwait2,
+    libc::SYS_eventfd2,
+    libc::SYS_ppoll,
+    libc::SYS_pselect6,
+    libc::SYS_bind,
+    libc::SYS_listen,
+    libc::SYS_accept4,
+    libc::SYS_connect,
+    libc::SYS_getsockname,
+    libc::SYS_getpeername,
+    libc::SYS_getsockopt,
+    libc::SYS_setsockopt,
+    libc::SYS_sendto,
+    libc::SYS_recvfrom,
+    libc::SYS_sendmsg,
+    libc::SYS_recvmsg,
+    libc::SYS_sendmmsg,
+    libc::SYS_recvmmsg,
+    libc::SYS_shutdown,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+    libc::SYS_wait4,
+    libc::SYS_waitid,
+    libc::SYS_tgkill,
+    libc::SYS_execve,
+    libc::SYS_pidfd_open,
+    libc::SYS_restart_syscall,
+    libc::SYS_membarrier,
     // clone3 passes here and is answered ENOSYS by the second filter, so
     // glibc falls back to clone, whose flags this filter can inspect.
     libc::SYS_clone3,
@@ -299,8 +393,13 @@ fn arch() -> TargetArch {
 
 /// The main filter (refuse what is not allowed) and the clone3 filter.
 pub fn filters(profile: Profile) -> (BpfProgram, BpfProgram) {
-    let main = SeccompFilter::new(rules(profile), SeccompAction::Errno(REFUSED), SeccompAction::Allow, arch())
-        .expect("valid filter");
+    let main = SeccompFilter::new(
+        rules(profile),
+        SeccompAction::Errno(REFUSED),
+        SeccompAction::Allow,
+        arch(),
+    )
+    .expect("valid filter");
     let clone3 = SeccompFilter::new(
         BTreeMap::from([(libc::SYS_clone3, vec![])]),
         SeccompAction::Allow,
@@ -325,18 +424,30 @@ pub fn install(profile: Profile) -> Result<(), seccompiler::Error> {
 pub fn verify() -> Result<(), String> {
     let tasks = std::fs::read_dir("/proc/self/task").map_err(|e| e.to_string())?;
     for task in tasks.flatten() {
-        let status = std::fs::read_to_string(task.path().join("status")).map_err(|e| e.to_string())?;
-        check_status(&status).map_err(|e| format!("thread {}: {e}", task.file_name().to_string_lossy()))?;
+        let status =
+            std::fs::read_to_string(task.path().join("status")).map_err(|e| e.to_string())?;
+        check_status(&status)
+            .map_err(|e| format!("thread {}: {e}", task.file_name().to_string_lossy()))?;
     }
     Ok(())
 }
 
 pub fn check_status(status: &str) -> Result<(), String> {
     let field = |name: &str| {
-        status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap_or_default()
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
     };
     let hex = |name: &str| u64::from_str_radix(&field(name), 16).unwrap_or(u64::MAX);
-    let want = [("CapEff:", KEEP_MASK), ("CapPrm:", KEEP_MASK), ("CapBnd:", KEEP_MASK), ("CapInh:", 0), ("CapAmb:", 0)];
+    let want = [
+        ("CapEff:", KEEP_MASK),
+        ("CapPrm:", KEEP_MASK),
+        ("CapBnd:", KEEP_MASK),
+        ("CapInh:", 0),
+        ("CapAmb:", 0),
+    ];
     for (name, value) in want {
         if hex(name) != value {
             return Err(format!("{name} is {}, expected {value:016x}", field(name)));
@@ -378,7 +489,10 @@ mod tests {
         let ok = "CapInh:\t0000000000000000\nCapPrm:\t0000000000201000\nCapEff:\t0000000000201000\n\
                   CapBnd:\t0000000000201000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n";
         assert!(check_status(ok).is_ok());
-        assert!(check_status(&ok.replace("CapBnd:\t0000000000201000", "CapBnd:\t000001ffffffffff")).is_err());
+        assert!(check_status(
+            &ok.replace("CapBnd:\t0000000000201000", "CapBnd:\t000001ffffffffff")
+        )
+        .is_err());
         assert!(check_status(&ok.replace("Seccomp:\t2", "Seccomp:\t0")).is_err());
     }
 }

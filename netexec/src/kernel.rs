@@ -5,11 +5,15 @@ use std::os::fd::AsRawFd;
 
 use futures_util::{StreamExt, TryStreamExt};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage, State,
+};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::{AsyncSocket, SocketAddr};
 use rtnetlink::MulticastGroup;
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage, State};
-use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder,
+};
 
 use crate::checks::{AddrPrefix, OwnedLinkName, Owner, SandboxIfName, ALIAS_PREFIX};
 use crate::error::{netlink_errno, ExecError, Result};
@@ -37,7 +41,13 @@ pub fn connection() -> std::io::Result<(
     // SO_RCVBUFFORCE (CAP_NET_ADMIN) is not capped by net.core.rmem_max.
     // SAFETY: setsockopt on a socket we own, with a valid int.
     let rc = unsafe {
-        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (&NETLINK_RCVBUF as *const libc::c_int).cast(), 4)
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&NETLINK_RCVBUF as *const libc::c_int).cast(),
+            4,
+        )
     };
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
@@ -78,7 +88,13 @@ pub struct LinkFacts {
 
 impl LinkFacts {
     fn from_message(msg: &LinkMessage) -> Self {
-        let mut facts = LinkFacts { index: msg.header.index, name: String::new(), alias: None, kind: None, master: None };
+        let mut facts = LinkFacts {
+            index: msg.header.index,
+            name: String::new(),
+            alias: None,
+            kind: None,
+            master: None,
+        };
         for attr in &msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => facts.name = n.clone(),
@@ -114,7 +130,8 @@ pub async fn link_by_name(handle: &Handle, name: &str) -> Result<Option<LinkFact
 }
 
 pub async fn all_links(handle: &Handle) -> Result<Vec<LinkFacts>> {
-    let msgs: Vec<LinkMessage> = handle.link().get().execute().try_collect().await.map_err(nl_err("dump links"))?;
+    let msgs: Vec<LinkMessage> =
+        handle.link().get().execute().try_collect().await.map_err(nl_err("dump links"))?;
     Ok(msgs.iter().map(LinkFacts::from_message).collect())
 }
 
@@ -140,7 +157,10 @@ pub async fn ensure_bridge(handle: &Handle, spec: &BridgeSpec) -> Result<()> {
         Some(link) => {
             require_ours(&link, "bridge")?;
             if link.kind.as_deref() != Some("bridge") {
-                return Err(ExecError::FailedPrecondition(format!("link {} is not a bridge", link.name)));
+                return Err(ExecError::FailedPrecondition(format!(
+                    "link {} is not a bridge",
+                    link.name
+                )));
             }
             if link.owner().is_none() {
                 set_alias(handle, link.index, &spec.owner).await?;
@@ -158,9 +178,9 @@ pub async fn ensure_bridge(handle: &Handle, spec: &BridgeSpec) -> Result<()> {
 async fn create_bridge(handle: &Handle, spec: &BridgeSpec) -> Result<u32> {
     let msg = LinkBridge::new(spec.name.as_str()).mtu(spec.mtu).build();
     ignore_exists(handle.link().add(msg).execute().await).map_err(nl_err("create bridge"))?;
-    let link = link_by_name(handle, spec.name.as_str())
-        .await?
-        .ok_or_else(|| ExecError::Internal(format!("bridge {} vanished after creation", spec.name.as_str())))?;
+    let link = link_by_name(handle, spec.name.as_str()).await?.ok_or_else(|| {
+        ExecError::Internal(format!("bridge {} vanished after creation", spec.name.as_str()))
+    })?;
     set_alias(handle, link.index, &spec.owner).await?;
     Ok(link.index)
 }
@@ -172,7 +192,9 @@ async fn set_alias(handle: &Handle, index: u32, owner: &Owner) -> Result<()> {
     handle.link().set(msg).execute().await.map_err(nl_err("set owner tag"))
 }
 
-fn ignore_exists(r: std::result::Result<(), rtnetlink::Error>) -> std::result::Result<(), rtnetlink::Error> {
+fn ignore_exists(
+    r: std::result::Result<(), rtnetlink::Error>,
+) -> std::result::Result<(), rtnetlink::Error> {
     match r {
         Err(e) if netlink_errno(&e) == Some(EEXIST) => Ok(()),
         other => other,
@@ -193,7 +215,11 @@ pub async fn delete_owned_link(handle: &Handle, name: &OwnedLinkName) -> Result<
 
 /// Waits up to `grace` for a link to disappear on its own (RTM_GETLINK
 /// does not take RTNL, so polling does not hold up other requests).
-pub async fn await_gone(handle: &Handle, name: &OwnedLinkName, grace: std::time::Duration) -> Result<()> {
+pub async fn await_gone(
+    handle: &Handle,
+    name: &OwnedLinkName,
+    grace: std::time::Duration,
+) -> Result<()> {
     let deadline = std::time::Instant::now() + grace;
     while std::time::Instant::now() < deadline {
         if link_by_name(handle, name.as_str()).await?.is_none() {
@@ -208,7 +234,11 @@ pub async fn await_gone(handle: &Handle, name: &OwnedLinkName, grace: std::time:
 /// the peer born inside the sandbox namespace under its final name (no move,
 /// no rename: a move waits for an RCU grace period). Returns false when the
 /// host end already existed (a repeated call).
-pub async fn create_veth(handle: &Handle, spec: &EndpointSpec, netns: &std::fs::File) -> Result<bool> {
+pub async fn create_veth(
+    handle: &Handle,
+    spec: &EndpointSpec,
+    netns: &std::fs::File,
+) -> Result<bool> {
     if let Some(link) = link_by_name(handle, spec.host_ifname.as_str()).await? {
         require_ours(&link, "veth")?;
         if link.owner().is_none() {
@@ -216,9 +246,9 @@ pub async fn create_veth(handle: &Handle, spec: &EndpointSpec, netns: &std::fs::
         }
         return Ok(false);
     }
-    let bridge = link_by_name(handle, spec.bridge.as_str())
-        .await?
-        .ok_or_else(|| ExecError::NotFound(format!("bridge {} does not exist", spec.bridge.as_str())))?;
+    let bridge = link_by_name(handle, spec.bridge.as_str()).await?.ok_or_else(|| {
+        ExecError::NotFound(format!("bridge {} does not exist", spec.bridge.as_str()))
+    })?;
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
         .name(spec.ifname.as_str().to_string())
         .address(spec.mac.to_vec())
@@ -256,10 +286,13 @@ pub async fn create_veth(handle: &Handle, spec: &EndpointSpec, netns: &std::fs::
 async fn tag_port(handle: &Handle, index: u32, spec: &EndpointSpec) -> Result<()> {
     let v6 = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", spec.host_ifname.as_str());
     match std::fs::write(&v6, "1") {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(ExecError::internal("disable IPv6 on host end", e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(ExecError::internal("disable IPv6 on host end", e))
+        }
         _ => {}
     }
-    let port = LinkBridgePort::new(index).hairpin(spec.hairpin).alias(spec.owner.alias()).up().build();
+    let port =
+        LinkBridgePort::new(index).hairpin(spec.hairpin).alias(spec.owner.alias()).up().build();
     handle.link().set_port(port).execute().await.map_err(nl_err("tag veth, set hairpin, up"))
 }
 
@@ -279,9 +312,9 @@ pub async fn configure_inside(handle: Handle, spec: InsideSpec) -> Result<()> {
     let InsideSpec { ifname, address, gateway, mac, announce: wanted } = spec;
     let mut events = if wanted { Some(link_events()?) } else { None };
     loopback_up(&handle).await?;
-    let link = link_by_name(&handle, ifname.as_str())
-        .await?
-        .ok_or_else(|| ExecError::Internal(format!("{} missing inside the namespace", ifname.as_str())))?;
+    let link = link_by_name(&handle, ifname.as_str()).await?.ok_or_else(|| {
+        ExecError::Internal(format!("{} missing inside the namespace", ifname.as_str()))
+    })?;
     // With arp_notify the kernel sends a gratuitous ARP on a MAC change, so
     // neighbours that cached a previous holder of this address learn the new
     // MAC at once (see `announce`).
@@ -296,7 +329,9 @@ pub async fn configure_inside(handle: Handle, spec: InsideSpec) -> Result<()> {
     // networks, IPv6 is off on the interface before it comes up.
     let v6 = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", ifname.as_str());
     match std::fs::write(&v6, "1") {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(ExecError::internal("disable IPv6", e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(ExecError::internal("disable IPv6", e))
+        }
         _ => {}
     }
     let add = handle.address().add(link.index, IpAddr::V4(address.addr), address.prefix);
@@ -307,7 +342,8 @@ pub async fn configure_inside(handle: Handle, spec: InsideSpec) -> Result<()> {
         announce(&handle, events, link.index, mac).await?;
     }
     if let Some(gw) = gateway {
-        let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).output_interface(link.index).build();
+        let route =
+            RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).output_interface(link.index).build();
         handle.route().add(route).replace().execute().await.map_err(nl_err("add default route"))?;
     }
     Ok(())
@@ -319,11 +355,19 @@ pub async fn configure_inside(handle: Handle, spec: InsideSpec) -> Result<()> {
 /// set again: a NETDEV_CHANGEADDR, whose gratuitous ARP does go out.
 /// Polling operstate is not enough (it turns UP just before the qdisc is
 /// attached); the RTM_NEWLINK linkwatch sends after activation is.
-async fn announce(handle: &Handle, events: &mut LinkEvents, index: u32, mac: [u8; 6]) -> Result<()> {
+async fn announce(
+    handle: &Handle,
+    events: &mut LinkEvents,
+    index: u32,
+    mac: [u8; 6],
+) -> Result<()> {
     let activated = async {
         while let Some((msg, _)) = events.next().await {
             if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) = msg.payload {
-                let up = link.attributes.iter().any(|a| matches!(a, LinkAttribute::OperState(State::Up)));
+                let up = link
+                    .attributes
+                    .iter()
+                    .any(|a| matches!(a, LinkAttribute::OperState(State::Up)));
                 if link.header.index == index && up {
                     return true;
                 }
@@ -345,7 +389,8 @@ async fn announce(handle: &Handle, events: &mut LinkEvents, index: u32, mac: [u8
 
 const ANNOUNCE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
-type LinkEvents = futures_channel::mpsc::UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>;
+type LinkEvents =
+    futures_channel::mpsc::UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>;
 
 /// Subscribes to link notifications in the current thread's namespace.
 fn link_events() -> Result<LinkEvents> {
@@ -366,8 +411,10 @@ pub async fn inspect(handle: &Handle) -> Result<ctnet_proto::exec::InspectNetnsR
     use rtnetlink::packet_route::address::AddressAttribute;
     use rtnetlink::packet_route::link::LinkFlags;
     use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
-    let links: Vec<LinkMessage> = handle.link().get().execute().try_collect().await.map_err(nl_err("dump links"))?;
-    let addrs: Vec<_> = handle.address().get().execute().try_collect().await.map_err(nl_err("dump addresses"))?;
+    let links: Vec<LinkMessage> =
+        handle.link().get().execute().try_collect().await.map_err(nl_err("dump links"))?;
+    let addrs: Vec<_> =
+        handle.address().get().execute().try_collect().await.map_err(nl_err("dump addresses"))?;
     let mut interfaces = Vec::new();
     for l in &links {
         let facts = LinkFacts::from_message(l);
@@ -376,7 +423,9 @@ pub async fn inspect(handle: &Handle) -> Result<ctnet_proto::exec::InspectNetnsR
             .filter(|a| a.header.index == facts.index)
             .filter_map(|a| {
                 a.attributes.iter().find_map(|at| match at {
-                    AddressAttribute::Address(IpAddr::V4(v4)) => Some(format!("{v4}/{}", a.header.prefix_len)),
+                    AddressAttribute::Address(IpAddr::V4(v4)) => {
+                        Some(format!("{v4}/{}", a.header.prefix_len))
+                    }
                     _ => None,
                 })
             })

@@ -6,7 +6,9 @@ use std::net::IpAddr;
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
 use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
 use netlink_packet_sock_diag::SockDiagMessage;
-use rtnetlink::packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST};
+use rtnetlink::packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+};
 use rtnetlink::sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
 
 use crate::error::{ExecError, Result};
@@ -39,7 +41,8 @@ fn dump(family: u8, protocol: u8, states: StateFlags, name: &'static str) -> Res
     let socket_id = if family == AF_INET { SocketId::new_v4() } else { SocketId::new_v6() };
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    let request = InetRequest { family, protocol, extensions: ExtensionFlags::empty(), states, socket_id };
+    let request =
+        InetRequest { family, protocol, extensions: ExtensionFlags::empty(), states, socket_id };
     let mut packet = NetlinkMessage::new(header, SockDiagMessage::InetRequest(request).into());
     packet.finalize();
     let mut buf = vec![0; packet.buffer_len()];
@@ -55,11 +58,13 @@ fn dump(family: u8, protocol: u8, states: StateFlags, name: &'static str) -> Res
             let msg = <NetlinkMessage<SockDiagMessage>>::deserialize(&rx[offset..size])
                 .map_err(|e| ExecError::internal("sock_diag reply", e))?;
             match msg.payload {
-                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => found.push(Listener {
-                    protocol: name,
-                    address: r.header.socket_id.source_address,
-                    port: r.header.socket_id.source_port,
-                }),
+                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
+                    found.push(Listener {
+                        protocol: name,
+                        address: r.header.socket_id.source_address,
+                        port: r.header.socket_id.source_port,
+                    })
+                }
                 NetlinkPayload::Done(_) => return Ok(found),
                 NetlinkPayload::Error(e) => return Err(ExecError::internal("sock_diag", e)),
                 _ => {}

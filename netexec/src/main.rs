@@ -136,7 +136,12 @@ fn start(args: Args) -> Result<(), BoxError> {
     runtime.block_on(serve(args, cfg, listener, allow_uid))
 }
 
-async fn serve(args: Args, cfg: service::Config, listener: std::os::unix::net::UnixListener, allow_uid: Vec<u32>) -> Result<(), BoxError> {
+async fn serve(
+    args: Args,
+    cfg: service::Config,
+    listener: std::os::unix::net::UnixListener,
+    allow_uid: Vec<u32>,
+) -> Result<(), BoxError> {
     confine::verify().map_err(|e| format!("refusing to serve, confinement incomplete: {e}"))?;
     let (conn, handle, _) = kernel::connection()?;
     tokio::spawn(conn);
@@ -158,7 +163,10 @@ async fn serve(args: Args, cfg: service::Config, listener: std::os::unix::net::U
     tonic::transport::Server::builder()
         .timeout(std::time::Duration::from_secs(20))
         .add_service(ExecutorServer::with_interceptor(svc, gate::PeerGate::new(allow_uid)))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), ctnet_proto::daemon::shutdown_signal())
+        .serve_with_incoming_shutdown(
+            UnixListenerStream::new(listener),
+            ctnet_proto::daemon::shutdown_signal(),
+        )
         .await?;
     tracing::info!("stopped");
     Ok(())
@@ -190,7 +198,11 @@ fn allowed_uids(given: &[u32]) -> Result<Vec<u32>, BoxError> {
 fn bind_socket(path: &Path, group: &str) -> Result<std::os::unix::net::UnixListener, BoxError> {
     let gid = match group.parse::<u32>() {
         Ok(n) => nix::unistd::Gid::from_raw(n),
-        Err(_) => nix::unistd::Group::from_name(group)?.ok_or_else(|| format!("--socket-group: no group {group:?}"))?.gid,
+        Err(_) => {
+            nix::unistd::Group::from_name(group)?
+                .ok_or_else(|| format!("--socket-group: no group {group:?}"))?
+                .gid
+        }
     };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -207,7 +219,11 @@ fn open_allowed_dirs(dirs: &[PathBuf]) -> Result<Vec<AllowedDir>, BoxError> {
     dirs.iter()
         .map(|d| {
             let path = std::fs::canonicalize(d)?;
-            let fd = nix::fcntl::open(&path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+            let fd = nix::fcntl::open(
+                &path,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )?;
             Ok(AllowedDir { path, fd })
         })
         .collect()

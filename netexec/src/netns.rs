@@ -11,8 +11,8 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{unlinkat, UnlinkatFlags};
@@ -24,7 +24,9 @@ use crate::error::{ExecError, Result};
 /// below it propagate to every peer mount namespace.
 pub fn make_shared_dir(dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let shared = || mount(None::<&str>, dir, None::<&str>, MsFlags::MS_SHARED | MsFlags::MS_REC, None::<&str>);
+    let shared = || {
+        mount(None::<&str>, dir, None::<&str>, MsFlags::MS_SHARED | MsFlags::MS_REC, None::<&str>)
+    };
     match shared() {
         Ok(()) if is_mount_point(dir)? => Ok(()),
         Ok(()) | Err(nix::errno::Errno::EINVAL) => {
@@ -60,7 +62,11 @@ pub struct PinDir {
 
 impl PinDir {
     pub fn open(path: &Path) -> io::Result<Self> {
-        let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
         Ok(Self { path: path.to_path_buf(), fd })
     }
 
@@ -83,7 +89,9 @@ impl PinDir {
     /// Opens a live pin for setns or for handing its fd to the kernel.
     pub fn open_pin(&self, name: &str) -> Result<File> {
         let f = self.open_at(name, OFlag::O_RDONLY, Mode::empty()).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => ExecError::NotFound(format!("network namespace {name} does not exist")),
+            io::ErrorKind::NotFound => {
+                ExecError::NotFound(format!("network namespace {name} does not exist"))
+            }
             _ => ExecError::internal(&format!("open pin {name}"), e),
         })?;
         let fs = nix::sys::statfs::fstatfs(&f).map_err(|e| ExecError::internal("fstatfs", e))?;
@@ -105,7 +113,14 @@ impl PinDir {
     pub fn pin_current_thread(&self, name: &str) -> Result<()> {
         self.create_file(name).map_err(|e| ExecError::internal("create pin file", e))?;
         let target = self.path_of(name);
-        mount(Some("/proc/thread-self/ns/net"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| {
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| {
             let _ = unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir);
             ExecError::internal("pin namespace", e)
         })
@@ -143,7 +158,10 @@ impl PinDir {
     /// Names in the directory.
     pub fn names(&self) -> io::Result<Vec<String>> {
         let entries = std::fs::read_dir(&self.path)?;
-        Ok(entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect())
+        Ok(entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect())
     }
 }
 
@@ -182,7 +200,9 @@ where
 
 fn enter(place: Place) -> Result<()> {
     match place {
-        Place::Existing(ns) => setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| ExecError::internal("setns", e)),
+        Place::Existing(ns) => {
+            setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| ExecError::internal("setns", e))
+        }
         Place::New(dir, name) => {
             unshare(CloneFlags::CLONE_NEWNET).map_err(|e| ExecError::internal("unshare", e))?;
             // thread-self: /proc/self/ns/net would be the main thread's namespace.
@@ -203,7 +223,8 @@ where
         .map_err(|e| ExecError::internal("runtime", e))?;
     rt.block_on(async move {
         // The socket is created here, on this thread, so it belongs to this namespace.
-        let (conn, handle, _) = crate::kernel::connection().map_err(|e| ExecError::internal("netlink socket", e))?;
+        let (conn, handle, _) =
+            crate::kernel::connection().map_err(|e| ExecError::internal("netlink socket", e))?;
         let task = tokio::spawn(conn);
         let out = work(handle).await;
         task.abort();

@@ -21,7 +21,9 @@ const REFUSED: &[Probe] = &[
     ("mount_shared_rec", |_| mount(None, "/", libc::MS_SHARED | libc::MS_REC)),
     ("socket_inet", |_| socket(libc::AF_INET, libc::SOCK_STREAM, 0)),
     ("socket_packet", |_| socket(libc::AF_PACKET, libc::SOCK_RAW, 0)),
-    ("netlink_kobject_uevent", |_| socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_KOBJECT_UEVENT)),
+    ("netlink_kobject_uevent", |_| {
+        socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_KOBJECT_UEVENT)
+    }),
     ("ptrace", |_| sys(unsafe { libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) } as i32)),
     ("bpf", |_| bpf_map_create()),
 ];
@@ -87,7 +89,14 @@ fn bpf_map_create() -> i32 {
     // union bpf_attr for BPF_MAP_CREATE: map_type, key_size, value_size, max_entries.
     let mut attr = [0u32; 32];
     attr[..4].copy_from_slice(&[2 /* BPF_MAP_TYPE_ARRAY */, 4, 4, 1]);
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, 0 /* BPF_MAP_CREATE */, attr.as_ptr(), std::mem::size_of_val(&attr)) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            0, /* BPF_MAP_CREATE */
+            attr.as_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
     sys(rc as i32)
 }
 
@@ -100,7 +109,11 @@ fn in_child(probe: fn(&Path) -> i32, scratch: &Path) -> i32 {
         pid if pid > 0 => {
             let mut status = 0;
             unsafe { libc::waitpid(pid, &mut status, 0) };
-            if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { libc::EINTR }
+            if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                libc::EINTR
+            }
         }
         _ => sys(-1),
     }
@@ -121,7 +134,9 @@ pub fn run(profile: Profile, filter: bool, scratch: &Path) -> i32 {
     let own = std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).unwrap_or(0);
     let init = std::fs::metadata("/proc/1/ns/mnt").map(|m| m.ino()).unwrap_or(0);
     if own == init {
-        eprintln!("probe-seccomp changes mounts: run it in a throwaway mount namespace (unshare --mount)");
+        eprintln!(
+            "probe-seccomp changes mounts: run it in a throwaway mount namespace (unshare --mount)"
+        );
         return 2;
     }
     if filter {

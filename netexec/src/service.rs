@@ -7,11 +7,13 @@ use ctnet_proto::exec::{self as pb, netns_ref::Kind};
 use rtnetlink::Handle;
 use tonic::{Request, Response, Status};
 
-use crate::checks::{self, AddrPrefix, AllowedDir, NetnsTarget, OwnedLinkName, Owner, SandboxId, SandboxIfName};
+use crate::checks::{
+    self, AddrPrefix, AllowedDir, NetnsTarget, OwnedLinkName, Owner, SandboxId, SandboxIfName,
+};
 use crate::error::{ExecError, Result};
 use crate::firewall::{self, Firewall};
 use crate::kernel::{self, BridgeSpec, EndpointSpec};
-use crate::netns::{Place, PinDir};
+use crate::netns::{PinDir, Place};
 
 pub struct Config {
     /// Name prefix of every host link we own.
@@ -53,7 +55,9 @@ impl ExecService {
 
     fn netns_target(&self, r: Option<&pb::NetnsRef>) -> Result<NetnsTarget> {
         match r.and_then(|r| r.kind.as_ref()) {
-            Some(Kind::SandboxId(id)) => Ok(NetnsTarget::Owned(SandboxId::parse("netns.sandbox_id", id)?)),
+            Some(Kind::SandboxId(id)) => {
+                Ok(NetnsTarget::Owned(SandboxId::parse("netns.sandbox_id", id)?))
+            }
             Some(Kind::ExternalPath(p)) => Ok(NetnsTarget::External(checks::external_netns(
                 "netns.external_path",
                 p,
@@ -109,7 +113,10 @@ impl ExecService {
             mac: spec.mac,
             announce: spec.announce,
         };
-        let done = crate::netns::run_in(Place::Existing(inside), move |h| kernel::configure_inside(h, inside_spec)).await;
+        let done = crate::netns::run_in(Place::Existing(inside), move |h| {
+            kernel::configure_inside(h, inside_spec)
+        })
+        .await;
         if done.is_err() {
             // All or nothing: a half-configured endpoint is removed again.
             let _ = kernel::delete_owned_link(&self.host, &spec.host_ifname).await;
@@ -128,14 +135,19 @@ impl Executor for ExecService {
     async fn ping(&self, _: Request<pb::PingRequest>) -> Reply<pb::PingResponse> {
         let pins = self.cfg.pins.as_ref();
         ok(pb::PingResponse {
-            host_netns_path: pins.map(|p| p.path_of(HOST_PIN).display().to_string()).unwrap_or_default(),
+            host_netns_path: pins
+                .map(|p| p.path_of(HOST_PIN).display().to_string())
+                .unwrap_or_default(),
             netns_dir: pins.map(|p| p.path().display().to_string()).unwrap_or_default(),
             instance: self.instance,
         })
     }
 
     #[tracing::instrument(skip_all, fields(bridge = %req.get_ref().name))]
-    async fn ensure_bridge(&self, req: Request<pb::EnsureBridgeRequest>) -> Reply<pb::EnsureBridgeResponse> {
+    async fn ensure_bridge(
+        &self,
+        req: Request<pb::EnsureBridgeRequest>,
+    ) -> Reply<pb::EnsureBridgeResponse> {
         let r = req.into_inner();
         let spec = BridgeSpec {
             name: self.link_name("name", &r.name)?,
@@ -149,7 +161,10 @@ impl Executor for ExecService {
     }
 
     #[tracing::instrument(skip_all, fields(bridge = %req.get_ref().name))]
-    async fn delete_bridge(&self, req: Request<pb::DeleteBridgeRequest>) -> Reply<pb::DeleteBridgeResponse> {
+    async fn delete_bridge(
+        &self,
+        req: Request<pb::DeleteBridgeRequest>,
+    ) -> Reply<pb::DeleteBridgeResponse> {
         let name = self.link_name("name", &req.get_ref().name)?;
         kernel::delete_owned_link(&self.host, &name).await?;
         tracing::info!("bridge deleted");
@@ -157,14 +172,18 @@ impl Executor for ExecService {
     }
 
     #[tracing::instrument(skip_all, fields(sandbox = %req.get_ref().sandbox_id))]
-    async fn create_netns(&self, req: Request<pb::CreateNetnsRequest>) -> Reply<pb::CreateNetnsResponse> {
+    async fn create_netns(
+        &self,
+        req: Request<pb::CreateNetnsRequest>,
+    ) -> Reply<pb::CreateNetnsResponse> {
         let id = SandboxId::parse("sandbox_id", &req.get_ref().sandbox_id)?;
         let pins = self.pins()?;
         let place = match pins.open_pin(id.as_str()) {
             Ok(existing) => Place::Existing(existing),
             Err(_) => Place::New(pins.clone(), id.as_str().to_string()),
         };
-        let made = crate::netns::run_in(place, |h| async move { kernel::loopback_up(&h).await }).await;
+        let made =
+            crate::netns::run_in(place, |h| async move { kernel::loopback_up(&h).await }).await;
         if let Err(e) = made {
             let _ = pins.unpin(id.as_str());
             return Err(e.into());
@@ -174,22 +193,32 @@ impl Executor for ExecService {
     }
 
     #[tracing::instrument(skip_all, fields(sandbox = %req.get_ref().sandbox_id))]
-    async fn delete_netns(&self, req: Request<pb::DeleteNetnsRequest>) -> Reply<pb::DeleteNetnsResponse> {
+    async fn delete_netns(
+        &self,
+        req: Request<pb::DeleteNetnsRequest>,
+    ) -> Reply<pb::DeleteNetnsResponse> {
         let id = SandboxId::parse("sandbox_id", &req.get_ref().sandbox_id)?;
         self.pins()?.unpin(id.as_str()).map_err(|e| ExecError::internal("unpin", e))?;
         tracing::info!("netns unpinned");
         ok(pb::DeleteNetnsResponse {})
     }
 
-    async fn setup_loopback(&self, req: Request<pb::SetupLoopbackRequest>) -> Reply<pb::SetupLoopbackResponse> {
+    async fn setup_loopback(
+        &self,
+        req: Request<pb::SetupLoopbackRequest>,
+    ) -> Reply<pb::SetupLoopbackResponse> {
         let target = self.netns_target(req.get_ref().netns.as_ref())?;
         let ns = self.open_target(target)?;
-        crate::netns::run_in(Place::Existing(ns), |h| async move { kernel::loopback_up(&h).await }).await?;
+        crate::netns::run_in(Place::Existing(ns), |h| async move { kernel::loopback_up(&h).await })
+            .await?;
         ok(pb::SetupLoopbackResponse {})
     }
 
     #[tracing::instrument(skip_all, fields(host_ifname = %req.get_ref().host_ifname, owner = %req.get_ref().owner))]
-    async fn attach_endpoint(&self, req: Request<pb::AttachEndpointRequest>) -> Reply<pb::AttachEndpointResponse> {
+    async fn attach_endpoint(
+        &self,
+        req: Request<pb::AttachEndpointRequest>,
+    ) -> Reply<pb::AttachEndpointResponse> {
         let r = req.into_inner();
         let target = self.netns_target(r.netns.as_ref())?;
         let spec = self.parse_endpoint(&r)?;
@@ -199,7 +228,10 @@ impl Executor for ExecService {
     }
 
     #[tracing::instrument(skip_all, fields(host_ifname = %req.get_ref().host_ifname))]
-    async fn detach_endpoint(&self, req: Request<pb::DetachEndpointRequest>) -> Reply<pb::DetachEndpointResponse> {
+    async fn detach_endpoint(
+        &self,
+        req: Request<pb::DetachEndpointRequest>,
+    ) -> Reply<pb::DetachEndpointResponse> {
         let name = self.link_name("host_ifname", &req.get_ref().host_ifname)?;
         let grace = std::time::Duration::from_millis(req.get_ref().grace_ms.min(5000).into());
         kernel::await_gone(&self.host, &name, grace).await?;
@@ -210,7 +242,9 @@ impl Executor for ExecService {
 
     async fn inventory(&self, _: Request<pb::InventoryRequest>) -> Reply<pb::InventoryResponse> {
         let links = kernel::all_links(&self.host).await?;
-        let name_of = |idx: u32| links.iter().find(|l| l.index == idx).map(|l| l.name.clone()).unwrap_or_default();
+        let name_of = |idx: u32| {
+            links.iter().find(|l| l.index == idx).map(|l| l.name.clone()).unwrap_or_default()
+        };
         let owned = links
             .iter()
             .filter(|l| l.name.starts_with(&self.cfg.prefix))
@@ -230,7 +264,10 @@ impl Executor for ExecService {
         ok(pb::InventoryResponse { links: owned, netns_pins })
     }
 
-    async fn update_firewall(&self, req: Request<pb::FirewallDelta>) -> Reply<pb::UpdateFirewallResponse> {
+    async fn update_firewall(
+        &self,
+        req: Request<pb::FirewallDelta>,
+    ) -> Reply<pb::UpdateFirewallResponse> {
         let delta = firewall::parse_delta(req.get_ref(), &self.cfg.prefix)?;
         self.firewall.update(&delta).await?;
         tracing::info!(
@@ -243,26 +280,41 @@ impl Executor for ExecService {
         ok(pb::UpdateFirewallResponse {})
     }
 
-    async fn sync_firewall(&self, req: Request<pb::FirewallState>) -> Reply<pb::SyncFirewallResponse> {
+    async fn sync_firewall(
+        &self,
+        req: Request<pb::FirewallState>,
+    ) -> Reply<pb::SyncFirewallResponse> {
         let state = firewall::parse_state(req.get_ref(), &self.cfg.prefix)?;
         self.firewall.sync(&state).await?;
         ok(pb::SyncFirewallResponse {})
     }
 
-    async fn inspect_netns(&self, req: Request<pb::InspectNetnsRequest>) -> Reply<pb::InspectNetnsResponse> {
+    async fn inspect_netns(
+        &self,
+        req: Request<pb::InspectNetnsRequest>,
+    ) -> Reply<pb::InspectNetnsResponse> {
         let target = self.netns_target(req.get_ref().netns.as_ref())?;
         let ns = self.open_target(target)?;
-        let seen = crate::netns::run_in(Place::Existing(ns), |h| async move { kernel::inspect(&h).await }).await?;
+        let seen =
+            crate::netns::run_in(Place::Existing(ns), |h| async move { kernel::inspect(&h).await })
+                .await?;
         ok(seen)
     }
 
-    async fn list_listeners(&self, _: Request<pb::ListListenersRequest>) -> Reply<pb::ListListenersResponse> {
+    async fn list_listeners(
+        &self,
+        _: Request<pb::ListListenersRequest>,
+    ) -> Reply<pb::ListListenersResponse> {
         let found = tokio::task::spawn_blocking(crate::listeners::list)
             .await
             .map_err(|e| ExecError::internal("listener task", e))??;
         let listeners = found
             .into_iter()
-            .map(|l| pb::Listener { protocol: l.protocol.into(), address: l.address.to_string(), port: l.port.into() })
+            .map(|l| pb::Listener {
+                protocol: l.protocol.into(),
+                address: l.address.to_string(),
+                port: l.port.into(),
+            })
             .collect();
         ok(pb::ListListenersResponse { listeners })
     }
@@ -270,7 +322,8 @@ impl Executor for ExecService {
 
 fn list_pins(dir: &PinDir) -> Result<Vec<String>> {
     let names = dir.names().map_err(|e| ExecError::internal("read netns dir", e))?;
-    let mut pins: Vec<String> = names.into_iter().filter(|n| SandboxId::parse("", n).is_ok()).collect();
+    let mut pins: Vec<String> =
+        names.into_iter().filter(|n| SandboxId::parse("", n).is_ok()).collect();
     pins.sort();
     Ok(pins)
 }

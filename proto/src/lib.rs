@@ -12,7 +12,8 @@ pub mod exec {
 
 /// Encoded FileDescriptorSet of the public API (ctnet.v1), for server
 /// reflection. The executor API is deliberately not in it.
-pub const PUBLIC_FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ctnet_v1_descriptor.bin"));
+pub const PUBLIC_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/ctnet_v1_descriptor.bin"));
 
 #[cfg(feature = "daemon")]
 pub mod daemon;

@@ -2,10 +2,10 @@
 //! namespace, runs the real ctnet-netexec and ctnet-api in it with their own
 //! socket, netns, run and state directories, and removes it all afterwards,
 //! asserting that nothing is left behind.
+pub mod bench;
 pub mod net;
 pub mod netns;
 pub mod raw;
-pub mod bench;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
@@ -14,7 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use ctnet_client::{pb, Client};
-use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
+use tonic_health::pb::{
+    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+};
 
 /// Subnet of the default network in tests: a documentation range, so no
 /// traffic could ever be mistaken for real.
@@ -153,7 +155,12 @@ impl Stack {
         let mut cmd = Command::new(bin("ctnet-netexec"));
         cmd.arg("--socket").arg(&self.exec_socket).arg("--netns-dir").arg(&self.netns_dir);
         cmd.arg("--netns-allow-dir").arg(&self.runtime_dir);
-        cmd.args(["--allow-uid", &self.api_uid.to_string(), "--socket-group", &self.api_gid.to_string()]);
+        cmd.args([
+            "--allow-uid",
+            &self.api_uid.to_string(),
+            "--socket-group",
+            &self.api_gid.to_string(),
+        ]);
         cmd.args(&self.opts.netexec_args);
         self.netexec = Some(spawn_in(&self.host, cmd, &self.dir.join("netexec.log")));
     }
@@ -161,7 +168,14 @@ impl Stack {
     pub async fn start_api(&mut self) {
         let mut cmd = Command::new(bin("ctnet-api"));
         cmd.arg("--socket").arg(&self.api_socket);
-        cmd.args(["--socket-group", "", "--default-subnet", DEFAULT_SUBNET, "--health-interval-ms", "100"]);
+        cmd.args([
+            "--socket-group",
+            "",
+            "--default-subnet",
+            DEFAULT_SUBNET,
+            "--health-interval-ms",
+            "100",
+        ]);
         cmd.arg("--netexec-socket").arg(&self.exec_socket).arg("--state-dir").arg(&self.state_dir);
         cmd.args(["--user", &format!("{}:{}", self.api_uid, self.api_gid)]);
         cmd.args(&self.opts.api_args);
@@ -237,7 +251,10 @@ impl Stack {
         });
         self.test_pins.push(pin.clone());
         let p = pin.display().to_string();
-        net::ip_do(&self.host, &["link", "add", "ext0", "type", "veth", "peer", "name", "eth0", "netns", &p]);
+        net::ip_do(
+            &self.host,
+            &["link", "add", "ext0", "type", "veth", "peer", "name", "eth0", "netns", &p],
+        );
         self.test_links.push("ext0".into());
         net::ip_do(&self.host, &["addr", "add", &format!("{HOST_OUTSIDE}/24"), "dev", "ext0"]);
         net::ip_do(&self.host, &["link", "set", "ext0", "up"]);
@@ -260,7 +277,11 @@ impl Stack {
     /// Pins in the netns directory other than the host's.
     pub fn sandbox_pins(&self) -> Vec<String> {
         let mut pins: Vec<String> = std::fs::read_dir(&self.netns_dir)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         pins.retain(|p| p != "host");
         pins.sort();
@@ -276,23 +297,45 @@ impl Stack {
     /// holds no sandbox pins and no veths, stops the daemons, removes every
     /// namespace and mount, and asserts none is left.
     pub async fn finish(mut self) {
-        let list = self.client.sandboxes.list_sandboxes(pb::ListSandboxesRequest::default()).await.unwrap().into_inner();
-        assert!(list.sandboxes.is_empty(), "sandboxes left: {:?}", list.sandboxes.iter().map(|s| &s.id).collect::<Vec<_>>());
+        let list = self
+            .client
+            .sandboxes
+            .list_sandboxes(pb::ListSandboxesRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            list.sandboxes.is_empty(),
+            "sandboxes left: {:?}",
+            list.sandboxes.iter().map(|s| &s.id).collect::<Vec<_>>()
+        );
         assert_eq!(self.sandbox_pins(), Vec::<String>::new(), "netns pins left");
         assert_eq!(self.host_veths(), Vec::<String>::new(), "veths left");
-        let nets = self.client.networks.list_networks(pb::ListNetworksRequest::default()).await.unwrap().into_inner();
-        let mut expected: Vec<String> = nets.networks.iter().map(|n| n.bridge_name.clone()).collect();
+        let nets = self
+            .client
+            .networks
+            .list_networks(pb::ListNetworksRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        let mut expected: Vec<String> =
+            nets.networks.iter().map(|n| n.bridge_name.clone()).collect();
         expected.push("lo".into());
         expected.extend(self.test_links.iter().cloned());
         expected.sort();
-        assert_eq!(net::link_names(&self.host), expected, "only lo and the bridges of existing networks remain");
+        assert_eq!(
+            net::link_names(&self.host),
+            expected,
+            "only lo and the bridges of existing networks remain"
+        );
         self.cleanup();
         assert_eq!(netns::mounts_under(&self.dir), Vec::<String>::new(), "mounts left");
         assert!(!self.dir.exists(), "test directory left");
     }
 
     fn cleanup(&mut self) {
-        let pids: Vec<u32> = [&self.netexec, &self.api].iter().filter_map(|c| c.as_ref().map(|c| c.id())).collect();
+        let pids: Vec<u32> =
+            [&self.netexec, &self.api].iter().filter_map(|c| c.as_ref().map(|c| c.id())).collect();
         kill(self.api.take());
         kill(self.netexec.take());
         for pid in pids {
@@ -370,19 +413,29 @@ pub mod req {
         pb::CreateSandboxRequest {
             name: Some(name.to_string()),
             mode: Some(Mode::Bridge(pb::BridgeMode {
-                networks: networks.iter().map(|n| pb::NetworkAttachment { network: n.to_string(), ipv4_address: None }).collect(),
+                networks: networks
+                    .iter()
+                    .map(|n| pb::NetworkAttachment { network: n.to_string(), ipv4_address: None })
+                    .collect(),
             })),
             ..Default::default()
         }
     }
 
     pub fn mode(name: &str, mode: Mode) -> pb::CreateSandboxRequest {
-        pb::CreateSandboxRequest { name: Some(name.to_string()), mode: Some(mode), ..Default::default() }
+        pb::CreateSandboxRequest {
+            name: Some(name.to_string()),
+            mode: Some(mode),
+            ..Default::default()
+        }
     }
 
     /// A bridge-mode sandbox on `networks` with these `-p` specs.
     pub fn published(name: &str, networks: &[&str], specs: &[&str]) -> pb::CreateSandboxRequest {
-        pb::CreateSandboxRequest { publish: specs.iter().map(|s| s.to_string()).collect(), ..bridge(name, networks) }
+        pb::CreateSandboxRequest {
+            publish: specs.iter().map(|s| s.to_string()).collect(),
+            ..bridge(name, networks)
+        }
     }
 
     pub fn network(name: &str, subnet: &str) -> pb::CreateNetworkRequest {
@@ -414,13 +467,26 @@ impl Stack {
 
 /// The IPv4 address (without prefix) of a sandbox's interface.
 pub fn ip_of(s: &pb::Sandbox, ifname: &str) -> std::net::Ipv4Addr {
-    let i = s.interfaces.iter().find(|i| i.name == ifname).unwrap_or_else(|| panic!("{ifname} missing on {}", s.id));
+    let i = s
+        .interfaces
+        .iter()
+        .find(|i| i.name == ifname)
+        .unwrap_or_else(|| panic!("{ifname} missing on {}", s.id));
     i.address.split('/').next().unwrap().parse().unwrap()
 }
 
 /// Asserts a request failed with `code` and a message naming `mentions`.
-pub fn expect_status(r: Result<impl std::fmt::Debug, tonic::Status>, code: tonic::Code, mentions: &str, case: &str) {
+pub fn expect_status(
+    r: Result<impl std::fmt::Debug, tonic::Status>,
+    code: tonic::Code,
+    mentions: &str,
+    case: &str,
+) {
     let err = r.expect_err(case);
     assert_eq!(err.code(), code, "{case}: {}", err.message());
-    assert!(err.message().contains(mentions), "{case}: message {:?} should mention {mentions:?}", err.message());
+    assert!(
+        err.message().contains(mentions),
+        "{case}: message {:?} should mention {mentions:?}",
+        err.message()
+    );
 }

@@ -28,7 +28,11 @@ impl Echo {
         let (tx, rx) = mpsc::channel();
         let file = std::fs::File::open(ns).expect("open netns");
         let thread = std::thread::spawn(move || {
-            nix::sched::setns(std::os::fd::AsFd::as_fd(&file), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            nix::sched::setns(
+                std::os::fd::AsFd::as_fd(&file),
+                nix::sched::CloneFlags::CLONE_NEWNET,
+            )
+            .expect("setns");
             let l = bind_retrying(|| TcpListener::bind((addr, port)));
             tx.send(l.local_addr().unwrap().port()).unwrap();
             let mut peers = Vec::new();
@@ -57,7 +61,10 @@ fn bind_retrying<T>(bind: impl Fn() -> std::io::Result<T>) -> T {
     loop {
         match bind() {
             Ok(s) => return s,
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
                 std::thread::sleep(Duration::from_millis(20))
             }
             Err(e) => panic!("bind: {e}"),
@@ -70,7 +77,8 @@ pub fn tcp_roundtrip(ns: &Path, addr: Ipv4Addr, port: u16, msg: &str) -> Result<
     let msg = msg.to_string();
     run_in(ns, move || {
         let sa = SocketAddr::from((addr, port));
-        let mut s = TcpStream::connect_timeout(&sa, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+        let mut s =
+            TcpStream::connect_timeout(&sa, Duration::from_secs(3)).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         s.write_all(msg.as_bytes()).map_err(|e| e.to_string())?;
         let mut buf = [0u8; 256];
@@ -106,7 +114,12 @@ pub fn ip_json(ns: &Path, args: &[&str]) -> Value {
 /// Names of the links in `ns`.
 pub fn link_names(ns: &Path) -> Vec<String> {
     let links = ip_json(ns, &["link", "show"]);
-    let mut names: Vec<String> = links.as_array().unwrap().iter().map(|l| l["ifname"].as_str().unwrap().to_string()).collect();
+    let mut names: Vec<String> = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap().to_string())
+        .collect();
     names.sort();
     names
 }
@@ -122,7 +135,11 @@ pub fn addresses(ns: &Path, dev: &str) -> Vec<String> {
     let a = ip_json(ns, &["-4", "addr", "show", "dev", dev]);
     a[0]["addr_info"]
         .as_array()
-        .map(|v| v.iter().map(|i| format!("{}/{}", i["local"].as_str().unwrap(), i["prefixlen"])).collect())
+        .map(|v| {
+            v.iter()
+                .map(|i| format!("{}/{}", i["local"].as_str().unwrap(), i["prefixlen"]))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -138,7 +155,12 @@ pub fn host_veths_is_empty(ns: &Path) -> bool {
 
 /// `ip ARGS` inside `ns`; panics on failure.
 pub fn ip_do(ns: &Path, args: &[&str]) {
-    let out = Command::new("nsenter").arg(format!("--net={}", ns.display())).arg("ip").args(args).output().expect("run ip");
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .arg("ip")
+        .args(args)
+        .output()
+        .expect("run ip");
     assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -164,7 +186,11 @@ pub fn nft_elements(ns: &Path, name: &str) -> Vec<Value> {
 
 /// Names of the nft tables in `ns`.
 pub fn nft_tables(ns: &Path) -> Vec<String> {
-    let out = Command::new("nsenter").arg(format!("--net={}", ns.display())).args(["nft", "list", "tables"]).output().expect("run nft");
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["nft", "list", "tables"])
+        .output()
+        .expect("run nft");
     String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
 }
 
@@ -180,7 +206,11 @@ impl UdpEcho {
         let (tx, rx) = mpsc::channel();
         let file = std::fs::File::open(ns).expect("open netns");
         let thread = std::thread::spawn(move || {
-            nix::sched::setns(std::os::fd::AsFd::as_fd(&file), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            nix::sched::setns(
+                std::os::fd::AsFd::as_fd(&file),
+                nix::sched::CloneFlags::CLONE_NEWNET,
+            )
+            .expect("setns");
             let s = bind_retrying(|| std::net::UdpSocket::bind((addr, port)));
             tx.send(s.local_addr().unwrap().port()).unwrap();
             s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();

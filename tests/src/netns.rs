@@ -27,7 +27,8 @@ pub fn create_pinned(pin: &Path, init: impl FnOnce() + Send + 'static) {
     std::thread::spawn(move || {
         unshare(CloneFlags::CLONE_NEWNET).expect("unshare netns");
         File::create(&pin).expect("create pin file");
-        mount(Some("/proc/thread-self/ns/net"), &pin, None::<&str>, MsFlags::MS_BIND, None::<&str>).expect("pin netns");
+        mount(Some("/proc/thread-self/ns/net"), &pin, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .expect("pin netns");
         init();
     })
     .join()
@@ -49,12 +50,16 @@ pub fn inode(path: &Path) -> (u64, u64) {
 /// the thread that opens it.
 pub fn sysctl_set(ns: &Path, key: &str, value: &str) {
     let (key, value) = (key.to_string(), value.to_string());
-    run_in(ns, move || std::fs::write(sysctl_path(&key), value).unwrap_or_else(|e| panic!("sysctl {key}: {e}")));
+    run_in(ns, move || {
+        std::fs::write(sysctl_path(&key), value).unwrap_or_else(|e| panic!("sysctl {key}: {e}"))
+    });
 }
 
 pub fn sysctl_get(ns: &Path, key: &str) -> String {
     let key = key.to_string();
-    run_in(ns, move || std::fs::read_to_string(sysctl_path(&key)).expect("read sysctl").trim().to_string())
+    run_in(ns, move || {
+        std::fs::read_to_string(sysctl_path(&key)).expect("read sysctl").trim().to_string()
+    })
 }
 
 fn sysctl_path(key: &str) -> PathBuf {
@@ -65,7 +70,12 @@ fn sysctl_path(key: &str) -> PathBuf {
 pub fn mounts_under(dir: &Path) -> Vec<String> {
     let table = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
     let prefix = dir.display().to_string();
-    table.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&prefix)).map(String::from).collect()
+    table
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .map(String::from)
+        .collect()
 }
 
 /// True when `path` is a mounted namespace file.

@@ -62,7 +62,14 @@ pub fn send_sctp(ns: &Path, dst: Ipv4Addr, packet: Vec<u8>) {
         let sa = sockaddr_in(dst);
         // SAFETY: valid buffer and address for the duration of the call.
         let n = unsafe {
-            libc::sendto(fd, packet.as_ptr().cast(), packet.len(), 0, (&sa as *const libc::sockaddr_in).cast(), size_of_val(&sa) as u32)
+            libc::sendto(
+                fd,
+                packet.as_ptr().cast(),
+                packet.len(),
+                0,
+                (&sa as *const libc::sockaddr_in).cast(),
+                size_of_val(&sa) as u32,
+            )
         };
         unsafe { libc::close(fd) };
         assert_eq!(n, packet.len() as isize, "sendto: {}", std::io::Error::last_os_error());
@@ -84,11 +91,20 @@ pub fn receive_sctp(ns: &Path, wait: Duration) -> std::thread::JoinHandle<Vec<Sc
     let file = std::fs::File::open(ns).expect("open netns");
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let h = std::thread::spawn(move || {
-        nix::sched::setns(std::os::fd::AsFd::as_fd(&file), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        nix::sched::setns(std::os::fd::AsFd::as_fd(&file), nix::sched::CloneFlags::CLONE_NEWNET)
+            .expect("setns");
         let fd = raw_socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_SCTP);
         let tv = libc::timeval { tv_sec: 0, tv_usec: 200_000 };
         // SAFETY: valid option value.
-        unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&tv as *const libc::timeval).cast(), size_of_val(&tv) as u32) };
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                size_of_val(&tv) as u32,
+            )
+        };
         ready_tx.send(()).unwrap();
         let deadline = Instant::now() + wait;
         let mut seen = Vec::new();
@@ -102,7 +118,12 @@ pub fn receive_sctp(ns: &Path, wait: Duration) -> std::thread::JoinHandle<Vec<Sc
             let ihl = ((buf[0] & 0x0f) as usize) * 4;
             let ip = |o: usize| Ipv4Addr::new(buf[o], buf[o + 1], buf[o + 2], buf[o + 3]);
             let port = |o: usize| u16::from_be_bytes([buf[o], buf[o + 1]]);
-            seen.push(SctpSeen { src: ip(12), dst: ip(16), src_port: port(ihl), dst_port: port(ihl + 2) });
+            seen.push(SctpSeen {
+                src: ip(12),
+                dst: ip(16),
+                src_port: port(ihl),
+                dst_port: port(ihl + 2),
+            });
         }
         unsafe { libc::close(fd) };
         seen
@@ -121,7 +142,15 @@ fn ipv4_checksum(h: &[u8]) -> u16 {
 
 /// An Ethernet frame carrying a UDP datagram with any destination address,
 /// even one that no router would forward (127.0.0.1).
-pub fn udp_frame(dst_mac: [u8; 6], src_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+pub fn udp_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend(dst_mac);
     f.extend(src_mac);
@@ -158,7 +187,14 @@ pub fn send_frame(ns: &Path, ifname: &str, frame: Vec<u8>) {
         sll.sll_addr[..6].copy_from_slice(&frame[..6]);
         // SAFETY: valid buffer and address for the duration of the call.
         let n = unsafe {
-            libc::sendto(fd, frame.as_ptr().cast(), frame.len(), 0, (&sll as *const libc::sockaddr_ll).cast(), size_of_val(&sll) as u32)
+            libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                size_of_val(&sll) as u32,
+            )
         };
         unsafe { libc::close(fd) };
         assert_eq!(n, frame.len() as isize, "send frame: {}", std::io::Error::last_os_error());

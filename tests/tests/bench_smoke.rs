@@ -7,10 +7,29 @@ use ctnet_tests::bin;
 #[test]
 fn benchmark_smoke_run_produces_its_reports() {
     let out = std::env::temp_dir().join(format!("ctnet-bench-smoke-{:x}", rand::random::<u64>()));
-    let run = Command::new(bin("ctnet-bench")).arg("--smoke").arg("--out").arg(&out).output().expect("run ctnet-bench");
-    assert!(run.status.success(), "ctnet-bench --smoke failed: {}", String::from_utf8_lossy(&run.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
-    for key in ["floor_ms", "end_to_end_ms", "scaling", "ports", "concurrency", "memory_mb", "healing_ms", "breakdown_ms"] {
+    let run = Command::new(bin("ctnet-bench"))
+        .arg("--smoke")
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run ctnet-bench");
+    assert!(
+        run.status.success(),
+        "ctnet-bench --smoke failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    for key in [
+        "floor_ms",
+        "end_to_end_ms",
+        "scaling",
+        "ports",
+        "concurrency",
+        "memory_mb",
+        "healing_ms",
+        "breakdown_ms",
+    ] {
         assert!(json.get(key).is_some(), "results.json lacks {key}");
     }
     assert!(json["floor_ms"]["p50"].as_f64().unwrap() > 0.0);

@@ -43,7 +43,12 @@ async fn restart(st: &mut Stack, victim: Victim) {
 
 /// The sandbox as the API has it now, if it exists.
 async fn lookup(st: &mut Stack, name: &str) -> Option<pb::Sandbox> {
-    st.client.sandboxes.get_sandbox(pb::GetSandboxRequest { sandbox: name.into() }).await.ok().map(|r| r.into_inner())
+    st.client
+        .sandboxes
+        .get_sandbox(pb::GetSandboxRequest { sandbox: name.into() })
+        .await
+        .ok()
+        .map(|r| r.into_inner())
 }
 
 fn networks_of(s: &pb::Sandbox) -> Vec<String> {
@@ -52,7 +57,10 @@ fn networks_of(s: &pb::Sandbox) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_with_kills_ends_all_or_nothing_and_consistent() {
-    let seed: u64 = std::env::var("CTNET_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    let seed: u64 = std::env::var("CTNET_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
     println!("chaos seed: {seed} (replay with CTNET_CHAOS_SEED={seed})");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut st = Stack::start().await;
@@ -78,13 +86,20 @@ async fn chaos_with_kills_ends_all_or_nothing_and_consistent() {
             std::thread::spawn(move || {
                 std::thread::sleep(delay);
                 for p in pids {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(p as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
                 }
             })
         });
 
         let names: Vec<String> = model.keys().cloned().collect();
-        let choice = if names.is_empty() || (names.len() < 10 && rng.random_bool(0.45)) { 0 } else { rng.random_range(1..4) };
+        let choice = if names.is_empty() || (names.len() < 10 && rng.random_bool(0.45)) {
+            0
+        } else {
+            rng.random_range(1..4)
+        };
         let mut c = st.client.sandboxes.clone();
         match choice {
             0 => {
@@ -92,7 +107,10 @@ async fn chaos_with_kills_ends_all_or_nothing_and_consistent() {
                 next_name += 1;
                 next_port += 1;
                 let net = NETWORKS[rng.random_range(0..NETWORKS.len())];
-                let r = pb::CreateSandboxRequest { publish: vec![format!("{next_port}:80")], ..req::bridge(&name, &[net]) };
+                let r = pb::CreateSandboxRequest {
+                    publish: vec![format!("{next_port}:80")],
+                    ..req::bridge(&name, &[net])
+                };
                 let acked = c.create_sandbox(r).await.is_ok();
                 if let Some(k) = killer {
                     k.join().unwrap();
@@ -101,15 +119,25 @@ async fn chaos_with_kills_ends_all_or_nothing_and_consistent() {
                 }
                 match lookup(&mut st, &name).await {
                     Some(s) => {
-                        assert_eq!(s.state, pb::SandboxState::Ready as i32, "op {op}: a create ended half-done: {s:?}");
-                        model.insert(name, Expected { networks: networks_of(&s), host_port: next_port });
+                        assert_eq!(
+                            s.state,
+                            pb::SandboxState::Ready as i32,
+                            "op {op}: a create ended half-done: {s:?}"
+                        );
+                        model.insert(
+                            name,
+                            Expected { networks: networks_of(&s), host_port: next_port },
+                        );
                     }
                     None => assert!(!acked, "op {op}: acknowledged create of {name} is lost"),
                 }
             }
             1 => {
                 let name = names[rng.random_range(0..names.len())].clone();
-                let acked = c.delete_sandbox(pb::DeleteSandboxRequest { sandbox: name.clone() }).await.is_ok();
+                let acked = c
+                    .delete_sandbox(pb::DeleteSandboxRequest { sandbox: name.clone() })
+                    .await
+                    .is_ok();
                 if let Some(k) = killer {
                     k.join().unwrap();
                     kills += 1;
@@ -134,18 +162,31 @@ async fn chaos_with_kills_ends_all_or_nothing_and_consistent() {
                 let name = names[rng.random_range(0..names.len())].clone();
                 let net = NETWORKS[rng.random_range(0..NETWORKS.len())].to_string();
                 let result = if choice == 2 {
-                    c.connect(pb::ConnectRequest { sandbox: name.clone(), network: net, ipv4_address: None, publish: vec![] }).await
+                    c.connect(pb::ConnectRequest {
+                        sandbox: name.clone(),
+                        network: net,
+                        ipv4_address: None,
+                        publish: vec![],
+                    })
+                    .await
                 } else {
-                    c.disconnect(pb::DisconnectRequest { sandbox: name.clone(), network: net }).await
+                    c.disconnect(pb::DisconnectRequest { sandbox: name.clone(), network: net })
+                        .await
                 };
                 if let Some(k) = killer {
                     k.join().unwrap();
                     kills += 1;
                     restart(&mut st, victim).await;
                 }
-                let s = lookup(&mut st, &name).await.expect("connect/disconnect never removes a sandbox");
+                let s = lookup(&mut st, &name)
+                    .await
+                    .expect("connect/disconnect never removes a sandbox");
                 if let Ok(acked) = result {
-                    assert_eq!(networks_of(&acked.into_inner()), networks_of(&s), "op {op}: acknowledged change lost");
+                    assert_eq!(
+                        networks_of(&acked.into_inner()),
+                        networks_of(&s),
+                        "op {op}: acknowledged change lost"
+                    );
                 }
                 model.get_mut(&name).unwrap().networks = networks_of(&s);
             }
@@ -158,22 +199,44 @@ async fn chaos_with_kills_ends_all_or_nothing_and_consistent() {
         st.delete(name).await;
     }
     for n in ["blue", "green"] {
-        st.client.networks.delete_network(pb::DeleteNetworkRequest { network: n.into() }).await.unwrap();
+        st.client
+            .networks
+            .delete_network(pb::DeleteNetworkRequest { network: n.into() })
+            .await
+            .unwrap();
     }
     st.finish().await;
 }
 
 async fn verify(st: &mut Stack, ext: &std::path::Path, model: &BTreeMap<String, Expected>) {
-    let list = st.client.sandboxes.list_sandboxes(pb::ListSandboxesRequest::default()).await.unwrap().into_inner().sandboxes;
+    let list = st
+        .client
+        .sandboxes
+        .list_sandboxes(pb::ListSandboxesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .sandboxes;
     let names: Vec<String> = list.iter().map(|s| s.name.clone()).collect();
-    assert_eq!(names.iter().cloned().collect::<HashSet<_>>(), model.keys().cloned().collect::<HashSet<_>>(), "store = model");
+    assert_eq!(
+        names.iter().cloned().collect::<HashSet<_>>(),
+        model.keys().cloned().collect::<HashSet<_>>(),
+        "store = model"
+    );
     let (mut addrs, mut ports) = (HashSet::new(), HashSet::new());
     let mut expected_veths: Vec<String> = Vec::new();
     for s in &list {
         let want = &model[&s.name];
         assert_eq!(s.state, pb::SandboxState::Ready as i32, "{}", s.name);
         assert_eq!(networks_of(s), want.networks, "{}", s.name);
-        let diffs = st.client.sandboxes.check(pb::CheckRequest { sandbox: s.id.clone() }).await.unwrap().into_inner().differences;
+        let diffs = st
+            .client
+            .sandboxes
+            .check(pb::CheckRequest { sandbox: s.id.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .differences;
         assert!(diffs.is_empty(), "{}: {diffs:?}", s.name);
         for i in &s.interfaces {
             assert!(addrs.insert(i.address.clone()), "address {} held twice", i.address);

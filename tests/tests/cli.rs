@@ -5,7 +5,11 @@ use std::process::{Command, Output};
 use ctnet_tests::{bin, net, Stack};
 
 fn ctnet(st: &Stack, args: &[&str]) -> Output {
-    Command::new(bin("ctnet")).env("CTNET_HOST", &st.api_socket).args(args).output().expect("run ctnet")
+    Command::new(bin("ctnet"))
+        .env("CTNET_HOST", &st.api_socket)
+        .args(args)
+        .output()
+        .expect("run ctnet")
 }
 
 fn ok(st: &Stack, args: &[&str]) -> String {
@@ -22,7 +26,10 @@ fn json(st: &Stack, args: &[&str]) -> serde_json::Value {
 async fn cli_walkthrough() {
     let st = Stack::start().await;
     assert_eq!(ok(&st, &["status"]), "SERVING\n");
-    let id = ok(&st, &["network", "create", "web", "--subnet", "198.19.20.0/24", "--label", "tier=front"]);
+    let id = ok(
+        &st,
+        &["network", "create", "web", "--subnet", "198.19.20.0/24", "--label", "tier=front"],
+    );
     assert_eq!(id.trim().len(), 16);
     let table = ok(&st, &["network", "ls"]);
     assert!(table.starts_with("NETWORK ID"), "{table}");
@@ -37,22 +44,35 @@ async fn cli_walkthrough() {
     let inspect = json(&st, &["sandbox", "inspect", "a"]);
     assert_eq!(inspect[0]["id"], a.trim());
     assert_eq!(inspect[0]["interfaces"][0]["address"], "198.19.20.50/24");
-    assert_eq!(json(&st, &["sandbox", "inspect", "b"])[0]["interfaces"][0]["mac_address"], "02:00:00:00:00:0b");
-    assert_eq!(json(&st, &["sandbox", "inspect", "j"])[0]["mode"], format!("container:{}", a.trim()));
+    assert_eq!(
+        json(&st, &["sandbox", "inspect", "b"])[0]["interfaces"][0]["mac_address"],
+        "02:00:00:00:00:0b"
+    );
+    assert_eq!(
+        json(&st, &["sandbox", "inspect", "j"])[0]["mode"],
+        format!("container:{}", a.trim())
+    );
     let listed = json(&st, &["sandbox", "ls", "--json"]);
     assert_eq!(listed.as_array().unwrap().len(), 5);
     assert!(ok(&st, &["sandbox", "ls"]).contains("eth0=198.19.20.50/24"));
 
     let connected = json(&st, &["--json", "sandbox", "connect", "b", "web"]);
     assert_eq!(connected["interfaces"][1]["name"], "eth1");
-    let pin_b = json(&st, &["sandbox", "inspect", "b"])[0]["netns_path"].as_str().unwrap().to_string();
+    let pin_b =
+        json(&st, &["sandbox", "inspect", "b"])[0]["netns_path"].as_str().unwrap().to_string();
     assert!(net::ping(std::path::Path::new(&pin_b), "198.19.20.50".parse().unwrap(), 3));
-    assert_eq!(json(&st, &["network", "inspect", "web"])[0]["sandboxes"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        json(&st, &["network", "inspect", "web"])[0]["sandboxes"].as_array().unwrap().len(),
+        2
+    );
     ok(&st, &["sandbox", "disconnect", "b", "web"]);
 
     // Published ports, docker style.
     ok(&st, &["sandbox", "create", "--name", "p", "-p", "8080:80", "-p", "127.0.0.1:5353:53/udp"]);
-    assert_eq!(ok(&st, &["sandbox", "port", "p"]), "80/tcp -> 0.0.0.0:8080\n53/udp -> 127.0.0.1:5353\n");
+    assert_eq!(
+        ok(&st, &["sandbox", "port", "p"]),
+        "80/tcp -> 0.0.0.0:8080\n53/udp -> 127.0.0.1:5353\n"
+    );
     let out = ctnet(&st, &["sandbox", "create", "-p", "8080:81"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("AlreadyExists"));
@@ -74,7 +94,10 @@ async fn cli_walkthrough() {
 
 #[tokio::test]
 async fn cli_reports_an_unreachable_server() {
-    let out = Command::new(bin("ctnet")).args(["-H", "/nonexistent/ctnet.sock", "network", "ls"]).output().unwrap();
+    let out = Command::new(bin("ctnet"))
+        .args(["-H", "/nonexistent/ctnet.sock", "network", "ls"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach ctnet"));
 }

@@ -6,12 +6,23 @@ use ctnet_tests::{net, netns, Options, Stack};
 #[tokio::test]
 async fn every_executor_operation_can_be_repeated() {
     // Root is allowed here, so the test can speak to the executor directly.
-    let opts = Options { netexec_args: vec!["--allow-uid".into(), "0".into()], ..Default::default() };
+    let opts =
+        Options { netexec_args: vec!["--allow-uid".into(), "0".into()], ..Default::default() };
     let st = Stack::start_with(opts).await;
-    let ch = tonic::transport::Endpoint::from_shared(format!("unix://{}", st.exec_socket.display())).unwrap().connect().await.unwrap();
+    let ch =
+        tonic::transport::Endpoint::from_shared(format!("unix://{}", st.exec_socket.display()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
     let mut x = ExecutorClient::new(ch);
     let id = "00000000000000e1";
-    let bridge = xpb::EnsureBridgeRequest { name: "ctidem0".into(), address: "198.19.70.1/24".into(), mtu: 1500, owner: "net:00000000000000b1".into() };
+    let bridge = xpb::EnsureBridgeRequest {
+        name: "ctidem0".into(),
+        address: "198.19.70.1/24".into(),
+        mtu: 1500,
+        owner: "net:00000000000000b1".into(),
+    };
     let attach = xpb::AttachEndpointRequest {
         netns: Some(xpb::NetnsRef { kind: Some(xpb::netns_ref::Kind::SandboxId(id.into())) }),
         host_ifname: "ctvidem00000000".into(),
@@ -26,13 +37,25 @@ async fn every_executor_operation_can_be_repeated() {
         announce: false,
     };
     for round in 0..2 {
-        x.ensure_bridge(bridge.clone()).await.unwrap_or_else(|e| panic!("ensure bridge, round {round}: {e:?}"));
-        x.create_netns(xpb::CreateNetnsRequest { sandbox_id: id.into() }).await.unwrap_or_else(|e| panic!("create netns {round}: {e:?}"));
+        x.ensure_bridge(bridge.clone())
+            .await
+            .unwrap_or_else(|e| panic!("ensure bridge, round {round}: {e:?}"));
+        x.create_netns(xpb::CreateNetnsRequest { sandbox_id: id.into() })
+            .await
+            .unwrap_or_else(|e| panic!("create netns {round}: {e:?}"));
         x.attach_endpoint(attach.clone()).await.unwrap_or_else(|e| panic!("attach {round}: {e:?}"));
     }
     let pin = st.netns_dir.join(id);
-    assert_eq!(net::addresses(&pin, "eth0"), vec!["198.19.70.2/24".to_string()], "one address after two attaches");
-    assert_eq!(net::routes(&pin).iter().filter(|r| r["dst"] == "default").count(), 1, "one default route");
+    assert_eq!(
+        net::addresses(&pin, "eth0"),
+        vec!["198.19.70.2/24".to_string()],
+        "one address after two attaches"
+    );
+    assert_eq!(
+        net::routes(&pin).iter().filter(|r| r["dst"] == "default").count(),
+        1,
+        "one default route"
+    );
     assert!(net::ping(&pin, "198.19.70.1".parse().unwrap(), 3));
     assert_eq!(net::addresses(&st.host, "ctidem0"), vec!["198.19.70.1/24".to_string()]);
     let port = xpb::FirewallPort {
@@ -50,16 +73,26 @@ async fn every_executor_operation_can_be_repeated() {
     }
     assert_eq!(st.nft_elements("ports_any").len(), 1, "one element after two adds");
     for round in 0..2 {
-        x.update_firewall(remove.clone()).await.unwrap_or_else(|e| panic!("remove port {round}: {e:?}"));
+        x.update_firewall(remove.clone())
+            .await
+            .unwrap_or_else(|e| panic!("remove port {round}: {e:?}"));
     }
     assert!(st.nft_elements("ports_any").is_empty());
     for round in 0..2 {
-        let detach = xpb::DetachEndpointRequest { host_ifname: "ctvidem00000000".into(), grace_ms: 0 };
+        let detach =
+            xpb::DetachEndpointRequest { host_ifname: "ctvidem00000000".into(), grace_ms: 0 };
         x.detach_endpoint(detach).await.unwrap_or_else(|e| panic!("detach {round}: {e:?}"));
-        x.delete_netns(xpb::DeleteNetnsRequest { sandbox_id: id.into() }).await.unwrap_or_else(|e| panic!("delete netns {round}: {e:?}"));
-        x.delete_bridge(xpb::DeleteBridgeRequest { name: "ctidem0".into() }).await.unwrap_or_else(|e| panic!("delete bridge {round}: {e:?}"));
+        x.delete_netns(xpb::DeleteNetnsRequest { sandbox_id: id.into() })
+            .await
+            .unwrap_or_else(|e| panic!("delete netns {round}: {e:?}"));
+        x.delete_bridge(xpb::DeleteBridgeRequest { name: "ctidem0".into() })
+            .await
+            .unwrap_or_else(|e| panic!("delete bridge {round}: {e:?}"));
     }
     assert!(!netns::is_pin(&pin) && !pin.exists());
-    assert!(net::link(&st.host, "ctidem0").is_none() && net::link(&st.host, "ctvidem00000000").is_none());
+    assert!(
+        net::link(&st.host, "ctidem0").is_none()
+            && net::link(&st.host, "ctvidem00000000").is_none()
+    );
     st.finish().await;
 }

@@ -15,7 +15,8 @@ async fn runtime_pinned_namespace_joins_the_bridge_and_is_left_alone() {
     assert_eq!(net::addresses(&pin, "eth0"), vec![ext.interfaces[0].address.clone()]);
     let other = st.create(req::bridge("other", &[])).await;
     let echo = Echo::start(&pin, ip_of(&ext, "eth0"), 1);
-    let reply = net::tcp_roundtrip(&Stack::pin_of(&other), ip_of(&ext, "eth0"), echo.port, "to runtime ns");
+    let reply =
+        net::tcp_roundtrip(&Stack::pin_of(&other), ip_of(&ext, "eth0"), echo.port, "to runtime ns");
     assert_eq!(reply.unwrap(), "to runtime ns");
     echo.peers();
     assert!(net::ping(&pin, ip_of(&other, "eth0"), 3));
@@ -56,7 +57,13 @@ async fn external_paths_that_are_not_namespaces_are_refused() {
         assert!(err.message().contains("netns"), "{}", err.message());
     }
     assert_eq!(net::link_names(&st.host), links, "no link was created");
-    let list = st.client.sandboxes.list_sandboxes(pb::ListSandboxesRequest::default()).await.unwrap().into_inner();
+    let list = st
+        .client
+        .sandboxes
+        .list_sandboxes(pb::ListSandboxesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert!(list.sandboxes.is_empty(), "no sandbox was recorded");
     st.finish().await;
 }

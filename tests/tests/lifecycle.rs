@@ -19,7 +19,12 @@ async fn delete_removes_pin_and_veth() {
     st.delete("gone").await;
     assert!(st.sandbox_pins().is_empty());
     assert!(st.host_veths().is_empty());
-    let err = st.client.sandboxes.get_sandbox(pb::GetSandboxRequest { sandbox: "gone".into() }).await.unwrap_err();
+    let err = st
+        .client
+        .sandboxes
+        .get_sandbox(pb::GetSandboxRequest { sandbox: "gone".into() })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
     st.finish().await;
 }
@@ -65,14 +70,38 @@ async fn restart_keeps_networks_sandboxes_and_allocations() {
     st.create(req::mode("none", Mode::None(pb::NoneMode {}))).await;
     st.create(req::mode("host", Mode::Host(pb::HostMode {}))).await;
     st.create(req::mode("join", Mode::Container(pb::ContainerMode { target: "br".into() }))).await;
-    let nets_before = st.client.networks.list_networks(pb::ListNetworksRequest::default()).await.unwrap().into_inner();
-    let sbs_before = st.client.sandboxes.list_sandboxes(pb::ListSandboxesRequest::default()).await.unwrap().into_inner();
+    let nets_before = st
+        .client
+        .networks
+        .list_networks(pb::ListNetworksRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let sbs_before = st
+        .client
+        .sandboxes
+        .list_sandboxes(pb::ListSandboxesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
 
     st.kill_api();
     st.start_api().await;
 
-    let nets_after = st.client.networks.list_networks(pb::ListNetworksRequest::default()).await.unwrap().into_inner();
-    let sbs_after = st.client.sandboxes.list_sandboxes(pb::ListSandboxesRequest::default()).await.unwrap().into_inner();
+    let nets_after = st
+        .client
+        .networks
+        .list_networks(pb::ListNetworksRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let sbs_after = st
+        .client
+        .sandboxes
+        .list_sandboxes(pb::ListSandboxesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(nets_before, nets_after);
     assert_eq!(sbs_before, sbs_after);
     // Allocations are kept: the next address is a fresh one, and traffic still flows.
@@ -84,7 +113,11 @@ async fn restart_keeps_networks_sandboxes_and_allocations() {
     for s in ["join", "br", "none", "host", "next"] {
         st.delete(s).await;
     }
-    st.client.networks.delete_network(pb::DeleteNetworkRequest { network: "keep".into() }).await.unwrap();
+    st.client
+        .networks
+        .delete_network(pb::DeleteNetworkRequest { network: "keep".into() })
+        .await
+        .unwrap();
     st.finish().await;
 }
 
@@ -100,14 +133,19 @@ async fn full_subnet_is_resource_exhausted() {
     assert!(err.message().contains("no free address"), "{}", err.message());
     assert_eq!(net::link_names(&st.host), links);
     st.delete("only").await;
-    st.client.networks.delete_network(pb::DeleteNetworkRequest { network: "tiny".into() }).await.unwrap();
+    st.client
+        .networks
+        .delete_network(pb::DeleteNetworkRequest { network: "tiny".into() })
+        .await
+        .unwrap();
     st.finish().await;
 }
 
 #[tokio::test]
 async fn bridge_port_limit_is_resource_exhausted_before_the_kernel_refuses() {
     // The real limit is 1023 ports; a lowered limit exercises the same check.
-    let opts = Options { api_args: vec!["--bridge-max-ports".into(), "2".into()], ..Default::default() };
+    let opts =
+        Options { api_args: vec!["--bridge-max-ports".into(), "2".into()], ..Default::default() };
     let mut st = Stack::start_with(opts).await;
     st.create(req::bridge("p1", &[])).await;
     st.create(req::bridge("p2", &[])).await;

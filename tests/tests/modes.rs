@@ -15,7 +15,13 @@ fn addr_of(s: &pb::Sandbox, ifname: &str) -> (Ipv4Addr, String) {
 async fn bridge_sandboxes_talk_to_each_other_and_the_gateway() {
     let mut st = Stack::start().await;
     let a = st.client.sandboxes.create_sandbox(req::bridge("a", &[])).await.unwrap().into_inner();
-    let b = st.client.sandboxes.create_sandbox(req::bridge("b", &["bridge"])).await.unwrap().into_inner();
+    let b = st
+        .client
+        .sandboxes
+        .create_sandbox(req::bridge("b", &["bridge"]))
+        .await
+        .unwrap()
+        .into_inner();
     let (pa, pb_) = (Stack::pin_of(&a), Stack::pin_of(&b));
     let (ip_a, cidr_a) = addr_of(&a, "eth0");
     let (ip_b, cidr_b) = addr_of(&b, "eth0");
@@ -58,7 +64,11 @@ async fn bridge_sandboxes_talk_to_each_other_and_the_gateway() {
     echo.peers();
 
     for s in ["a", "b"] {
-        st.client.sandboxes.delete_sandbox(pb::DeleteSandboxRequest { sandbox: s.into() }).await.unwrap();
+        st.client
+            .sandboxes
+            .delete_sandbox(pb::DeleteSandboxRequest { sandbox: s.into() })
+            .await
+            .unwrap();
     }
     st.finish().await;
 }
@@ -67,17 +77,34 @@ async fn bridge_sandboxes_talk_to_each_other_and_the_gateway() {
 async fn host_mode_uses_the_host_namespace() {
     let mut st = Stack::start().await;
     let links_before = net::link_names(&st.host);
-    let h = st.client.sandboxes.create_sandbox(req::mode("h", Mode::Host(pb::HostMode {}))).await.unwrap().into_inner();
+    let h = st
+        .client
+        .sandboxes
+        .create_sandbox(req::mode("h", Mode::Host(pb::HostMode {})))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(h.mode, pb::SandboxMode::Host as i32);
     assert!(h.interfaces.is_empty());
     assert!(!h.netns_owned);
-    assert_eq!(netns::inode(&Stack::pin_of(&h)), netns::inode(&st.host), "same netns inode as the fake host");
+    assert_eq!(
+        netns::inode(&Stack::pin_of(&h)),
+        netns::inode(&st.host),
+        "same netns inode as the fake host"
+    );
     assert_eq!(net::link_names(&st.host), links_before, "host mode creates no links");
     // A listener in the host is reachable from the "sandbox" on loopback: they are one namespace.
     let echo = Echo::start(&st.host, Ipv4Addr::LOCALHOST, 1);
-    assert_eq!(net::tcp_roundtrip(&Stack::pin_of(&h), Ipv4Addr::LOCALHOST, echo.port, "hi").unwrap(), "hi");
+    assert_eq!(
+        net::tcp_roundtrip(&Stack::pin_of(&h), Ipv4Addr::LOCALHOST, echo.port, "hi").unwrap(),
+        "hi"
+    );
     echo.peers();
-    st.client.sandboxes.delete_sandbox(pb::DeleteSandboxRequest { sandbox: "h".into() }).await.unwrap();
+    st.client
+        .sandboxes
+        .delete_sandbox(pb::DeleteSandboxRequest { sandbox: "h".into() })
+        .await
+        .unwrap();
     assert_eq!(net::link_names(&st.host), links_before);
     st.finish().await;
 }
@@ -85,7 +112,13 @@ async fn host_mode_uses_the_host_namespace() {
 #[tokio::test]
 async fn none_mode_has_only_loopback() {
     let mut st = Stack::start().await;
-    let n = st.client.sandboxes.create_sandbox(req::mode("n", Mode::None(pb::NoneMode {}))).await.unwrap().into_inner();
+    let n = st
+        .client
+        .sandboxes
+        .create_sandbox(req::mode("n", Mode::None(pb::NoneMode {})))
+        .await
+        .unwrap()
+        .into_inner();
     let pin = Stack::pin_of(&n);
     assert!(n.netns_owned);
     assert_ne!(netns::inode(&pin), netns::inode(&st.host));
@@ -100,25 +133,39 @@ async fn none_mode_has_only_loopback() {
     assert!(!net::ping(&pin, Ipv4Addr::new(198, 18, 0, 1), 1));
     assert!(net::tcp_roundtrip(&pin, Ipv4Addr::new(198, 18, 0, 1), 9, "x").is_err());
     assert!(net::host_veths_is_empty(&st.host));
-    st.client.sandboxes.delete_sandbox(pb::DeleteSandboxRequest { sandbox: "n".into() }).await.unwrap();
+    st.client
+        .sandboxes
+        .delete_sandbox(pb::DeleteSandboxRequest { sandbox: "n".into() })
+        .await
+        .unwrap();
     st.finish().await;
 }
 
 #[tokio::test]
 async fn container_mode_shares_the_target_namespace() {
     let mut st = Stack::start().await;
-    let t = st.client.sandboxes.create_sandbox(req::bridge("target", &[])).await.unwrap().into_inner();
+    let t =
+        st.client.sandboxes.create_sandbox(req::bridge("target", &[])).await.unwrap().into_inner();
     let mode = Mode::Container(pb::ContainerMode { target: "target".into() });
-    let j = st.client.sandboxes.create_sandbox(req::mode("joiner", mode)).await.unwrap().into_inner();
+    let j =
+        st.client.sandboxes.create_sandbox(req::mode("joiner", mode)).await.unwrap().into_inner();
     assert_eq!(j.container_target, t.id);
     assert!(!j.netns_owned);
     assert_eq!(netns::inode(&Stack::pin_of(&j)), netns::inode(&Stack::pin_of(&t)));
     let echo = Echo::start(&Stack::pin_of(&t), Ipv4Addr::LOCALHOST, 1);
-    assert_eq!(net::tcp_roundtrip(&Stack::pin_of(&j), Ipv4Addr::LOCALHOST, echo.port, "local").unwrap(), "local");
+    assert_eq!(
+        net::tcp_roundtrip(&Stack::pin_of(&j), Ipv4Addr::LOCALHOST, echo.port, "local").unwrap(),
+        "local"
+    );
     echo.peers();
 
     // The target cannot go while the joiner shares its namespace.
-    let err = st.client.sandboxes.delete_sandbox(pb::DeleteSandboxRequest { sandbox: "target".into() }).await.unwrap_err();
+    let err = st
+        .client
+        .sandboxes
+        .delete_sandbox(pb::DeleteSandboxRequest { sandbox: "target".into() })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     assert!(err.message().contains("joiner"), "{}", err.message());
     // Joining a joiner is refused, naming the namespace's owner.
@@ -127,8 +174,16 @@ async fn container_mode_shares_the_target_namespace() {
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     assert!(err.message().contains(&t.id), "{}", err.message());
 
-    st.client.sandboxes.delete_sandbox(pb::DeleteSandboxRequest { sandbox: "joiner".into() }).await.unwrap();
+    st.client
+        .sandboxes
+        .delete_sandbox(pb::DeleteSandboxRequest { sandbox: "joiner".into() })
+        .await
+        .unwrap();
     assert!(netns::inode(&Stack::pin_of(&t)).1 > 0, "target's namespace survives the joiner");
-    st.client.sandboxes.delete_sandbox(pb::DeleteSandboxRequest { sandbox: "target".into() }).await.unwrap();
+    st.client
+        .sandboxes
+        .delete_sandbox(pb::DeleteSandboxRequest { sandbox: "target".into() })
+        .await
+        .unwrap();
     st.finish().await;
 }

@@ -7,7 +7,11 @@ use ctnet_tests::net::{self, Echo, UdpEcho};
 use ctnet_tests::{ip_of, netns, pb, req, Stack, EXTERNAL, HOST_OUTSIDE};
 
 fn host_port(s: &pb::Sandbox, proto: &str, container_port: u32) -> u16 {
-    let p = s.ports.iter().find(|p| p.protocol == proto && p.container_port == container_port).expect("mapping");
+    let p = s
+        .ports
+        .iter()
+        .find(|p| p.protocol == proto && p.container_port == container_port)
+        .expect("mapping");
     p.host_port as u16
 }
 
@@ -21,7 +25,11 @@ async fn outbound_traffic_is_masqueraded_and_forwarding_switched_on() {
     let s = st.create(req::bridge("out", &[])).await;
     let echo = Echo::start(&ext.pin, EXTERNAL, 1);
     assert_eq!(net::tcp_roundtrip(&Stack::pin_of(&s), EXTERNAL, echo.port, "out").unwrap(), "out");
-    assert_eq!(echo.peers()[0].ip(), IpAddr::V4(HOST_OUTSIDE), "the external side sees the host's address");
+    assert_eq!(
+        echo.peers()[0].ip(),
+        IpAddr::V4(HOST_OUTSIDE),
+        "the external side sees the host's address"
+    );
     st.delete("out").await;
     st.finish().await;
 }
@@ -30,7 +38,13 @@ async fn outbound_traffic_is_masqueraded_and_forwarding_switched_on() {
 async fn published_tcp_udp_ranges_and_ephemeral_ports_reach_the_sandbox() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
-    let s = st.create(req::published("web", &[], &["8080:80", "5353:53/udp", "9000-9002:7000-7002", "81"])).await;
+    let s = st
+        .create(req::published(
+            "web",
+            &[],
+            &["8080:80", "5353:53/udp", "9000-9002:7000-7002", "81"],
+        ))
+        .await;
     let (pin, ip) = (Stack::pin_of(&s), ip_of(&s, "eth0"));
     assert_eq!(s.ports.len(), 6);
 
@@ -85,7 +99,11 @@ async fn host_loopback_own_address_and_hairpin_reach_published_ports() {
     // Hairpin: a reaches its own published port through the host...
     let echo = Echo::start_on(&pa, Ipv4Addr::UNSPECIFIED, 80, 1);
     assert_eq!(net::tcp_roundtrip(&pa, HOST_OUTSIDE, 8080, "self").unwrap(), "self");
-    assert_eq!(echo.peers()[0].ip(), IpAddr::V4(gw), "hairpin traffic is masqueraded to the gateway");
+    assert_eq!(
+        echo.peers()[0].ip(),
+        IpAddr::V4(gw),
+        "hairpin traffic is masqueraded to the gateway"
+    );
     // ...and its neighbour's, through the gateway address.
     let echo = Echo::start_on(&pb_, Ipv4Addr::UNSPECIFIED, 80, 1);
     assert_eq!(net::tcp_roundtrip(&pa, gw, 8081, "neighbour").unwrap(), "neighbour");
@@ -117,9 +135,11 @@ async fn networks_are_isolated_icc_and_internal_hold() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
     st.client.networks.create_network(req::network("other", "198.19.30.0/24")).await.unwrap();
-    let quiet = pb::CreateNetworkRequest { icc: Some(false), ..req::network("quiet", "198.19.31.0/24") };
+    let quiet =
+        pb::CreateNetworkRequest { icc: Some(false), ..req::network("quiet", "198.19.31.0/24") };
     st.client.networks.create_network(quiet).await.unwrap();
-    let internal = pb::CreateNetworkRequest { internal: true, ..req::network("inside", "198.19.32.0/24") };
+    let internal =
+        pb::CreateNetworkRequest { internal: true, ..req::network("inside", "198.19.32.0/24") };
     st.client.networks.create_network(internal).await.unwrap();
 
     let a = st.create(req::bridge("a", &[])).await;
@@ -157,7 +177,11 @@ async fn networks_are_isolated_icc_and_internal_hold() {
         st.delete(s).await;
     }
     for n in ["other", "quiet", "inside"] {
-        st.client.networks.delete_network(pb::DeleteNetworkRequest { network: n.into() }).await.unwrap();
+        st.client
+            .networks
+            .delete_network(pb::DeleteNetworkRequest { network: n.into() })
+            .await
+            .unwrap();
     }
     assert_eq!(st.nft_elements("bridges").len(), 1, "only the default network's bridge is left");
     st.finish().await;
@@ -166,7 +190,8 @@ async fn networks_are_isolated_icc_and_internal_hold() {
 #[tokio::test]
 async fn deleting_a_sandbox_removes_exactly_its_elements() {
     let mut st = Stack::start().await;
-    let a = st.create(req::published("a", &[], &["8100:80", "8101:81/udp", "127.0.0.1:8102:82"])).await;
+    let a =
+        st.create(req::published("a", &[], &["8100:80", "8101:81/udp", "127.0.0.1:8102:82"])).await;
     let b = st.create(req::published("b", &[], &["8200:80"])).await;
     assert_eq!((st.nft_elements("ports_any").len(), st.nft_elements("ports_addr").len()), (3, 1));
     st.delete("a").await;
@@ -203,7 +228,10 @@ async fn udp_flow_follows_a_recreated_mapping() {
     st.delete("first").await;
     let mut r = req::published("second", &[], &["6000:53/udp"]);
     r.mode = Some(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode {
-        networks: vec![pb::NetworkAttachment { network: "bridge".into(), ipv4_address: Some("198.18.0.10".into()) }],
+        networks: vec![pb::NetworkAttachment {
+            network: "bridge".into(),
+            ipv4_address: Some("198.18.0.10".into()),
+        }],
     }));
     let second = st.create(r).await;
     assert_ne!(ip_of(&second, "eth0"), ip_of(&first, "eth0"), "a different address");

@@ -22,7 +22,12 @@ async fn second_network_connect_and_disconnect() {
     assert!(!net::ping(&pa, ip_of(&b, "eth0"), 1), "no route between the networks before connect");
 
     // Connect a to backend: eth1 with an address from it.
-    let creq = pb::ConnectRequest { sandbox: "a".into(), network: "backend".into(), ipv4_address: None, publish: vec![] };
+    let creq = pb::ConnectRequest {
+        sandbox: "a".into(),
+        network: "backend".into(),
+        ipv4_address: None,
+        publish: vec![],
+    };
     let a2 = st.client.sandboxes.connect(creq).await.unwrap().into_inner();
     assert_eq!(a2.interfaces.len(), 2);
     let eth1 = &a2.interfaces[1];
@@ -31,17 +36,28 @@ async fn second_network_connect_and_disconnect() {
     assert_eq!(net::addresses(&pa, "eth1"), vec!["198.19.7.3/24".to_string()]);
     assert_eq!(net::link(&st.host, &eth1.host_interface).unwrap()["master"], "ct-backend");
     let echo = Echo::start(&pb_, ip_of(&b, "eth0"), 1);
-    assert_eq!(net::tcp_roundtrip(&pa, ip_of(&b, "eth0"), echo.port, "over eth1").unwrap(), "over eth1");
+    assert_eq!(
+        net::tcp_roundtrip(&pa, ip_of(&b, "eth0"), echo.port, "over eth1").unwrap(),
+        "over eth1"
+    );
     assert_eq!(echo.peers()[0].ip().to_string(), "198.19.7.3");
 
     // Inspect lists both attached sandboxes, by address.
     let inspected = st.network("backend").await;
-    let attached: Vec<(&str, &str)> =
-        inspected.sandboxes.iter().map(|s| (s.sandbox_name.as_str(), s.interface.as_str())).collect();
+    let attached: Vec<(&str, &str)> = inspected
+        .sandboxes
+        .iter()
+        .map(|s| (s.sandbox_name.as_str(), s.interface.as_str()))
+        .collect();
     assert_eq!(attached, vec![("b", "eth0"), ("a", "eth1")]);
 
     // The network cannot go while sandboxes are attached; the message names them.
-    let err = st.client.networks.delete_network(pb::DeleteNetworkRequest { network: "backend".into() }).await.unwrap_err();
+    let err = st
+        .client
+        .networks
+        .delete_network(pb::DeleteNetworkRequest { network: "backend".into() })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     assert!(err.message().contains(&b.id) && err.message().contains(&a.id), "{}", err.message());
 
@@ -56,7 +72,11 @@ async fn second_network_connect_and_disconnect() {
 
     st.delete("a").await;
     st.delete("b").await;
-    st.client.networks.delete_network(pb::DeleteNetworkRequest { network: "backend".into() }).await.unwrap();
+    st.client
+        .networks
+        .delete_network(pb::DeleteNetworkRequest { network: "backend".into() })
+        .await
+        .unwrap();
     assert!(net::link(&st.host, "ct-backend").is_none(), "bridge deleted with its network");
     st.finish().await;
 }
@@ -68,7 +88,10 @@ async fn sandbox_on_two_networks_at_create() {
     let s = st.create(req::bridge("multi", &["n2", "bridge"])).await;
     let names: Vec<&str> = s.interfaces.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, vec!["eth0", "eth1"]);
-    assert_eq!(s.interfaces[0].gateway, "198.19.8.1", "the first network carries the default route");
+    assert_eq!(
+        s.interfaces[0].gateway, "198.19.8.1",
+        "the first network carries the default route"
+    );
     let pin = Stack::pin_of(&s);
     let default: Vec<_> = net::routes(&pin).into_iter().filter(|r| r["dst"] == "default").collect();
     assert_eq!(default.len(), 1);
@@ -76,7 +99,11 @@ async fn sandbox_on_two_networks_at_create() {
     assert!(net::ping(&pin, "198.19.8.1".parse().unwrap(), 3));
     assert!(net::ping(&pin, "198.18.0.1".parse().unwrap(), 3));
     st.delete("multi").await;
-    st.client.networks.delete_network(pb::DeleteNetworkRequest { network: "n2".into() }).await.unwrap();
+    st.client
+        .networks
+        .delete_network(pb::DeleteNetworkRequest { network: "n2".into() })
+        .await
+        .unwrap();
     st.finish().await;
 }
 
@@ -87,7 +114,9 @@ async fn labels_filter_lists() {
     r.labels.insert("app".into(), "web".into());
     st.create(r).await;
     st.create(req::bridge("l2", &[])).await;
-    let sel = pb::ListSandboxesRequest { label_selector: [("app".to_string(), "web".to_string())].into() };
+    let sel = pb::ListSandboxesRequest {
+        label_selector: [("app".to_string(), "web".to_string())].into(),
+    };
     let found = st.client.sandboxes.list_sandboxes(sel).await.unwrap().into_inner().sandboxes;
     assert_eq!(found.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), vec!["l1"]);
     st.delete("l1").await;

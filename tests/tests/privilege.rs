@@ -7,7 +7,11 @@ use ctnet_tests::{bin, net, netns, Options, Stack};
 use tonic::Code;
 
 fn status_field(status: &str, name: &str) -> String {
-    status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap_or_default()
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn threads_status(pid: u32) -> Vec<String> {
@@ -30,7 +34,8 @@ async fn netexec_holds_two_capabilities_and_a_filter_on_every_thread_api_holds_n
         assert_eq!(status_field(s, "Seccomp:"), "2");
     }
     for s in threads_status(st.api_pid()) {
-        let uids: Vec<u32> = status_field(&s, "Uid:").split_whitespace().map(|u| u.parse().unwrap()).collect();
+        let uids: Vec<u32> =
+            status_field(&s, "Uid:").split_whitespace().map(|u| u.parse().unwrap()).collect();
         assert_eq!(uids, vec![st.api_uid; 4], "real, effective, saved and fs uid");
         assert_eq!(status_field(&s, "CapEff:"), "0000000000000000");
         assert_eq!(status_field(&s, "CapPrm:"), "0000000000000000");
@@ -40,7 +45,12 @@ async fn netexec_holds_two_capabilities_and_a_filter_on_every_thread_api_holds_n
 }
 
 async fn executor(st: &Stack) -> ExecutorClient<tonic::transport::Channel> {
-    let ch = tonic::transport::Endpoint::from_shared(format!("unix://{}", st.exec_socket.display())).unwrap().connect().await.unwrap();
+    let ch =
+        tonic::transport::Endpoint::from_shared(format!("unix://{}", st.exec_socket.display()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
     ExecutorClient::new(ch)
 }
 
@@ -52,8 +62,12 @@ async fn a_uid_past_the_file_mode_but_not_allowed_is_refused() {
     assert_eq!(err.code(), Code::PermissionDenied);
     assert!(err.message().contains("uid 0"), "{}", err.message());
     let log = st.netexec_log();
-    let refused = log.lines().find(|l| l.contains("executor call refused")).expect("a warning was logged");
-    assert!(refused.contains("uid=0") && refused.contains(&format!("pid=Some({})", std::process::id())), "{refused}");
+    let refused =
+        log.lines().find(|l| l.contains("executor call refused")).expect("a warning was logged");
+    assert!(
+        refused.contains("uid=0") && refused.contains(&format!("pid=Some({})", std::process::id())),
+        "{refused}"
+    );
     // The socket itself: 0660, group of the api-server.
     let meta = std::fs::metadata(&st.exec_socket).unwrap();
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -87,8 +101,16 @@ const DANGEROUS: [&str; 10] = [
     "ptrace",
     "bpf",
 ];
-const NEEDED: [&str; 8] =
-    ["unshare_newnet", "setns_net", "bind_mount_and_detach", "socket_unix", "netlink_route", "netlink_netfilter", "thread", "exec"];
+const NEEDED: [&str; 8] = [
+    "unshare_newnet",
+    "setns_net",
+    "bind_mount_and_detach",
+    "socket_unix",
+    "netlink_route",
+    "netlink_netfilter",
+    "thread",
+    "exec",
+];
 
 #[test]
 fn seccomp_refuses_what_netexec_does_not_need() {
@@ -124,7 +146,14 @@ async fn a_bind_mount_in_netexecs_namespace_never_reaches_the_host_but_pins_do()
     std::fs::create_dir_all(&dst).unwrap();
     // A process in netexec's mount namespace (as a compromised netexec would be).
     let ns = format!("--mount=/proc/{}/ns/mnt", st.netexec_pid());
-    let out = Command::new("nsenter").arg(&ns).arg("mount").arg("--bind").arg(&src).arg(&dst).output().unwrap();
+    let out = Command::new("nsenter")
+        .arg(&ns)
+        .arg("mount")
+        .arg("--bind")
+        .arg(&src)
+        .arg(&dst)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "mount inside: {}", String::from_utf8_lossy(&out.stderr));
     let inside = std::fs::read_to_string(format!("/proc/{}/mountinfo", st.netexec_pid())).unwrap();
     assert!(inside.contains(dst.to_str().unwrap()), "the mount exists in netexec's namespace");
@@ -134,17 +163,25 @@ async fn a_bind_mount_in_netexecs_namespace_never_reaches_the_host_but_pins_do()
     assert!(line.split(' ').nth(5).unwrap().starts_with("ro"), "{line}");
     // Kernel tunables, sysrq and devices are out of reach; network sysctls are not.
     let pid = st.netexec_pid();
-    let inside_sh = |cmd: &str| Command::new("nsenter").arg(&ns).arg("sh").arg("-c").arg(cmd).status().unwrap().success();
+    let inside_sh = |cmd: &str| {
+        Command::new("nsenter").arg(&ns).arg("sh").arg("-c").arg(cmd).status().unwrap().success()
+    };
     // Writes the current value back: harmless even if the guard were missing.
     let rewrite = "v=$(cat /proc/sys/kernel/core_pattern) && printf '%s\\n' \"$v\" > /proc/sys/kernel/core_pattern";
     assert!(!inside_sh(rewrite), "core_pattern must be read-only");
-    assert!(Command::new("sh").arg("-c").arg(rewrite).status().unwrap().success(), "control: the same write works outside");
+    assert!(
+        Command::new("sh").arg("-c").arg(rewrite).status().unwrap().success(),
+        "control: the same write works outside"
+    );
     if Path::new("/proc/sysrq-trigger").exists() {
         assert!(!inside_sh("echo s > /proc/sysrq-trigger"), "sysrq must be read-only");
     }
     assert!(inside_sh("cat /proc/sys/net/ipv4/ip_forward > /dev/null"), "network sysctls readable");
-    let devs: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/root/dev")).unwrap().flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let devs: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/root/dev"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     let mut devs = devs;
     devs.sort();
     assert_eq!(devs, vec!["null", "random", "urandom", "zero"], "a minimal /dev");
@@ -159,7 +196,8 @@ async fn a_bind_mount_in_netexecs_namespace_never_reaches_the_host_but_pins_do()
 #[tokio::test]
 async fn forged_executor_requests_are_refused_and_change_nothing() {
     // Root is allowed here, so the test can speak to the executor directly.
-    let opts = Options { netexec_args: vec!["--allow-uid".into(), "0".into()], ..Default::default() };
+    let opts =
+        Options { netexec_args: vec!["--allow-uid".into(), "0".into()], ..Default::default() };
     let st = Stack::start_with(opts).await;
     let mut x = executor(&st).await;
     let sym = st.runtime_dir.join("to-host");
@@ -168,8 +206,10 @@ async fn forged_executor_requests_are_refused_and_change_nothing() {
     std::fs::write(&regular, "").unwrap();
     let before = (net::ip_json(&st.host, &["addr", "show"]), st.sandbox_pins());
 
-    let ext = |p: &str| Some(xpb::NetnsRef { kind: Some(xpb::netns_ref::Kind::ExternalPath(p.into())) });
-    let owned = |id: &str| Some(xpb::NetnsRef { kind: Some(xpb::netns_ref::Kind::SandboxId(id.into())) });
+    let ext =
+        |p: &str| Some(xpb::NetnsRef { kind: Some(xpb::netns_ref::Kind::ExternalPath(p.into())) });
+    let owned =
+        |id: &str| Some(xpb::NetnsRef { kind: Some(xpb::netns_ref::Kind::SandboxId(id.into())) });
     let attach = |netns, host_ifname: &str| xpb::AttachEndpointRequest {
         netns,
         host_ifname: host_ifname.into(),
@@ -198,22 +238,36 @@ async fn forged_executor_requests_are_refused_and_change_nothing() {
     ];
     for (case, r) in forged {
         let err = x.attach_endpoint(r).await.expect_err(case);
-        assert!(matches!(err.code(), Code::InvalidArgument | Code::PermissionDenied), "{case}: {err:?}");
+        assert!(
+            matches!(err.code(), Code::InvalidArgument | Code::PermissionDenied),
+            "{case}: {err:?}"
+        );
     }
     for name in ["eth0", "lo", "ext0", "veth0"] {
-        let err = x.detach_endpoint(xpb::DetachEndpointRequest { host_ifname: name.into(), grace_ms: 0 }).await.expect_err(name);
+        let err = x
+            .detach_endpoint(xpb::DetachEndpointRequest { host_ifname: name.into(), grace_ms: 0 })
+            .await
+            .expect_err(name);
         assert_eq!(err.code(), Code::PermissionDenied, "detach {name}");
-        let err = x.delete_bridge(xpb::DeleteBridgeRequest { name: name.into() }).await.expect_err(name);
+        let err =
+            x.delete_bridge(xpb::DeleteBridgeRequest { name: name.into() }).await.expect_err(name);
         assert_eq!(err.code(), Code::PermissionDenied, "delete bridge {name}");
     }
     for id in ["host", "../x", "/etc/passwd", ""] {
-        let err = x.delete_netns(xpb::DeleteNetnsRequest { sandbox_id: id.into() }).await.expect_err(id);
+        let err =
+            x.delete_netns(xpb::DeleteNetnsRequest { sandbox_id: id.into() }).await.expect_err(id);
         assert_eq!(err.code(), Code::InvalidArgument, "delete netns {id:?}");
-        let err = x.create_netns(xpb::CreateNetnsRequest { sandbox_id: id.into() }).await.expect_err(id);
+        let err =
+            x.create_netns(xpb::CreateNetnsRequest { sandbox_id: id.into() }).await.expect_err(id);
         assert_eq!(err.code(), Code::InvalidArgument, "create netns {id:?}");
     }
     let bad_fw = xpb::FirewallDelta {
-        add_networks: vec![xpb::FirewallNetwork { bridge: "eth0".into(), subnet: "10.0.0.0/8".into(), internal: false, icc: true }],
+        add_networks: vec![xpb::FirewallNetwork {
+            bridge: "eth0".into(),
+            subnet: "10.0.0.0/8".into(),
+            internal: false,
+            icc: true,
+        }],
         ..Default::default()
     };
     assert_eq!(x.update_firewall(bad_fw).await.unwrap_err().code(), Code::PermissionDenied);
@@ -229,7 +283,11 @@ async fn forged_executor_requests_are_refused_and_change_nothing() {
         ..Default::default()
     };
     assert_eq!(x.update_firewall(injection).await.unwrap_err().code(), Code::InvalidArgument);
-    assert_eq!((net::ip_json(&st.host, &["addr", "show"]), st.sandbox_pins()), before, "nothing changed");
+    assert_eq!(
+        (net::ip_json(&st.host, &["addr", "show"]), st.sandbox_pins()),
+        before,
+        "nothing changed"
+    );
     assert!(!st.nft_elements("bridges").is_empty(), "the table is intact");
     std::fs::remove_file(&sym).unwrap();
     std::fs::remove_file(&regular).unwrap();

@@ -8,16 +8,25 @@ use tonic_health::pb::health_check_response::ServingStatus;
 
 /// The venv the README's test command makes (override with CTNET_PYTHON).
 fn python() -> PathBuf {
-    let p = std::env::var_os("CTNET_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/venv/bin/python"));
-    assert!(p.exists(), "{} missing: run the README's test command, which creates the venv", p.display());
+    let p = std::env::var_os("CTNET_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/venv/bin/python")
+    });
+    assert!(
+        p.exists(),
+        "{} missing: run the README's test command, which creates the venv",
+        p.display()
+    );
     p
 }
 
 fn run_client(st: &Stack, extra: &[&str]) -> serde_json::Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/reflect_client.py");
-    let out = Command::new(python()).arg(script).arg(&st.api_socket).args(extra).output().expect("run python");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(&st.api_socket)
+        .args(extra)
+        .output()
+        .expect("run python");
     assert!(out.status.success(), "python client failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("client prints JSON")
 }
@@ -26,11 +35,15 @@ fn run_client(st: &Stack, extra: &[&str]) -> serde_json::Value {
 async fn python_client_uses_reflection_and_health() {
     let mut st = Stack::start().await;
     let out = run_client(&st, &[]);
-    let services: Vec<&str> = out["services"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let services: Vec<&str> =
+        out["services"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     for s in ["ctnet.v1.NetworkService", "ctnet.v1.SandboxService", "grpc.health.v1.Health"] {
         assert!(services.contains(&s), "{s} not reflected: {services:?}");
     }
-    assert!(!services.iter().any(|s| s.starts_with("ctnet.exec")), "the executor API is not served publicly");
+    assert!(
+        !services.iter().any(|s| s.starts_with("ctnet.exec")),
+        "the executor API is not served publicly"
+    );
     assert_eq!(out["networks"], serde_json::json!(["bridge"]));
     assert_eq!(out["health"], "SERVING");
 

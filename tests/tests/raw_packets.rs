@@ -20,7 +20,11 @@ async fn sctp_init_reaches_the_sandbox_with_its_destination_rewritten() {
     }
     let seen = seen.join().unwrap();
     let want = SctpSeen { src: EXTERNAL, dst: ip_of(&s, "eth0"), src_port: 5000, dst_port: 7777 };
-    assert_eq!(seen.first(), Some(&want), "the INIT arrives DNAT'ed to the sandbox's address and port");
+    assert_eq!(
+        seen.first(),
+        Some(&want),
+        "the INIT arrives DNAT'ed to the sandbox's address and port"
+    );
     st.delete("sctp").await;
     st.finish().await;
 }
@@ -33,7 +37,8 @@ async fn a_crafted_packet_for_127_0_0_1_from_outside_is_dropped() {
     let s = st.create(r).await;
     let host_mac = raw::mac(net::link(&st.host, "ext0").unwrap()["address"].as_str().unwrap());
     let ext_mac = raw::mac(net::link(&ext.pin, "eth0").unwrap()["address"].as_str().unwrap());
-    let frame = raw::udp_frame(host_mac, ext_mac, EXTERNAL, Ipv4Addr::LOCALHOST, 40001, 8083, b"forged");
+    let frame =
+        raw::udp_frame(host_mac, ext_mac, EXTERNAL, Ipv4Addr::LOCALHOST, 40001, 8083, b"forged");
     let send = |n: usize| {
         for _ in 0..n {
             raw::send_frame(&ext.pin, "eth0", frame.clone());

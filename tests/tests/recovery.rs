@@ -34,7 +34,11 @@ async fn nft_flush_ruleset_is_repaired() {
     let s = st.create(req::published("web", &[], &["8080:80"])).await;
     let pin = Stack::pin_of(&s);
     assert!(reachable(&ext.pin, &pin, 8080));
-    let flush = Command::new("nsenter").arg(format!("--net={}", st.host.display())).args(["nft", "flush", "ruleset"]).status().unwrap();
+    let flush = Command::new("nsenter")
+        .arg(format!("--net={}", st.host.display()))
+        .args(["nft", "flush", "ruleset"])
+        .status()
+        .unwrap();
     assert!(flush.success());
     eventually("the published port works again", || reachable(&ext.pin, &pin, 8080));
     assert_eq!(st.nft_elements("ports_any").len(), 1);
@@ -48,7 +52,13 @@ async fn check_reports_drift_and_gc_removes_what_nothing_owns() {
     let s = st.create(req::bridge("victim", &[])).await;
     let check = |st: &mut Stack| {
         let mut c = st.client.sandboxes.clone();
-        async move { c.check(pb::CheckRequest { sandbox: "victim".into() }).await.unwrap().into_inner().differences }
+        async move {
+            c.check(pb::CheckRequest { sandbox: "victim".into() })
+                .await
+                .unwrap()
+                .into_inner()
+                .differences
+        }
     };
     assert_eq!(check(&mut st).await, Vec::<String>::new(), "a fresh sandbox is as it should be");
     // Its veth deleted behind ctnet's back.
@@ -58,16 +68,29 @@ async fn check_reports_drift_and_gc_removes_what_nothing_owns() {
     assert!(diffs.iter().any(|d| d.contains("eth0: missing inside")), "{diffs:?}");
 
     // A tagged veth and a pin that nothing owns, made behind its back.
-    net::ip_do(&st.host, &["link", "add", "ctvdeadbeef00a0", "type", "veth", "peer", "name", "ctvdeadbeef00b0"]);
+    net::ip_do(
+        &st.host,
+        &["link", "add", "ctvdeadbeef00a0", "type", "veth", "peer", "name", "ctvdeadbeef00b0"],
+    );
     net::ip_do(&st.host, &["link", "set", "ctvdeadbeef00a0", "alias", "ctnet:sb:00000000deadbeef"]);
     let stray = st.netns_dir.join("00000000deadbeef");
     netns::create_pinned(&stray, || {});
     // Our prefix but no tag: not provably ctnet's, so never removed.
     net::ip_do(&st.host, &["link", "add", "ctuntagged0", "type", "bridge"]);
-    let removed = st.client.maintenance.garbage_collect(pb::GarbageCollectRequest {}).await.unwrap().into_inner().removed;
+    let removed = st
+        .client
+        .maintenance
+        .garbage_collect(pb::GarbageCollectRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .removed;
     assert!(removed.iter().any(|r| r.contains("ctvdeadbeef00a0")), "{removed:?}");
     assert!(removed.iter().any(|r| r.contains("netns pin 00000000deadbeef")), "{removed:?}");
-    assert!(net::link(&st.host, "ctvdeadbeef00a0").is_none() && net::link(&st.host, "ctvdeadbeef00b0").is_none());
+    assert!(
+        net::link(&st.host, "ctvdeadbeef00a0").is_none()
+            && net::link(&st.host, "ctvdeadbeef00b0").is_none()
+    );
     assert!(!netns::is_pin(&stray) && !stray.exists());
     assert!(net::link(&st.host, "ctuntagged0").is_some(), "an untagged link survives GC");
     net::ip_do(&st.host, &["link", "del", "ctuntagged0"]);
@@ -81,19 +104,35 @@ async fn a_netexec_restart_changes_nothing_a_client_sees() {
     let ext = st.add_external();
     let a = st.create(req::published("a", &[], &["8081:80"])).await;
     let b = st.create(req::bridge("b", &[])).await;
-    let before = st.client.sandboxes.list_sandboxes(pb::ListSandboxesRequest::default()).await.unwrap().into_inner();
+    let before = st
+        .client
+        .sandboxes
+        .list_sandboxes(pb::ListSandboxesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     st.kill_netexec();
     // The kernel keeps forwarding while netexec is gone.
     assert!(net::ping(&Stack::pin_of(&b), ip_of(&a, "eth0"), 3));
     assert!(reachable(&ext.pin, &Stack::pin_of(&a), 8081));
     st.start_netexec();
     st.wait_health(tonic_health::pb::health_check_response::ServingStatus::Serving).await;
-    let after = st.client.sandboxes.list_sandboxes(pb::ListSandboxesRequest::default()).await.unwrap().into_inner();
+    let after = st
+        .client
+        .sandboxes
+        .list_sandboxes(pb::ListSandboxesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(before, after);
     assert!(reachable(&ext.pin, &Stack::pin_of(&a), 8081));
     assert!(net::ping(&Stack::pin_of(&a), ip_of(&b, "eth0"), 3));
     // And the restarted netexec works: after its reconciliation, a flush is repaired again.
-    let flush = Command::new("nsenter").arg(format!("--net={}", st.host.display())).args(["nft", "flush", "ruleset"]).status().unwrap();
+    let flush = Command::new("nsenter")
+        .arg(format!("--net={}", st.host.display()))
+        .args(["nft", "flush", "ruleset"])
+        .status()
+        .unwrap();
     assert!(flush.success());
     eventually("repair by the restarted netexec", || reachable(&ext.pin, &Stack::pin_of(&a), 8081));
     st.delete("a").await;
@@ -115,7 +154,12 @@ async fn a_sandbox_whose_namespace_vanished_is_marked_failed_and_can_be_deleted(
     assert!(got.state_reason.contains("namespace is gone"), "{}", got.state_reason);
     assert!(st.nft_elements("ports_any").is_empty(), "a failed sandbox's ports are not installed");
     // Its address and port stay reserved until it is deleted.
-    let err = st.client.sandboxes.create_sandbox(req::published("other", &[], &["8082:80"])).await.unwrap_err();
+    let err = st
+        .client
+        .sandboxes
+        .create_sandbox(req::published("other", &[], &["8082:80"]))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::AlreadyExists);
     st.delete("gone").await;
     st.create(req::published("other", &[], &["8082:80"])).await;
@@ -129,7 +173,9 @@ async fn sixty_four_concurrent_creates_get_distinct_reachable_addresses() {
     let mut tasks = Vec::new();
     for i in 0..64 {
         let mut c = st.client.sandboxes.clone();
-        tasks.push(tokio::spawn(async move { c.create_sandbox(req::bridge(&format!("c{i}"), &[])).await.unwrap().into_inner() }));
+        tasks.push(tokio::spawn(async move {
+            c.create_sandbox(req::bridge(&format!("c{i}"), &[])).await.unwrap().into_inner()
+        }));
     }
     let mut made = Vec::new();
     for t in tasks {
@@ -146,7 +192,9 @@ async fn sixty_four_concurrent_creates_get_distinct_reachable_addresses() {
     for s in &made {
         let mut c = st.client.sandboxes.clone();
         let id = s.id.clone();
-        tasks.push(tokio::spawn(async move { c.delete_sandbox(pb::DeleteSandboxRequest { sandbox: id }).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            c.delete_sandbox(pb::DeleteSandboxRequest { sandbox: id }).await.unwrap()
+        }));
     }
     for t in tasks {
         t.await.unwrap();

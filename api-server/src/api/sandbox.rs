@@ -4,7 +4,7 @@ use tonic::{Request, Response};
 
 use super::{Api, Reply};
 use crate::domain::sandbox::{ConnectSpec, DisconnectSpec, SandboxSpec};
-use crate::domain::{labels_match, parse_ref};
+use crate::domain::{labels_match, Ref};
 use crate::model::{ModeKind, Netns, Phase, SandboxRecord};
 use crate::state::State;
 
@@ -12,7 +12,9 @@ pub fn view(st: &State, s: &SandboxRecord) -> pb::Sandbox {
     let (state, reason) = match &s.phase {
         Phase::Creating => (pb::SandboxState::Creating, String::new()),
         Phase::Ready => (pb::SandboxState::Ready, String::new()),
-        Phase::Deleting => (pb::SandboxState::Failed, "a delete was interrupted; delete it again".to_string()),
+        Phase::Deleting => {
+            (pb::SandboxState::Failed, "a delete was interrupted; delete it again".to_string())
+        }
         Phase::Failed(r) => (pb::SandboxState::Failed, r.clone()),
     };
     let mode = match s.mode {
@@ -22,12 +24,12 @@ pub fn view(st: &State, s: &SandboxRecord) -> pb::Sandbox {
         ModeKind::Container => pb::SandboxMode::Container,
     };
     pb::Sandbox {
-        id: s.id.clone(),
+        id: s.id.to_string(),
         name: s.display_name(),
         labels: s.labels.clone().into_iter().collect(),
         mode: mode as i32,
         container_target: match &s.netns {
-            Netns::Joined { target, .. } => target.clone(),
+            Netns::Joined { target, .. } => target.to_string(),
             _ => String::new(),
         },
         netns_path: s.netns.path().display().to_string(),
@@ -55,7 +57,9 @@ fn ports_view(s: &SandboxRecord) -> Vec<pb::PortMapping> {
             })
         })
         .collect();
-    out.sort_by(|a, b| (&a.protocol, a.host_port, &a.host_ip).cmp(&(&b.protocol, b.host_port, &b.host_ip)));
+    out.sort_by(|a, b| {
+        (&a.protocol, a.host_port, &a.host_ip).cmp(&(&b.protocol, b.host_port, &b.host_ip))
+    });
     out
 }
 
@@ -63,12 +67,12 @@ fn interface_view(st: &State, e: &crate::model::Endpoint) -> pb::Interface {
     let net = st.networks.get(&e.network_id);
     pb::Interface {
         name: e.ifname.clone(),
-        network_id: e.network_id.clone(),
+        network_id: e.network_id.to_string(),
         network_name: net.map(|n| n.name.to_string()).unwrap_or_default(),
         mac_address: e.mac.to_string(),
         address: format!("{}/{}", e.address, net.map(|n| n.subnet.prefix).unwrap_or(32)),
         gateway: net.filter(|_| e.default_route).map(|n| n.gateway.to_string()).unwrap_or_default(),
-        host_interface: e.host_ifname.clone(),
+        host_interface: e.host_ifname.to_string(),
     }
 }
 
@@ -82,49 +86,53 @@ impl Api {
 impl SandboxService for Api {
     async fn create_sandbox(&self, req: Request<pb::CreateSandboxRequest>) -> Reply<pb::Sandbox> {
         let spec = SandboxSpec::parse(req.get_ref())?;
-        let rec = self.ops.create_sandbox(spec).await?;
+        let rec = self.ops.spawn(|ops| async move { ops.create_sandbox(spec).await }).await?;
         Ok(Response::new(self.render(&rec).await))
     }
 
     async fn get_sandbox(&self, req: Request<pb::GetSandboxRequest>) -> Reply<pb::Sandbox> {
-        let r = parse_ref("sandbox", &req.get_ref().sandbox)?;
+        let r = Ref::parse("sandbox", &req.get_ref().sandbox)?;
         let st = self.ops.lock().await;
         Ok(Response::new(view(&st, st.sandbox(&r)?)))
     }
 
-    async fn list_sandboxes(&self, req: Request<pb::ListSandboxesRequest>) -> Reply<pb::ListSandboxesResponse> {
+    async fn list_sandboxes(
+        &self,
+        req: Request<pb::ListSandboxesRequest>,
+    ) -> Reply<pb::ListSandboxesResponse> {
         let sel = &req.get_ref().label_selector;
         let st = self.ops.lock().await;
-        let mut list: Vec<&SandboxRecord> = st.sandboxes.values().filter(|s| labels_match(&s.labels, sel)).collect();
+        let mut list: Vec<&SandboxRecord> =
+            st.sandboxes.values().filter(|s| labels_match(&s.labels, sel)).collect();
         list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(Response::new(pb::ListSandboxesResponse { sandboxes: list.into_iter().map(|s| view(&st, s)).collect() }))
+        Ok(Response::new(pb::ListSandboxesResponse {
+            sandboxes: list.into_iter().map(|s| view(&st, s)).collect(),
+        }))
     }
 
-    async fn delete_sandbox(&self, req: Request<pb::DeleteSandboxRequest>) -> Reply<pb::DeleteSandboxResponse> {
-        let r = parse_ref("sandbox", &req.get_ref().sandbox)?;
-        self.ops.delete_sandbox(&r).await?;
+    async fn delete_sandbox(
+        &self,
+        req: Request<pb::DeleteSandboxRequest>,
+    ) -> Reply<pb::DeleteSandboxResponse> {
+        let r = Ref::parse("sandbox", &req.get_ref().sandbox)?;
+        self.ops.spawn(|ops| async move { ops.delete_sandbox(&r).await }).await?;
         Ok(Response::new(pb::DeleteSandboxResponse {}))
     }
 
     async fn connect(&self, req: Request<pb::ConnectRequest>) -> Reply<pb::Sandbox> {
-        let rec = self.ops.connect(ConnectSpec::parse(req.get_ref())?).await?;
+        let spec = ConnectSpec::parse(req.get_ref())?;
+        let rec = self.ops.spawn(|ops| async move { ops.connect(spec).await }).await?;
         Ok(Response::new(self.render(&rec).await))
     }
 
     async fn disconnect(&self, req: Request<pb::DisconnectRequest>) -> Reply<pb::Sandbox> {
-        let rec = self.ops.disconnect(DisconnectSpec::parse(req.get_ref())?).await?;
+        let spec = DisconnectSpec::parse(req.get_ref())?;
+        let rec = self.ops.spawn(|ops| async move { ops.disconnect(spec).await }).await?;
         Ok(Response::new(self.render(&rec).await))
     }
 
     async fn check(&self, req: Request<pb::CheckRequest>) -> Reply<pb::CheckResponse> {
-        let r = parse_ref("sandbox", &req.get_ref().sandbox)?;
+        let r = Ref::parse("sandbox", &req.get_ref().sandbox)?;
         Ok(Response::new(pb::CheckResponse { differences: self.ops.check(&r).await? }))
-    }
-}
-
-#[tonic::async_trait]
-impl pb::maintenance_service_server::MaintenanceService for Api {
-    async fn garbage_collect(&self, _: Request<pb::GarbageCollectRequest>) -> Reply<pb::GarbageCollectResponse> {
-        Ok(Response::new(pb::GarbageCollectResponse { removed: self.ops.garbage_collect().await? }))
     }
 }

@@ -5,12 +5,8 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use tonic::Status;
 
-/// An InvalidArgument that names the field and says what to fix.
-pub fn invalid(field: &str, why: impl fmt::Display) -> Status {
-    Status::invalid_argument(format!("{field}: {why}"))
-}
+use crate::error::{Error, Result};
 
 /// A resource name: 1-64 of [A-Za-z0-9_.-], starting with a letter or digit,
 /// so it can never be a path, a parent reference or contain spaces.
@@ -18,14 +14,15 @@ pub fn invalid(field: &str, why: impl fmt::Display) -> Status {
 pub struct Name(String);
 
 impl Name {
-    pub fn parse(field: &str, s: &str) -> Result<Self, Status> {
+    pub fn parse(field: &str, s: &str) -> Result<Self> {
         if s.is_empty() || s.len() > 64 {
-            return Err(invalid(field, format!("{s:?} must be 1-64 characters long")));
+            return Err(Error::invalid(field, format!("{s:?} must be 1-64 characters long")));
         }
-        let first_ok = s.as_bytes()[0].is_ascii_alphanumeric();
-        let rest_ok = s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        let first_ok = s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+        let rest_ok =
+            s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
         if !first_ok || !rest_ok || s.contains("..") {
-            return Err(invalid(
+            return Err(Error::invalid(
                 field,
                 format!("{s:?} may only hold letters, digits, '_', '.' and '-', start with a letter or digit, and not contain '..'"),
             ));
@@ -45,16 +42,25 @@ impl fmt::Display for Name {
 
 pub type Labels = BTreeMap<String, String>;
 
-pub fn parse_labels(field: &str, raw: &std::collections::HashMap<String, String>) -> Result<Labels, Status> {
+pub fn parse_labels(
+    field: &str,
+    raw: &std::collections::HashMap<String, String>,
+) -> Result<Labels> {
     if raw.len() > 64 {
-        return Err(invalid(field, "at most 64 labels"));
+        return Err(Error::invalid(field, "at most 64 labels"));
     }
     for (k, v) in raw {
         if k.is_empty() || k.len() > 128 || k.chars().any(|c| c.is_control() || c == '=') {
-            return Err(invalid(field, format!("label key {k:?} must be 1-128 printable characters without '='")));
+            return Err(Error::invalid(
+                field,
+                format!("label key {k:?} must be 1-128 printable characters without '='"),
+            ));
         }
         if v.len() > 1024 || v.chars().any(char::is_control) {
-            return Err(invalid(field, format!("label {k:?}: value must be at most 1024 printable characters")));
+            return Err(Error::invalid(
+                field,
+                format!("label {k:?}: value must be at most 1024 printable characters"),
+            ));
         }
     }
     Ok(raw.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -66,29 +72,39 @@ pub fn labels_match(labels: &Labels, selector: &std::collections::HashMap<String
 }
 
 /// A canonical IPv4 subnet (no host bits set), prefix 8-30.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Subnet {
     pub base: Ipv4Addr,
     pub prefix: u8,
 }
 
 impl Subnet {
-    pub fn parse(field: &str, s: &str) -> Result<Self, Status> {
-        let (a, p) = s
-            .split_once('/')
-            .ok_or_else(|| invalid(field, format!("{s:?} is not in CIDR notation (ADDRESS/PREFIX)")))?;
-        let base = Ipv4Addr::from_str(a).map_err(|_| invalid(field, format!("{a:?} is not an IPv4 address")))?;
-        let prefix: u8 = p.parse().map_err(|_| invalid(field, format!("{p:?} is not a prefix length")))?;
+    pub fn parse(field: &str, s: &str) -> Result<Self> {
+        let (a, p) = s.split_once('/').ok_or_else(|| {
+            Error::invalid(field, format!("{s:?} is not in CIDR notation (ADDRESS/PREFIX)"))
+        })?;
+        let base = Ipv4Addr::from_str(a)
+            .map_err(|_| Error::invalid(field, format!("{a:?} is not an IPv4 address")))?;
+        let prefix: u8 = p
+            .parse()
+            .map_err(|_| Error::invalid(field, format!("{p:?} is not a prefix length")))?;
         if !(8..=30).contains(&prefix) {
-            return Err(invalid(field, format!("prefix length {prefix} is outside 8-30")));
+            return Err(Error::invalid(field, format!("prefix length {prefix} is outside 8-30")));
         }
         let net = Subnet { base, prefix };
         if u32::from(base) & !net.mask() != 0 {
             let canon = Ipv4Addr::from(u32::from(base) & net.mask());
-            return Err(invalid(field, format!("{s:?} has host bits set; did you mean {canon}/{prefix}?")));
+            return Err(Error::invalid(
+                field,
+                format!("{s:?} has host bits set; did you mean {canon}/{prefix}?"),
+            ));
         }
-        if base.is_loopback() || base.is_multicast() || base.is_unspecified() || u32::from(base) >= 0xF000_0000 {
-            return Err(invalid(field, format!("{s:?} is not a unicast range")));
+        if base.is_loopback()
+            || base.is_multicast()
+            || base.is_unspecified()
+            || u32::from(base) >= 0xF000_0000
+        {
+            return Err(Error::invalid(field, format!("{s:?} is not a unicast range")));
         }
         Ok(net)
     }
@@ -119,26 +135,40 @@ impl fmt::Display for Subnet {
     }
 }
 
-pub fn parse_ipv4(field: &str, s: &str) -> Result<Ipv4Addr, Status> {
-    Ipv4Addr::from_str(s).map_err(|_| invalid(field, format!("{s:?} is not an IPv4 address")))
+pub fn parse_ipv4(field: &str, s: &str) -> Result<Ipv4Addr> {
+    Ipv4Addr::from_str(s)
+        .map_err(|_| Error::invalid(field, format!("{s:?} is not an IPv4 address")))
 }
 
 /// A unicast MAC address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Mac(pub [u8; 6]);
 
 impl Mac {
-    pub fn parse(field: &str, s: &str) -> Result<Self, Status> {
+    pub fn parse(field: &str, s: &str) -> Result<Self> {
         let parts: Vec<&str> = s.split(':').collect();
         let bytes: Option<Vec<u8>> = (parts.len() == 6)
-            .then(|| parts.iter().map(|p| if p.len() == 2 { u8::from_str_radix(p, 16).ok() } else { None }).collect())
+            .then(|| {
+                parts
+                    .iter()
+                    .map(|p| if p.len() == 2 { u8::from_str_radix(p, 16).ok() } else { None })
+                    .collect()
+            })
             .flatten();
         let Some(bytes) = bytes else {
-            return Err(invalid(field, format!("{s:?} is not a MAC address like 02:42:ac:11:00:02")));
+            return Err(Error::invalid(
+                field,
+                format!("{s:?} is not a MAC address like 02:42:ac:11:00:02"),
+            ));
         };
-        let mac: [u8; 6] = bytes.try_into().expect("six parts");
+        let Ok(mac) = <[u8; 6]>::try_from(bytes) else {
+            return Err(Error::invalid(field, format!("{s:?} is not a MAC address")));
+        };
         if mac == [0; 6] || mac[0] & 1 == 1 {
-            return Err(invalid(field, format!("{s} must be a unicast address, not all zeros")));
+            return Err(Error::invalid(
+                field,
+                format!("{s} must be a unicast address, not all zeros"),
+            ));
         }
         Ok(Mac(mac))
     }
@@ -156,31 +186,6 @@ impl fmt::Display for Mac {
         let m = self.0;
         write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
     }
-}
-
-/// Interface names on the host: the kernel's IFNAMSIZ limit.
-pub fn parse_bridge_name(field: &str, s: &str, prefix: &str) -> Result<String, Status> {
-    if s.is_empty() || s.len() > 15 {
-        return Err(invalid(field, format!("{s:?} must be 1-15 bytes (the kernel's interface name limit)")));
-    }
-    if !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) || s.contains("..") {
-        return Err(invalid(field, format!("{s:?} may only hold letters, digits, '_', '.' and '-'")));
-    }
-    if !s.starts_with(prefix) || s.len() == prefix.len() {
-        return Err(invalid(field, format!("{s:?} must start with {prefix:?}, the prefix of links ctnet owns")));
-    }
-    Ok(s.to_string())
-}
-
-/// A reference to a resource by id or by name.
-pub fn parse_ref(field: &str, s: &str) -> Result<String, Status> {
-    if s.is_empty() {
-        return Err(invalid(field, "required: an id or a name"));
-    }
-    if s.len() > 64 {
-        return Err(invalid(field, "an id or name is at most 64 characters"));
-    }
-    Ok(s.to_string())
 }
 
 #[cfg(test)]
@@ -203,7 +208,9 @@ mod tests {
         assert!(!s.is_host("198.18.255.255".parse().unwrap()));
         assert!(s.overlaps(&Subnet::parse("s", "198.18.4.0/24").unwrap()));
         assert!(!s.overlaps(&Subnet::parse("s", "198.19.0.0/24").unwrap()));
-        for bad in ["198.18.0.1/16", "198.18.0.0", "x/16", "198.18.0.0/31", "127.0.0.0/8", "224.0.0.0/8"] {
+        for bad in
+            ["198.18.0.1/16", "198.18.0.0", "x/16", "198.18.0.0/31", "127.0.0.0/8", "224.0.0.0/8"]
+        {
             assert!(Subnet::parse("s", bad).is_err(), "{bad}");
         }
     }
@@ -211,7 +218,8 @@ mod tests {
     #[test]
     fn macs() {
         assert_eq!(Mac::parse("m", "02:42:AC:11:00:02").unwrap().to_string(), "02:42:ac:11:00:02");
-        for bad in ["01:00:00:00:00:01", "00:00:00:00:00:00", "02:42:ac:11:00", "zz:42:ac:11:00:02"] {
+        for bad in ["01:00:00:00:00:01", "00:00:00:00:00:00", "02:42:ac:11:00", "zz:42:ac:11:00:02"]
+        {
             assert!(Mac::parse("m", bad).is_err(), "{bad}");
         }
         assert_eq!(Mac::from_ipv4("198.18.0.2".parse().unwrap()).to_string(), "02:42:c6:12:00:02");

@@ -2,8 +2,10 @@
 //! the edge (one module per resource); everything behind the edge takes only
 //! these types.
 pub mod common;
+pub mod ids;
 pub mod network;
 pub mod ports;
 pub mod sandbox;
 
 pub use common::*;
+pub use ids::{LinkName, NetworkId, Ref, SandboxId};

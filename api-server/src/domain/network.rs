@@ -3,9 +3,10 @@
 use std::net::Ipv4Addr;
 
 use ctnet_proto::v1 as pb;
-use tonic::Status;
 
 use super::common::*;
+use super::ids::LinkName;
+use crate::error::{Error, Result};
 
 /// Default MTU of a bridge and its ports.
 pub const DEFAULT_MTU: u32 = 1500;
@@ -16,7 +17,7 @@ pub struct NetworkSpec {
     pub subnet: Subnet,
     pub gateway: Ipv4Addr,
     /// None: derived from the network id once it exists.
-    pub bridge_name: Option<String>,
+    pub bridge_name: Option<LinkName>,
     pub mtu: u32,
     pub internal: bool,
     pub icc: bool,
@@ -24,24 +25,31 @@ pub struct NetworkSpec {
 }
 
 impl NetworkSpec {
-    pub fn parse(r: &pb::CreateNetworkRequest, link_prefix: &str) -> Result<Self, Status> {
+    pub fn parse(r: &pb::CreateNetworkRequest, link_prefix: &str) -> Result<Self> {
         let name = Name::parse("name", &r.name)?;
         if !(r.driver.is_empty() || r.driver == "bridge") {
-            return Err(invalid("driver", format!("{:?} is not supported; the only driver is \"bridge\"", r.driver)));
+            return Err(Error::invalid(
+                "driver",
+                format!("{:?} is not supported; the only driver is \"bridge\"", r.driver),
+            ));
         }
         if r.subnet.is_empty() {
-            return Err(invalid("subnet", "required, e.g. \"172.31.5.0/24\""));
+            return Err(Error::invalid("subnet", "required, e.g. \"172.31.5.0/24\""));
         }
         let subnet = Subnet::parse("subnet", &r.subnet)?;
         let gateway = match &r.gateway {
             Some(g) => parse_gateway(g, &subnet)?,
             None => Ipv4Addr::from(subnet.hosts().0),
         };
-        let bridge_name = r.bridge_name.as_deref().map(|b| parse_bridge_name("bridge_name", b, link_prefix)).transpose()?;
+        let bridge_name = r
+            .bridge_name
+            .as_deref()
+            .map(|b| LinkName::parse("bridge_name", b, link_prefix))
+            .transpose()?;
         let mtu = match r.mtu {
             0 => DEFAULT_MTU,
             68..=65535 => r.mtu,
-            m => return Err(invalid("mtu", format!("{m} is outside 68-65535"))),
+            m => return Err(Error::invalid("mtu", format!("{m} is outside 68-65535"))),
         };
         Ok(Self {
             name,
@@ -56,10 +64,13 @@ impl NetworkSpec {
     }
 }
 
-fn parse_gateway(g: &str, subnet: &Subnet) -> Result<Ipv4Addr, Status> {
+fn parse_gateway(g: &str, subnet: &Subnet) -> Result<Ipv4Addr> {
     let gw = parse_ipv4("gateway", g)?;
     if !subnet.is_host(gw) {
-        return Err(invalid("gateway", format!("{gw} is not a usable host address of {subnet}")));
+        return Err(Error::invalid(
+            "gateway",
+            format!("{gw} is not a usable host address of {subnet}"),
+        ));
     }
     Ok(gw)
 }
@@ -84,7 +95,7 @@ mod tests {
     fn gateway_must_be_inside() {
         let mut r = req("198.18.5.0/24");
         r.gateway = Some("198.18.6.1".into());
-        assert!(NetworkSpec::parse(&r, "ct").unwrap_err().message().starts_with("gateway:"));
+        assert!(NetworkSpec::parse(&r, "ct").unwrap_err().to_string().starts_with("gateway:"));
         r.gateway = Some("198.18.5.255".into());
         assert!(NetworkSpec::parse(&r, "ct").is_err());
     }

@@ -5,9 +5,8 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
-use tonic::Status;
 
-use super::common::invalid;
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Proto {
@@ -53,19 +52,21 @@ pub struct PortRequest {
 }
 
 /// Parses every spec of a `publish` list; the field is named with its index.
-pub fn parse_publish(field: &str, specs: &[String]) -> Result<Vec<PortRequest>, Status> {
+pub fn parse_publish(field: &str, specs: &[String]) -> Result<Vec<PortRequest>> {
     let mut out = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         out.extend(parse_spec(&format!("{field}[{i}]"), spec)?);
     }
     if out.len() > 1024 {
-        return Err(invalid(field, "at most 1024 ports per request"));
+        return Err(Error::invalid(field, "at most 1024 ports per request"));
     }
     Ok(out)
 }
 
-fn parse_spec(field: &str, spec: &str) -> Result<Vec<PortRequest>, Status> {
-    let bad = |why: &str| invalid(field, format!("{spec:?}: {why}; expected [host_ip:][host_port[-end]:]container_port[-end][/tcp|udp|sctp]"));
+fn parse_spec(field: &str, spec: &str) -> Result<Vec<PortRequest>> {
+    let bad = |why: &str| {
+        Error::invalid(field, format!("{spec:?}: {why}; expected [host_ip:][host_port[-end]:]container_port[-end][/tcp|udp|sctp]"))
+    };
     let (ports, proto) = match spec.rsplit_once('/') {
         Some((p, "tcp")) => (p, Proto::Tcp),
         Some((p, "udp")) => (p, Proto::Udp),
@@ -87,16 +88,23 @@ fn parse_spec(field: &str, spec: &str) -> Result<Vec<PortRequest>, Status> {
     if host_ip.is_some_and(|a| a.is_multicast() || a.is_broadcast()) {
         return Err(bad("the host address must be unicast"));
     }
-    let (c_lo, c_hi) = parse_range(container).ok_or_else(|| bad("the container port must be 1-65535 or a range lo-hi"))?;
+    let (c_lo, c_hi) = parse_range(container)
+        .ok_or_else(|| bad("the container port must be 1-65535 or a range lo-hi"))?;
     let host_range = if host.is_empty() || host == "0" {
         None
     } else {
-        Some(parse_range(host).ok_or_else(|| bad("the host port must be 1-65535 or a range lo-hi"))?)
+        Some(
+            parse_range(host)
+                .ok_or_else(|| bad("the host port must be 1-65535 or a range lo-hi"))?,
+        )
     };
-    let request = |host_port, container_port| PortRequest { proto, host_ip, host_port, container_port };
+    let request =
+        |host_port, container_port| PortRequest { proto, host_ip, host_port, container_port };
     match host_range {
         None => Ok((c_lo..=c_hi).map(|c| request(HostPort::Any, c)).collect()),
-        Some((h_lo, h_hi)) if c_lo == c_hi && h_lo != h_hi => Ok(vec![request(HostPort::Within(h_lo, h_hi), c_lo)]),
+        Some((h_lo, h_hi)) if c_lo == c_hi && h_lo != h_hi => {
+            Ok(vec![request(HostPort::Within(h_lo, h_hi), c_lo)])
+        }
         Some((h_lo, h_hi)) if h_hi - h_lo == c_hi - c_lo => {
             Ok((0..=c_hi - c_lo).map(|k| request(HostPort::Fixed(h_lo + k), c_lo + k)).collect())
         }
@@ -125,7 +133,15 @@ mod tests {
 
     #[test]
     fn docker_grammar() {
-        assert_eq!(one("80"), PortRequest { proto: Proto::Tcp, host_ip: None, host_port: HostPort::Any, container_port: 80 });
+        assert_eq!(
+            one("80"),
+            PortRequest {
+                proto: Proto::Tcp,
+                host_ip: None,
+                host_port: HostPort::Any,
+                container_port: 80
+            }
+        );
         assert_eq!(one("8080:80").host_port, HostPort::Fixed(8080));
         assert_eq!(one("8080:80/udp").proto, Proto::Udp);
         assert_eq!(one("0:80").host_port, HostPort::Any);
@@ -135,16 +151,36 @@ mod tests {
         assert_eq!(one("0.0.0.0:8080:80").host_ip, None);
         assert_eq!(one("8000-8010:80").host_port, HostPort::Within(8000, 8010));
         let range = parse_spec("p", "8000-8002:80-82").unwrap();
-        let pairs: Vec<(HostPort, u16)> = range.iter().map(|r| (r.host_port, r.container_port)).collect();
-        assert_eq!(pairs, vec![(HostPort::Fixed(8000), 80), (HostPort::Fixed(8001), 81), (HostPort::Fixed(8002), 82)]);
+        let pairs: Vec<(HostPort, u16)> =
+            range.iter().map(|r| (r.host_port, r.container_port)).collect();
+        assert_eq!(
+            pairs,
+            vec![
+                (HostPort::Fixed(8000), 80),
+                (HostPort::Fixed(8001), 81),
+                (HostPort::Fixed(8002), 82)
+            ]
+        );
         assert_eq!(parse_spec("p", "80-82").unwrap().len(), 3);
     }
 
     #[test]
     fn malformed_specs() {
-        for bad in ["", "x", "0", "65536", "80/icmp", "a:b:c:d", "1.2.3:80:80", "8000-8001:80-82", "90-80", "8080:", "224.0.0.1:80:80"] {
+        for bad in [
+            "",
+            "x",
+            "0",
+            "65536",
+            "80/icmp",
+            "a:b:c:d",
+            "1.2.3:80:80",
+            "8000-8001:80-82",
+            "90-80",
+            "8080:",
+            "224.0.0.1:80:80",
+        ] {
             let err = parse_spec("publish[0]", bad).expect_err(bad);
-            assert!(err.message().starts_with("publish[0]"), "{bad}: {}", err.message());
+            assert!(err.to_string().starts_with("publish[0]"), "{bad}: {err}");
         }
     }
 }

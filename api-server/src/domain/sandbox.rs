@@ -4,10 +4,11 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use ctnet_proto::v1::{self as pb, create_sandbox_request::Mode};
-use tonic::Status;
 
 use super::common::*;
+use super::ids::Ref;
 use super::ports::{parse_publish, PortRequest};
+use crate::error::{Error, Result};
 
 /// Name of the network that bridge mode uses when none is given.
 pub const DEFAULT_NETWORK: &str = "bridge";
@@ -17,7 +18,7 @@ pub const MAX_INTERFACES: usize = 16;
 /// One network to attach, by id or name, with an optional static address.
 #[derive(Debug, Clone)]
 pub struct AttachSpec {
-    pub network: String,
+    pub network: Ref,
     pub address: Option<Ipv4Addr>,
 }
 
@@ -26,7 +27,7 @@ pub enum ModeSpec {
     Bridge { networks: Vec<AttachSpec>, netns: Option<PathBuf> },
     Host,
     None { netns: Option<PathBuf> },
-    Container { target: String },
+    Container { target: Ref },
 }
 
 #[derive(Debug, Clone)]
@@ -40,14 +41,16 @@ pub struct SandboxSpec {
 }
 
 impl SandboxSpec {
-    pub fn parse(r: &pb::CreateSandboxRequest) -> Result<Self, Status> {
+    pub fn parse(r: &pb::CreateSandboxRequest) -> Result<Self> {
         let name = r.name.as_deref().map(|n| Name::parse("name", n)).transpose()?;
         let labels = parse_labels("labels", &r.labels)?;
         let mac = r.mac_address.as_deref().map(|m| Mac::parse("mac_address", m)).transpose()?;
         let netns = r.netns_path.as_deref().map(parse_netns_path).transpose()?;
         let mode = match &r.mode {
             None => ModeSpec::Bridge { networks: vec![default_attachment()], netns },
-            Some(Mode::Bridge(b)) => ModeSpec::Bridge { networks: parse_attachments(&b.networks)?, netns },
+            Some(Mode::Bridge(b)) => {
+                ModeSpec::Bridge { networks: parse_attachments(&b.networks)?, netns }
+            }
             Some(Mode::None(_)) => ModeSpec::None { netns },
             Some(Mode::Host(_)) => {
                 refuse_netns(&netns, "host")?;
@@ -55,11 +58,14 @@ impl SandboxSpec {
             }
             Some(Mode::Container(c)) => {
                 refuse_netns(&netns, "container")?;
-                ModeSpec::Container { target: parse_ref("container.target", &c.target)? }
+                ModeSpec::Container { target: Ref::parse("container.target", &c.target)? }
             }
         };
         if mac.is_some() && !matches!(mode, ModeSpec::Bridge { .. }) {
-            return Err(invalid("mac_address", "only bridge mode has an interface to set a MAC on"));
+            return Err(Error::invalid(
+                "mac_address",
+                "only bridge mode has an interface to set a MAC on",
+            ));
         }
         let publish = parse_publish("publish", &r.publish)?;
         if !publish.is_empty() {
@@ -70,76 +76,99 @@ impl SandboxSpec {
 }
 
 /// Docker drops ports in these modes silently; we refuse and say why.
-fn refuse_ports(mode: &ModeSpec) -> Result<(), Status> {
+fn refuse_ports(mode: &ModeSpec) -> Result<()> {
     let why = match mode {
         ModeSpec::Bridge { .. } => return Ok(()),
         ModeSpec::Host => "host mode uses the host's ports directly; publishing is for bridge mode",
-        ModeSpec::None { .. } => "none mode has no network to publish to; publishing is for bridge mode",
-        ModeSpec::Container { .. } => "container mode shares the target's namespace; publish on the target instead",
+        ModeSpec::None { .. } => {
+            "none mode has no network to publish to; publishing is for bridge mode"
+        }
+        ModeSpec::Container { .. } => {
+            "container mode shares the target's namespace; publish on the target instead"
+        }
     };
-    Err(invalid("publish", why))
+    Err(Error::invalid("publish", why))
 }
 
 fn default_attachment() -> AttachSpec {
-    AttachSpec { network: DEFAULT_NETWORK.into(), address: None }
+    AttachSpec { network: Ref::from_static(DEFAULT_NETWORK), address: None }
 }
 
-fn parse_attachments(list: &[pb::NetworkAttachment]) -> Result<Vec<AttachSpec>, Status> {
+fn parse_attachments(list: &[pb::NetworkAttachment]) -> Result<Vec<AttachSpec>> {
     if list.is_empty() {
         return Ok(vec![default_attachment()]);
     }
     if list.len() > MAX_INTERFACES {
-        return Err(invalid("bridge.networks", format!("at most {MAX_INTERFACES} networks")));
+        return Err(Error::invalid(
+            "bridge.networks",
+            format!("at most {MAX_INTERFACES} networks"),
+        ));
     }
     let mut out: Vec<AttachSpec> = Vec::with_capacity(list.len());
     for (i, a) in list.iter().enumerate() {
         let field = format!("bridge.networks[{i}]");
         let spec = AttachSpec {
-            network: parse_ref(&format!("{field}.network"), &a.network)?,
-            address: a.ipv4_address.as_deref().map(|s| parse_ipv4(&format!("{field}.ipv4_address"), s)).transpose()?,
+            network: Ref::parse(&format!("{field}.network"), &a.network)?,
+            address: a
+                .ipv4_address
+                .as_deref()
+                .map(|s| parse_ipv4(&format!("{field}.ipv4_address"), s))
+                .transpose()?,
         };
         if out.iter().any(|o| o.network == spec.network) {
-            return Err(invalid(&field, format!("network {:?} is listed twice", spec.network)));
+            return Err(Error::invalid(
+                &field,
+                format!("network {:?} is listed twice", spec.network),
+            ));
         }
         out.push(spec);
     }
     Ok(out)
 }
 
-fn refuse_netns(netns: &Option<PathBuf>, mode: &str) -> Result<(), Status> {
+fn refuse_netns(netns: &Option<PathBuf>, mode: &str) -> Result<()> {
     match netns {
-        Some(_) => Err(invalid("netns_path", format!("{mode} mode uses an existing namespace; netns_path is for bridge and none modes"))),
+        Some(_) => Err(Error::invalid(
+            "netns_path",
+            format!(
+                "{mode} mode uses an existing namespace; netns_path is for bridge and none modes"
+            ),
+        )),
         None => Ok(()),
     }
 }
 
 /// A runtime's pin: absolute, no `..`, no NUL. netexec checks again that it
 /// is a real namespace file and not the host's.
-fn parse_netns_path(s: &str) -> Result<PathBuf, Status> {
+fn parse_netns_path(s: &str) -> Result<PathBuf> {
     let p = PathBuf::from(s);
     if !p.is_absolute() || s.len() > 4096 || s.contains('\0') {
-        return Err(invalid("netns_path", format!("{s:?} must be an absolute path")));
+        return Err(Error::invalid("netns_path", format!("{s:?} must be an absolute path")));
     }
     if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-        return Err(invalid("netns_path", format!("{s:?} must not contain '..'")));
+        return Err(Error::invalid("netns_path", format!("{s:?} must not contain '..'")));
     }
     Ok(p)
 }
 
 #[derive(Debug, Clone)]
 pub struct ConnectSpec {
-    pub sandbox: String,
+    pub sandbox: Ref,
     pub attach: AttachSpec,
     pub publish: Vec<PortRequest>,
 }
 
 impl ConnectSpec {
-    pub fn parse(r: &pb::ConnectRequest) -> Result<Self, Status> {
+    pub fn parse(r: &pb::ConnectRequest) -> Result<Self> {
         Ok(Self {
-            sandbox: parse_ref("sandbox", &r.sandbox)?,
+            sandbox: Ref::parse("sandbox", &r.sandbox)?,
             attach: AttachSpec {
-                network: parse_ref("network", &r.network)?,
-                address: r.ipv4_address.as_deref().map(|s| parse_ipv4("ipv4_address", s)).transpose()?,
+                network: Ref::parse("network", &r.network)?,
+                address: r
+                    .ipv4_address
+                    .as_deref()
+                    .map(|s| parse_ipv4("ipv4_address", s))
+                    .transpose()?,
             },
             publish: parse_publish("publish", &r.publish)?,
         })
@@ -148,13 +177,16 @@ impl ConnectSpec {
 
 #[derive(Debug, Clone)]
 pub struct DisconnectSpec {
-    pub sandbox: String,
-    pub network: String,
+    pub sandbox: Ref,
+    pub network: Ref,
 }
 
 impl DisconnectSpec {
-    pub fn parse(r: &pb::DisconnectRequest) -> Result<Self, Status> {
-        Ok(Self { sandbox: parse_ref("sandbox", &r.sandbox)?, network: parse_ref("network", &r.network)? })
+    pub fn parse(r: &pb::DisconnectRequest) -> Result<Self> {
+        Ok(Self {
+            sandbox: Ref::parse("sandbox", &r.sandbox)?,
+            network: Ref::parse("network", &r.network)?,
+        })
     }
 }
 
@@ -166,7 +198,9 @@ mod tests {
     fn unset_mode_is_bridge_on_default() {
         let s = SandboxSpec::parse(&pb::CreateSandboxRequest::default()).unwrap();
         match s.mode {
-            ModeSpec::Bridge { networks, netns: None } => assert_eq!(networks[0].network, DEFAULT_NETWORK),
+            ModeSpec::Bridge { networks, netns: None } => {
+                assert_eq!(networks[0].network.as_str(), DEFAULT_NETWORK)
+            }
             m => panic!("{m:?}"),
         }
     }
@@ -178,10 +212,14 @@ mod tests {
             netns_path: Some("/run/netns/x".into()),
             ..Default::default()
         };
-        assert!(SandboxSpec::parse(&r).unwrap_err().message().starts_with("netns_path"));
-        let r = pb::CreateSandboxRequest { netns_path: Some("relative".into()), ..Default::default() };
+        assert!(SandboxSpec::parse(&r).unwrap_err().to_string().starts_with("netns_path"));
+        let r =
+            pb::CreateSandboxRequest { netns_path: Some("relative".into()), ..Default::default() };
         assert!(SandboxSpec::parse(&r).is_err());
-        let r = pb::CreateSandboxRequest { netns_path: Some("/run/../etc".into()), ..Default::default() };
+        let r = pb::CreateSandboxRequest {
+            netns_path: Some("/run/../etc".into()),
+            ..Default::default()
+        };
         assert!(SandboxSpec::parse(&r).is_err());
     }
 

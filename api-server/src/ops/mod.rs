@@ -1,37 +1,50 @@
 //! What api-server does with a validated request. Each mutating operation
-//! follows one pattern: under the state lock, decide and record the intent in
-//! the store (addresses and names are taken here, atomically); release the
-//! lock and do the kernel work through the executor; then record the outcome,
-//! or undo the kernel work and drop the intent. A create is acknowledged only
-//! once the kernel state exists and the store says so.
+//! follows one pattern: under the state lock, decide, take the claim and
+//! record the intent (addresses and names are taken here, atomically);
+//! release the lock and do the kernel work through the executor; then
+//! record the outcome, or undo the kernel work and drop the intent, or,
+//! when the undo fails too, keep the record for reconciliation. A create is
+//! acknowledged only once the kernel state exists and the store says so.
+//!
+//! Operations run in their own tasks (`Ops::spawn`): a client that gives up
+//! never cuts one short. If a task is dropped anyway (runtime shutdown), its
+//! claim goes with it and the periodic reconciliation finishes the record.
+pub mod check;
+pub mod claims;
 pub mod firewall;
-pub mod maintenance;
 pub mod network;
 pub mod reconcile;
 pub mod sandbox;
 
-use std::path::PathBuf;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, MutexGuard};
-use tonic::Status;
 
-use crate::executor::Executor;
-use crate::model::{NetworkRecord, SandboxRecord};
+use crate::domain::ports::PortRequest;
+use crate::domain::{LinkName, Subnet};
+use crate::error::{Error, Result};
+use crate::executor::{Executor, HostListener};
+use crate::ports::EphemeralRange;
 use crate::state::State;
 use crate::store::{Change, Store};
+use claims::{Claim, Claims};
 
 pub struct Settings {
     /// Name prefix of the links netexec owns (bridges, veth host ends).
     pub link_prefix: String,
-    pub default_subnet: crate::domain::Subnet,
-    pub default_bridge: String,
+    pub default_subnet: Subnet,
+    pub default_bridge: LinkName,
     /// Host ports handed out when a mapping names none.
-    pub ephemeral: crate::ports::EphemeralRange,
+    pub ephemeral: EphemeralRange,
 }
 
 pub struct Ops {
     state: Mutex<State>,
+    claims: Claims,
+    /// Operation tasks running, whether or not their caller still waits.
+    in_flight: Arc<AtomicUsize>,
     store: Store,
     exec: Arc<dyn Executor>,
     settings: Settings,
@@ -39,49 +52,94 @@ pub struct Ops {
 
 impl Ops {
     pub fn new(state: State, store: Store, exec: Arc<dyn Executor>, settings: Settings) -> Self {
-        Self { state: Mutex::new(state), store, exec, settings }
+        Self {
+            state: Mutex::new(state),
+            claims: Claims::default(),
+            in_flight: Arc::default(),
+            store,
+            exec,
+            settings,
+        }
     }
 
     pub async fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().await
     }
 
-    async fn put_network(&self, st: &mut State, rec: NetworkRecord) -> Result<(), Status> {
-        self.store.apply(vec![Change::PutNetwork(rec.clone())]).await?;
-        st.networks.insert(rec.id.clone(), rec);
-        Ok(())
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
-    async fn drop_network(&self, st: &mut State, id: &str) -> Result<(), Status> {
-        self.store.apply(vec![Change::DelNetwork(id.to_string())]).await?;
-        st.networks.remove(id);
-        Ok(())
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
-    async fn put_sandbox(&self, st: &mut State, rec: SandboxRecord) -> Result<(), Status> {
-        self.store.apply(vec![Change::PutSandbox(rec.clone())]).await?;
-        st.sandboxes.insert(rec.id.clone(), rec);
-        Ok(())
+    pub fn claims(&self) -> &Claims {
+        &self.claims
     }
 
-    async fn drop_sandbox(&self, st: &mut State, id: &str) -> Result<(), Status> {
-        self.store.apply(vec![Change::DelSandbox(id.to_string())]).await?;
-        st.sandboxes.remove(id);
-        Ok(())
+    /// How many operation tasks are running.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
-    async fn host_netns(&self) -> Result<PathBuf, Status> {
-        let path = self.exec.ping().await?.host_netns;
-        if path.as_os_str().is_empty() {
-            return Err(Status::failed_precondition(
-                "host mode needs the host's namespace pin, and netexec runs join-only (it pins nothing)",
-            ));
+    /// Asks whether the executor answers.
+    pub async fn ping(&self) -> Result<crate::executor::PingInfo> {
+        self.exec.ping().await
+    }
+
+    /// Runs an operation to completion in its own task: dropping the
+    /// returned future (a client that cancels or times out) does not stop it.
+    pub async fn spawn<T, F, Fut>(self: &Arc<Self>, op: F) -> Result<T>
+    where
+        F: FnOnce(Arc<Ops>) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let running = InFlight::enter(&self.in_flight);
+        let fut = op(self.clone());
+        let task = tokio::spawn(async move {
+            let _running = running;
+            fut.await
+        });
+        task.await.map_err(|e| Error::Internal(format!("operation task ended: {e}")))?
+    }
+
+    /// Applies a change to memory, then to the store. Memory goes first so
+    /// a caller dropped during the durable write still leaves a record that
+    /// reconciliation can see; if the write fails, memory is put back.
+    async fn commit(&self, st: &mut State, change: Change) -> Result<()> {
+        let undo = apply(st, &change);
+        if let Err(e) = self.store.apply(change).await {
+            apply(st, &undo);
+            return Err(e);
         }
-        Ok(path)
+        Ok(())
+    }
+
+    /// Takes the claim and records the intent, under the lock the caller
+    /// decided under.
+    async fn record_intent(
+        &self,
+        st: &mut State,
+        key: &str,
+        what: &str,
+        intent: Change,
+    ) -> Result<Claim> {
+        let claim = self.claims.take(key, what)?;
+        self.commit(st, intent).await?;
+        Ok(claim)
+    }
+
+    /// Records an outcome; the claim is released once it is recorded.
+    async fn record_outcome(&self, claim: Claim, outcome: Change) -> Result<()> {
+        let done = self.commit(&mut *self.lock().await, outcome).await;
+        drop(claim);
+        done
     }
 
     /// Host listeners, asked for only when a request publishes ports.
-    async fn listeners_for(&self, publish: &[crate::domain::ports::PortRequest]) -> Result<Vec<crate::ports::HostListener>, Status> {
+    async fn listeners_for(&self, publish: &[PortRequest]) -> Result<Vec<HostListener>> {
         if publish.is_empty() {
             return Ok(Vec::new());
         }
@@ -89,8 +147,40 @@ impl Ops {
     }
 }
 
-impl Ops {
-    pub fn link_prefix(&self) -> String {
-        self.settings.link_prefix.clone()
+/// Counts one running operation task until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Applies a change to the in-memory state; returns the change that undoes it.
+fn apply(st: &mut State, change: &Change) -> Change {
+    match change {
+        Change::PutNetwork(n) => match st.networks.insert(n.id.clone(), n.clone()) {
+            Some(old) => Change::PutNetwork(old),
+            None => Change::DelNetwork(n.id.clone()),
+        },
+        Change::DelNetwork(id) => match st.networks.remove(id) {
+            Some(old) => Change::PutNetwork(old),
+            None => Change::DelNetwork(id.clone()),
+        },
+        Change::PutSandbox(s) => match st.sandboxes.insert(s.id.clone(), s.clone()) {
+            Some(old) => Change::PutSandbox(old),
+            None => Change::DelSandbox(s.id.clone()),
+        },
+        Change::DelSandbox(id) => match st.sandboxes.remove(id) {
+            Some(old) => Change::PutSandbox(old),
+            None => Change::DelSandbox(id.clone()),
+        },
     }
 }

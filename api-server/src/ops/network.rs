@@ -1,33 +1,40 @@
 //! Network operations: create, delete, and the default network.
-use tonic::Status;
-
-use ctnet_proto::exec as pb;
-
-use super::firewall;
+use super::claims::Claim;
 use super::Ops;
-use crate::domain::network::NetworkSpec;
-use crate::domain::{Name, Subnet};
+use crate::domain::network::{NetworkSpec, DEFAULT_MTU};
+use crate::domain::sandbox::DEFAULT_NETWORK;
+use crate::domain::{LinkName, Name, NetworkId, Ref, Subnet};
+use crate::error::{Error, Result};
 use crate::executor::BridgeArgs;
-use crate::model::{new_id, now, NetworkRecord, Phase};
+use crate::model::{now, NetworkRecord, Phase};
 use crate::state::State;
+use crate::store::Change;
 
-pub const DEFAULT_NETWORK_NAME: &str = crate::domain::sandbox::DEFAULT_NETWORK;
-
-fn bridge_args(n: &NetworkRecord) -> BridgeArgs {
-    BridgeArgs { name: n.bridge.clone(), address: n.gateway, prefix: n.subnet.prefix, mtu: n.mtu, owner: n.owner_tag() }
+pub fn bridge_args(n: &NetworkRecord) -> BridgeArgs {
+    BridgeArgs {
+        name: n.bridge.clone(),
+        address: n.gateway,
+        prefix: n.subnet.prefix,
+        mtu: n.mtu,
+        owner: n.owner(),
+    }
 }
 
 /// Refuses a name, bridge or subnet that another network already has.
-fn check_conflicts(st: &State, name: &Name, bridge: &str, subnet: &Subnet) -> Result<(), Status> {
+fn check_conflicts(st: &State, name: &Name, bridge: &LinkName, subnet: &Subnet) -> Result<()> {
     for n in st.networks.values() {
         if &n.name == name {
-            return Err(Status::already_exists(format!("name: network {name:?} already exists ({})", n.id)));
+            return Err(Error::AlreadyExists(format!(
+                "name: network {name:?} already exists ({})",
+                n.id
+            )));
         }
-        if n.bridge == bridge {
-            return Err(Status::already_exists(format!("bridge_name: bridge {bridge} is used by network {}", n.name)));
+        if &n.bridge == bridge {
+            let why = format!("bridge_name: bridge {bridge} is used by network {}", n.name);
+            return Err(Error::AlreadyExists(why));
         }
         if n.subnet.overlaps(subnet) {
-            return Err(Status::failed_precondition(format!(
+            return Err(Error::Conflict(format!(
                 "subnet: {subnet} overlaps network {} ({}); choose a range that does not",
                 n.name, n.subnet
             )));
@@ -36,12 +43,24 @@ fn check_conflicts(st: &State, name: &Name, bridge: &str, subnet: &Subnet) -> Re
     Ok(())
 }
 
+/// A new id whose short form is unique: it names the network's bridge.
+fn fresh_network_id(st: &State) -> NetworkId {
+    loop {
+        let id = NetworkId::random();
+        if !st.networks.keys().any(|k| k.short() == id.short()) {
+            return id;
+        }
+    }
+}
+
 impl Ops {
-    pub async fn create_network(&self, spec: NetworkSpec) -> Result<NetworkRecord, Status> {
-        let mut rec = {
+    pub async fn create_network(&self, spec: NetworkSpec) -> Result<NetworkRecord> {
+        let (mut rec, claim) = {
             let mut st = self.lock().await;
-            let id = new_id();
-            let bridge = spec.bridge_name.clone().unwrap_or_else(|| format!("{}-{}", self.settings.link_prefix, &id[..10]));
+            let id = fresh_network_id(&st);
+            let prefix = &self.settings.link_prefix;
+            let bridge =
+                spec.bridge_name.clone().unwrap_or_else(|| LinkName::for_network(prefix, &id));
             check_conflicts(&st, &spec.name, &bridge, &spec.subnet)?;
             let rec = NetworkRecord {
                 id,
@@ -57,72 +76,82 @@ impl Ops {
                 is_default: false,
                 phase: Phase::Creating,
             };
-            self.put_network(&mut st, rec.clone()).await?;
-            st.claim(&rec.id, "network")?;
-            rec
+            let intent = Change::PutNetwork(rec.clone());
+            let claim = self.record_intent(&mut st, rec.id.as_str(), "network", intent).await?;
+            (rec, claim)
         };
-        let mut made = self.exec.ensure_bridge(&bridge_args(&rec)).await;
-        if made.is_ok() {
-            let delta = pb::FirewallDelta { add_networks: vec![firewall::network(&rec)], ..Default::default() };
-            made = self.exec.update_firewall(delta).await;
+        if let Err(e) = self.build_network(&rec).await {
+            self.roll_back_network(claim, rec).await;
+            return Err(e);
         }
-        let mut st = self.lock().await;
-        st.release(&rec.id);
-        match made {
-            Ok(()) => {
-                rec.phase = Phase::Ready;
-                self.put_network(&mut st, rec.clone()).await?;
-                tracing::info!(network = %rec.id, name = %rec.name, bridge = %rec.bridge, "network created");
-                Ok(rec)
-            }
-            Err(e) => {
-                drop(st);
-                let _ = self.remove_network_elements(&rec).await;
-                let _ = self.exec.delete_bridge(&rec.bridge).await;
-                self.drop_network(&mut *self.lock().await, &rec.id).await?;
-                Err(e)
-            }
-        }
+        rec.phase = Phase::Ready;
+        self.record_outcome(claim, Change::PutNetwork(rec.clone())).await?;
+        tracing::info!(network = %rec.id, name = %rec.name, bridge = %rec.bridge, "network created");
+        Ok(rec)
     }
 
-    pub async fn delete_network(&self, reference: &str) -> Result<(), Status> {
-        let rec = {
+    /// The kernel work of a network: its bridge, then its firewall elements.
+    pub(super) async fn build_network(&self, rec: &NetworkRecord) -> Result<()> {
+        self.exec.ensure_bridge(&bridge_args(rec)).await?;
+        self.add_network_elements(rec).await
+    }
+
+    /// Removes a network's kernel objects: elements first, then the bridge.
+    pub(super) async fn unbuild_network(&self, rec: &NetworkRecord) -> Result<()> {
+        self.remove_network_elements(rec).await?;
+        self.exec.delete_bridge(&rec.bridge).await
+    }
+
+    /// Undoes a failed create. If the undo fails too, the record stays as
+    /// Deleting and reconciliation finishes it; the claim goes either way.
+    async fn roll_back_network(&self, claim: Claim, mut rec: NetworkRecord) {
+        let outcome = match self.unbuild_network(&rec).await {
+            Ok(()) => Change::DelNetwork(rec.id.clone()),
+            Err(e) => {
+                tracing::warn!(network = %rec.id, error = %e, "rollback incomplete; kept for reconciliation");
+                rec.phase = Phase::Deleting;
+                Change::PutNetwork(rec.clone())
+            }
+        };
+        if let Err(e) = self.record_outcome(claim, outcome).await {
+            tracing::error!(network = %rec.id, error = %e, "could not record the rollback");
+        }
+        tracing::warn!(network = %rec.id, "network create failed and was rolled back");
+    }
+
+    pub async fn delete_network(&self, reference: &Ref) -> Result<()> {
+        let (rec, claim) = {
             let mut st = self.lock().await;
             let mut rec = st.network(reference)?.clone();
             if rec.is_default {
-                return Err(Status::failed_precondition(format!("network {} is the default network and cannot be deleted", rec.name)));
+                let why =
+                    format!("network {} is the default network and cannot be deleted", rec.name);
+                return Err(Error::Conflict(why));
             }
-            let attached: Vec<String> = st.attached_to(&rec.id).iter().map(|s| describe(s)).collect();
+            let attached: Vec<String> =
+                st.attached_to(&rec.id).iter().map(|s| s.to_string()).collect();
             if !attached.is_empty() {
-                return Err(Status::failed_precondition(format!(
+                return Err(Error::Conflict(format!(
                     "network {} has sandboxes attached: {}; delete or disconnect them first",
                     rec.name,
                     attached.join(", ")
                 )));
             }
-            st.claim(&rec.id, "network")?;
             rec.phase = Phase::Deleting;
-            if let Err(e) = self.put_network(&mut st, rec.clone()).await {
-                st.release(&rec.id);
-                return Err(e);
-            }
-            rec
+            let intent = Change::PutNetwork(rec.clone());
+            let claim = self.record_intent(&mut st, rec.id.as_str(), "network", intent).await?;
+            (rec, claim)
         };
-        let mut gone = self.remove_network_elements(&rec).await;
-        if gone.is_ok() {
-            gone = self.exec.delete_bridge(&rec.bridge).await;
-        }
-        let mut st = self.lock().await;
-        st.release(&rec.id);
-        gone?;
-        self.drop_network(&mut st, &rec.id).await?;
+        // On failure the record stays Deleting: reconciliation finishes it.
+        self.unbuild_network(&rec).await?;
+        self.record_outcome(claim, Change::DelNetwork(rec.id.clone())).await?;
         tracing::info!(network = %rec.id, name = %rec.name, "network deleted");
         Ok(())
     }
 
     /// At start: the default network "bridge" exists in the store (its bridge
     /// is made by reconciliation once netexec answers).
-    pub async fn ensure_default_network(&self) -> Result<(), Status> {
+    pub async fn ensure_default_network(&self) -> Result<()> {
         let mut st = self.lock().await;
         if let Some(n) = st.networks.values().find(|n| n.is_default) {
             if n.subnet != self.settings.default_subnet {
@@ -132,15 +161,15 @@ impl Ops {
             return Ok(());
         }
         let subnet = self.settings.default_subnet;
-        let name = Name::parse("name", DEFAULT_NETWORK_NAME)?;
+        let name = Name::parse("name", DEFAULT_NETWORK)?;
         check_conflicts(&st, &name, &self.settings.default_bridge, &subnet)?;
         let rec = NetworkRecord {
-            id: new_id(),
+            id: fresh_network_id(&st),
             name,
             subnet,
             gateway: std::net::Ipv4Addr::from(subnet.hosts().0),
             bridge: self.settings.default_bridge.clone(),
-            mtu: crate::domain::network::DEFAULT_MTU,
+            mtu: DEFAULT_MTU,
             internal: false,
             icc: true,
             labels: Default::default(),
@@ -148,35 +177,6 @@ impl Ops {
             is_default: true,
             phase: Phase::Creating,
         };
-        self.put_network(&mut st, rec).await
-    }
-
-    /// Makes sure the network's bridge exists; marks a Creating network Ready.
-    pub(super) async fn restore_network(&self, mut rec: NetworkRecord) -> Result<(), Status> {
-        self.exec.ensure_bridge(&bridge_args(&rec)).await?;
-        if rec.phase == Phase::Creating {
-            rec.phase = Phase::Ready;
-            self.put_network(&mut *self.lock().await, rec).await?;
-        }
-        Ok(())
-    }
-
-    async fn remove_network_elements(&self, rec: &NetworkRecord) -> Result<(), Status> {
-        let delta = pb::FirewallDelta { remove_networks: vec![firewall::network(rec)], ..Default::default() };
-        self.exec.update_firewall(delta).await
-    }
-
-    pub(super) async fn finish_network_delete(&self, rec: NetworkRecord) -> Result<(), Status> {
-        self.remove_network_elements(&rec).await?;
-        self.exec.delete_bridge(&rec.bridge).await?;
-        self.drop_network(&mut *self.lock().await, &rec.id).await
-    }
-}
-
-/// "name (id)" or just the id, for messages.
-pub fn describe(s: &crate::model::SandboxRecord) -> String {
-    match &s.name {
-        Some(n) => format!("{n} ({})", s.id),
-        None => s.id.clone(),
+        self.commit(&mut st, Change::PutNetwork(rec)).await
     }
 }

@@ -1,77 +1,227 @@
-//! Brings the kernel in line with the store: at start, and whenever netexec
-//! becomes reachable again or restarts. Interrupted operations end all or
-//! nothing: Creating sandboxes are rolled back, Deleting ones finished;
-//! networks are (re)ensured or finished deleting; endpoints of a Connect
-//! that never completed are removed; acknowledged sandboxes get missing
-//! endpoints back or are marked failed; orphans are removed and the nft
-//! table is rebuilt. Resources with an operation in flight are skipped.
-use tonic::Status;
-
+//! Brings the kernel and the records in line, in one place.
+//!
+//! - `finish_interrupted` runs periodically: operations that were cut off in
+//!   this process (their task dropped) end all or nothing. Creating
+//!   sandboxes are rolled back, Deleting ones finished; endpoints of a
+//!   Connect that never completed, or of a Disconnect that did not finish,
+//!   are removed; Creating networks are finished, Deleting ones deleted.
+//! - `reconcile` runs at start and whenever netexec becomes reachable again
+//!   or restarts: all of the above, plus missing bridges and endpoints of
+//!   acknowledged resources re-created (or the sandbox marked failed), the
+//!   firewall table rebuilt and orphans removed (`garbage_collect`).
+//!
+//! Both act only on records no live operation claims, so they never undo a
+//! create that is about to be acknowledged. Order: networks before
+//! sandboxes (endpoints need their bridges), network deletes after sandboxes
+//! (a bridge goes only once its ports are gone), orphans last.
+use super::claims::Claim;
 use super::Ops;
-use crate::model::{Phase, SandboxRecord};
+use crate::domain::{LinkName, NetworkId, SandboxId};
+use crate::error::Result;
+use crate::executor::{Inventory, LinkKind, TaggedLink};
+use crate::model::{Netns, NetworkRecord, Owner, Phase, SandboxRecord};
+use crate::state::State;
+use crate::store::Change;
 
 impl Ops {
-    pub async fn reconcile(&self) -> Result<(), Status> {
-        let (nets, sbs) = {
-            let st = self.lock().await;
-            let nets: Vec<_> = st.networks.values().filter(|n| !st.busy.contains(&n.id)).cloned().collect();
-            let sbs: Vec<_> = st.sandboxes.values().filter(|s| !st.busy.contains(&s.id)).cloned().collect();
-            (nets, sbs)
-        };
-        // Networks before sandboxes: endpoints need their bridges.
-        for n in nets.iter().filter(|n| n.phase != Phase::Deleting) {
-            self.with_claim(&n.id, self.restore_network(n.clone())).await?;
-        }
+    /// Finishes whatever interrupted operations left behind.
+    pub async fn finish_interrupted(&self) -> Result<()> {
+        self.restore_networks(|n| n.phase == Phase::Creating).await?;
+        self.finish_sandboxes(None).await?;
+        self.finish_network_deletes().await
+    }
+
+    /// The full reconciliation.
+    pub async fn reconcile(&self) -> Result<()> {
+        self.restore_networks(|n| n.phase != Phase::Deleting).await?;
         // One atomic rebuild of the table from the records; interrupted
         // operations below then remove their own elements.
         self.sync_firewall().await?;
         let inv = self.exec.inventory().await?;
-        for s in sbs {
-            let id = s.id.clone();
-            self.with_claim(&id, self.reconcile_sandbox(s)).await?;
-            // Whatever the step above left of it.
-            let current = self.lock().await.sandboxes.get(&id).cloned();
-            if let Some(s) = current {
-                self.with_claim(&id, self.restore_sandbox(s, &inv)).await?;
-            }
-        }
-        for n in nets.into_iter().filter(|n| n.phase == Phase::Deleting) {
-            self.with_claim(&n.id.clone(), self.finish_network_delete(n)).await?;
-        }
+        self.finish_sandboxes(Some(&inv)).await?;
+        self.finish_network_deletes().await?;
         // Orphans last (this also rebuilds the table once more, without the
         // ports of sandboxes that just failed).
         self.garbage_collect().await?;
         Ok(())
     }
 
-    async fn reconcile_sandbox(&self, mut rec: SandboxRecord) -> Result<(), Status> {
-        match rec.phase {
-            Phase::Creating | Phase::Deleting => {
-                self.teardown(&rec).await?;
-                tracing::info!(sandbox = %rec.id, phase = ?rec.phase, "interrupted operation undone");
-                self.drop_sandbox(&mut *self.lock().await, &rec.id).await
-            }
-            Phase::Ready | Phase::Failed(_) => {
-                let stale: Vec<_> = rec.endpoints.iter().filter(|e| !e.attached).cloned().collect();
-                if stale.is_empty() {
-                    return Ok(());
-                }
-                for ep in &stale {
-                    self.exec.detach(&ep.host_ifname, 0).await?;
-                }
-                rec.endpoints.retain(|e| e.attached);
-                self.put_sandbox(&mut *self.lock().await, rec).await
-            }
-        }
+    async fn network_ids(&self, pick: impl Fn(&NetworkRecord) -> bool) -> Vec<NetworkId> {
+        self.lock().await.networks.values().filter(|n| pick(n)).map(|n| n.id.clone()).collect()
     }
 
-    /// Runs `work` with the resource claimed; skips it if a request holds it.
-    async fn with_claim(&self, id: &str, work: impl std::future::Future<Output = Result<(), Status>>) -> Result<(), Status> {
-        if self.lock().await.claim(id, "resource").is_err() {
+    /// The record with its claim, unless a live operation holds it. Read
+    /// after claiming: it may have changed since the caller listed it.
+    async fn claim_network(&self, id: &NetworkId) -> Option<(Claim, NetworkRecord)> {
+        let claim = self.claims.try_take(id.as_str())?;
+        let rec = self.lock().await.networks.get(id).cloned()?;
+        Some((claim, rec))
+    }
+
+    async fn claim_sandbox(&self, id: &SandboxId) -> Option<(Claim, SandboxRecord)> {
+        let claim = self.claims.try_take(id.as_str())?;
+        let rec = self.lock().await.sandboxes.get(id).cloned()?;
+        Some((claim, rec))
+    }
+
+    /// Makes sure each picked network's bridge and elements exist; a
+    /// Creating network becomes Ready.
+    async fn restore_networks(&self, pick: impl Fn(&NetworkRecord) -> bool) -> Result<()> {
+        for id in self.network_ids(&pick).await {
+            let Some((claim, mut rec)) = self.claim_network(&id).await else { continue };
+            if !pick(&rec) {
+                continue;
+            }
+            self.build_network(&rec).await?;
+            if rec.phase == Phase::Creating {
+                rec.phase = Phase::Ready;
+                self.record_outcome(claim, Change::PutNetwork(rec)).await?;
+                tracing::info!(network = %id, "interrupted network create finished");
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish_network_deletes(&self) -> Result<()> {
+        for id in self.network_ids(|n| n.phase == Phase::Deleting).await {
+            let Some((claim, rec)) = self.claim_network(&id).await else { continue };
+            if rec.phase != Phase::Deleting {
+                continue;
+            }
+            self.unbuild_network(&rec).await?;
+            self.record_outcome(claim, Change::DelNetwork(id.clone())).await?;
+            tracing::info!(network = %id, "interrupted network delete finished");
+        }
+        Ok(())
+    }
+
+    /// Every unclaimed sandbox: interrupted work finished; with an inventory
+    /// (full reconciliation), acknowledged ones restored too.
+    async fn finish_sandboxes(&self, inv: Option<&Inventory>) -> Result<()> {
+        let ids: Vec<SandboxId> = self.lock().await.sandboxes.keys().cloned().collect();
+        for id in ids {
+            let Some((claim, rec)) = self.claim_sandbox(&id).await else { continue };
+            let Some(rec) = self.finish_sandbox(&claim, rec).await? else { continue };
+            if let Some(inv) = inv {
+                self.restore_sandbox(&claim, rec, inv).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends an interrupted create or delete (the sandbox goes), or removes
+    /// endpoints that are not attached. Returns the record if it stays.
+    async fn finish_sandbox(
+        &self,
+        _claim: &Claim,
+        mut rec: SandboxRecord,
+    ) -> Result<Option<SandboxRecord>> {
+        if matches!(rec.phase, Phase::Creating | Phase::Deleting) {
+            self.teardown(&rec).await?;
+            tracing::info!(sandbox = %rec.id, phase = ?rec.phase, "interrupted operation undone");
+            self.commit(&mut *self.lock().await, Change::DelSandbox(rec.id.clone())).await?;
+            return Ok(None);
+        }
+        let stale: Vec<_> = rec.endpoints.iter().filter(|e| !e.attached).cloned().collect();
+        if stale.is_empty() {
+            return Ok(Some(rec));
+        }
+        for ep in &stale {
+            self.unbuild_endpoint(&rec, ep).await?;
+        }
+        rec.endpoints.retain(|e| e.attached);
+        self.commit(&mut *self.lock().await, Change::PutSandbox(rec.clone())).await?;
+        tracing::info!(sandbox = %rec.id, removed = stale.len(), "unfinished endpoints removed");
+        Ok(Some(rec))
+    }
+
+    /// An acknowledged sandbox: a missing endpoint is re-created; a sandbox
+    /// whose namespace is gone is marked failed, with the reason, and kept
+    /// (its address and ports reserved) until deleted.
+    async fn restore_sandbox(
+        &self,
+        _claim: &Claim,
+        rec: SandboxRecord,
+        inv: &Inventory,
+    ) -> Result<()> {
+        if rec.phase != Phase::Ready {
             return Ok(());
         }
-        let out = work.await;
-        self.lock().await.release(id);
-        out
+        if matches!(rec.netns, Netns::Owned(_)) && !inv.pins.contains(&rec.id) {
+            let why = "its network namespace is gone (host rebooted, or it was removed behind ctnet's back)";
+            return self.mark_failed(rec, why).await;
+        }
+        let target = super::sandbox::endpoint_target(&rec);
+        for ep in rec.endpoints.iter().filter(|e| e.attached) {
+            if inv.link(&ep.host_ifname).is_some() {
+                continue;
+            }
+            if let Err(e) = self.attach_endpoint(&rec, ep, &target).await {
+                let reason = format!("{} could not be re-created: {e}", ep.ifname);
+                return self.mark_failed(rec, &reason).await;
+            }
+            tracing::info!(sandbox = %rec.id, ifname = %ep.ifname, "missing endpoint re-created");
+        }
+        Ok(())
     }
+
+    async fn mark_failed(&self, mut rec: SandboxRecord, reason: &str) -> Result<()> {
+        tracing::warn!(sandbox = %rec.id, reason, "sandbox marked failed");
+        rec.phase = Phase::Failed(reason.to_string());
+        self.commit(&mut *self.lock().await, Change::PutSandbox(rec)).await
+    }
+
+    /// Removes tagged links and pins that no record owns (CNI's GC), then
+    /// rebuilds the firewall table from the records.
+    pub async fn garbage_collect(&self) -> Result<Vec<String>> {
+        let inv = self.exec.inventory().await?;
+        let (links, pins) = orphans(&*self.lock().await, &inv);
+        let mut removed = Vec::new();
+        // Veths before bridges: a bridge goes only once its ports are gone.
+        let (bridges, others): (Vec<_>, Vec<_>) =
+            links.into_iter().partition(|l| l.kind == LinkKind::Bridge);
+        for l in others.iter().chain(&bridges) {
+            let Ok(name) = LinkName::parse("link", &l.name, &self.settings.link_prefix) else {
+                continue;
+            };
+            let kind = match l.kind {
+                LinkKind::Bridge => "bridge",
+                LinkKind::Veth => "veth",
+                LinkKind::Other => "link",
+            };
+            match l.kind {
+                LinkKind::Bridge => self.exec.delete_bridge(&name).await?,
+                _ => self.exec.detach(&name, 0).await?,
+            }
+            removed.push(format!("{kind} {} (owner {})", l.name, l.owner));
+        }
+        for id in pins {
+            self.exec.delete_netns(&id).await?;
+            removed.push(format!("netns pin {id}"));
+        }
+        // Stale firewall elements go with a rebuild from the records.
+        self.sync_firewall().await?;
+        for r in &removed {
+            tracing::info!(removed = %r, "garbage collected");
+        }
+        Ok(removed)
+    }
+}
+
+/// Tagged links and pins that no record owns.
+fn orphans(st: &State, inv: &Inventory) -> (Vec<TaggedLink>, Vec<SandboxId>) {
+    let owned_link = |l: &TaggedLink| match &l.owner {
+        Owner::Sandbox(id) => st
+            .sandboxes
+            .get(id)
+            .is_some_and(|s| s.endpoints.iter().any(|e| e.host_ifname.as_str() == l.name)),
+        Owner::Network(id) => st.networks.get(id).is_some_and(|n| n.bridge.as_str() == l.name),
+        // A tag format this version does not know: not ours to judge.
+        Owner::Other(_) => true,
+    };
+    let links = inv.links.iter().filter(|l| !owned_link(l)).cloned().collect();
+    let owned_pin =
+        |id: &&SandboxId| st.sandboxes.get(id).is_some_and(|s| matches!(s.netns, Netns::Owned(_)));
+    let pins = inv.pins.iter().filter(|p| !owned_pin(p)).cloned().collect();
+    (links, pins)
 }

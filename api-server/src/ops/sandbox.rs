@@ -1,66 +1,79 @@
 //! Sandbox operations: create in each mode, delete, connect, disconnect.
 use std::path::PathBuf;
 
-use tonic::Status;
-
+use super::claims::Claim;
 use super::firewall;
-use super::network::describe;
 use super::Ops;
-use crate::domain::invalid;
-use crate::ports::{self, HostListener};
-use crate::domain::sandbox::{AttachSpec, ConnectSpec, DisconnectSpec, ModeSpec, SandboxSpec, MAX_INTERFACES};
-use crate::domain::Mac;
-use crate::executor::{EndpointArgs, NetnsTarget};
-use crate::model::{new_id, now, Endpoint, ModeKind, Netns, Phase, SandboxRecord};
+use crate::domain::sandbox::{
+    AttachSpec, ConnectSpec, DisconnectSpec, ModeSpec, SandboxSpec, MAX_INTERFACES,
+};
+use crate::domain::{LinkName, Mac, Ref, SandboxId};
+use crate::error::{Error, Result};
+use crate::executor::{EndpointArgs, HostListener, NetnsTarget};
+use crate::model::{now, Endpoint, ModeKind, Netns, NetworkRecord, Phase, SandboxRecord};
+use crate::ports;
 use crate::state::State;
+use crate::store::Change;
+
+/// How long a deleted sandbox's veths may take to vanish with its namespace
+/// before they are deleted explicitly.
+const NETNS_TEARDOWN_GRACE_MS: u32 = 1000;
+
+/// What a create decided.
+enum Plan {
+    /// Host and container modes: the record is all there is.
+    RecordOnly(SandboxRecord),
+    /// A namespace, endpoints or ports to make first.
+    KernelWork(SandboxRecord),
+}
 
 impl Ops {
-    pub async fn create_sandbox(&self, spec: SandboxSpec) -> Result<SandboxRecord, Status> {
-        // Host mode needs the host pin's path: ask before taking the lock.
+    pub async fn create_sandbox(&self, spec: SandboxSpec) -> Result<SandboxRecord> {
+        // Asked before taking the lock: host mode needs the host pin's path.
         let host = match spec.mode {
-            ModeSpec::Host => Some(self.host_netns().await?),
+            ModeSpec::Host => self.exec.ping().await?.host_netns,
             _ => None,
         };
-        let t = std::time::Instant::now();
         let listeners = self.listeners_for(&spec.publish).await?;
-        let listeners_us = t.elapsed().as_micros();
         let mut st = self.lock().await;
-        let rec = self.decide_sandbox(&st, spec, host, &listeners)?;
-        let decided_us = t.elapsed().as_micros();
-        if rec.phase == Phase::Ready {
-            // host and container modes: no kernel work.
-            self.put_sandbox(&mut st, rec.clone()).await?;
-            tracing::info!(sandbox = %rec.id, mode = ?rec.mode, "sandbox created");
-            return Ok(rec);
-        }
-        self.put_sandbox(&mut st, rec.clone()).await?;
-        st.claim(&rec.id, "sandbox")?;
+        let rec = match self.decide_sandbox(&st, spec, host, &listeners)? {
+            Plan::RecordOnly(rec) => {
+                self.commit(&mut st, Change::PutSandbox(rec.clone())).await?;
+                tracing::info!(sandbox = %rec.id, mode = ?rec.mode, "sandbox created");
+                return Ok(rec);
+            }
+            Plan::KernelWork(rec) => rec,
+        };
+        let intent = Change::PutSandbox(rec.clone());
+        let claim = self.record_intent(&mut st, rec.id.as_str(), "sandbox", intent).await?;
         drop(st);
-        let intent_us = t.elapsed().as_micros();
-        let made = self.build_sandbox(&rec).await;
-        let kernel_us = t.elapsed().as_micros();
-        let out = self.finish_create(rec, made).await;
-        tracing::debug!(listeners_us, decided_us, intent_us, kernel_us, total_us = t.elapsed().as_micros(), "create timing");
-        out
+        match self.build_sandbox(&rec).await {
+            Ok(path) => self.finish_create(claim, rec, path).await,
+            Err(e) => {
+                self.roll_back(claim, rec).await;
+                Err(e)
+            }
+        }
     }
 
     /// Decides everything about a new sandbox under the lock: id, namespace,
-    /// interfaces and addresses. No side effects.
+    /// interfaces, addresses and ports. No side effects.
     fn decide_sandbox(
         &self,
         st: &State,
         spec: SandboxSpec,
         host: Option<PathBuf>,
         listeners: &[HostListener],
-    ) -> Result<SandboxRecord, Status> {
+    ) -> Result<Plan> {
         if let Some(name) = &spec.name {
-            if let Ok(other) = st.sandbox(name.as_str()) {
-                return Err(Status::already_exists(format!("name: sandbox {name:?} already exists ({})", other.id)));
+            let taken = st.sandboxes.values().find(|s| s.name.as_ref() == Some(name));
+            if let Some(other) = taken {
+                let why = format!("name: sandbox {name:?} already exists ({})", other.id);
+                return Err(Error::AlreadyExists(why));
             }
         }
-        let id = fresh_sandbox_id(st);
         let mut rec = SandboxRecord {
-            id,
+            id: fresh_sandbox_id(st),
             name: spec.name,
             labels: spec.labels,
             mode: ModeKind::Bridge,
@@ -69,86 +82,80 @@ impl Ops {
             created_at: now(),
             phase: Phase::Creating,
         };
+        let own_or =
+            |netns: Option<PathBuf>| netns.map_or(Netns::Owned(PathBuf::new()), Netns::External);
         match spec.mode {
             ModeSpec::Host => {
+                let pin = host.ok_or_else(|| {
+                    Error::Conflict(
+                        "host mode needs the host's namespace pin, and netexec runs join-only (it pins nothing)"
+                            .into(),
+                    )
+                })?;
                 rec.mode = ModeKind::Host;
-                rec.netns = Netns::Host(host.expect("host pin asked for"));
+                rec.netns = Netns::Host(pin);
                 rec.phase = Phase::Ready;
+                return Ok(Plan::RecordOnly(rec));
             }
             ModeSpec::Container { target } => {
                 rec.mode = ModeKind::Container;
                 rec.netns = join_target(st, &target)?;
                 rec.phase = Phase::Ready;
+                return Ok(Plan::RecordOnly(rec));
             }
             ModeSpec::None { netns } => {
                 rec.mode = ModeKind::None;
-                rec.netns = netns.map(Netns::External).unwrap_or(Netns::Owned(PathBuf::new()));
+                rec.netns = own_or(netns);
             }
             ModeSpec::Bridge { networks, netns } => {
-                rec.netns = netns.map(Netns::External).unwrap_or(Netns::Owned(PathBuf::new()));
+                rec.netns = own_or(netns);
                 for (i, attach) in networks.iter().enumerate() {
                     let field = format!("bridge.networks[{i}].ipv4_address");
                     let mac = if i == 0 { spec.mac } else { None };
-                    let ep = new_endpoint(st, &self.settings.link_prefix, &rec, attach, mac, &field)?;
+                    let ep =
+                        new_endpoint(st, &self.settings.link_prefix, &rec, attach, mac, &field)?;
                     rec.endpoints.push(ep);
                 }
                 if !spec.publish.is_empty() {
                     // Ports reach the address on the first network that has a way in.
-                    let ep = rec.endpoints.iter().position(|e| !st.networks[&e.network_id].internal).ok_or_else(|| {
-                        invalid("publish", "the sandbox is attached only to internal networks, which have no published ports")
+                    let ep = first_published(st, &mut rec.endpoints).ok_or_else(|| {
+                        let why = "the sandbox is attached only to internal networks, which have no published ports";
+                        Error::invalid("publish", why)
                     })?;
-                    rec.endpoints[ep].ports = ports::allocate(st, &spec.publish, listeners, self.settings.ephemeral)?;
+                    ep.ports =
+                        ports::allocate(st, &spec.publish, listeners, self.settings.ephemeral)?;
                 }
             }
         }
-        Ok(rec)
+        Ok(Plan::KernelWork(rec))
     }
 
-    /// The kernel work of a create; on failure it undoes what it did.
-    async fn build_sandbox(&self, rec: &SandboxRecord) -> Result<PathBuf, Status> {
+    /// The kernel work of a create. On failure the caller undoes it all.
+    async fn build_sandbox(&self, rec: &SandboxRecord) -> Result<PathBuf> {
         let (path, target) = match &rec.netns {
             Netns::External(p) => (p.clone(), NetnsTarget::External(p.clone())),
             _ => (self.exec.create_netns(&rec.id).await?, NetnsTarget::Owned(rec.id.clone())),
         };
-        let mut done = if rec.mode == ModeKind::None && matches!(target, NetnsTarget::External(_)) {
-            self.exec.setup_loopback(&target).await
-        } else {
-            Ok(())
-        };
-        for ep in &rec.endpoints {
-            if done.is_err() {
-                break;
-            }
-            done = self.attach_endpoint(rec, ep, &target).await;
+        if rec.mode == ModeKind::None && matches!(target, NetnsTarget::External(_)) {
+            self.exec.setup_loopback(&target).await?;
         }
-        done?;
+        for ep in &rec.endpoints {
+            self.attach_endpoint(rec, ep, &target).await?;
+        }
         self.add_ports(firewall::all_ports(rec)).await?;
         Ok(path)
     }
 
-    pub(super) async fn attach_endpoint(&self, rec: &SandboxRecord, ep: &Endpoint, target: &NetnsTarget) -> Result<(), Status> {
+    pub(super) async fn attach_endpoint(
+        &self,
+        rec: &SandboxRecord,
+        ep: &Endpoint,
+        target: &NetnsTarget,
+    ) -> Result<()> {
         let net = self.lock().await.networks.get(&ep.network_id).cloned();
-        let net = net.ok_or_else(|| Status::not_found(format!("network {} vanished", ep.network_id)))?;
-        let args = EndpointArgs {
-            netns: target.clone(),
-            host_ifname: ep.host_ifname.clone(),
-            ifname: ep.ifname.clone(),
-            bridge: net.bridge.clone(),
-            address: ep.address,
-            prefix: net.subnet.prefix,
-            gateway: ep.default_route.then_some(net.gateway),
-            mac: ep.mac,
-            mtu: net.mtu,
-            owner: rec.owner_tag(),
-            // Reaching its own published ports through the host comes back
-            // in on the same bridge port.
-            hairpin: !net.internal,
-            // A derived MAC comes back with its address, so neighbours'
-            // caches stay right; only an explicit one needs announcing
-            // (a broadcast every sandbox on the bridge receives).
-            announce: ep.mac != Mac::from_ipv4(ep.address),
-        };
-        self.exec.attach(&args).await
+        let net =
+            net.ok_or_else(|| Error::NotFound(format!("network {} vanished", ep.network_id)))?;
+        self.exec.attach(&endpoint_args(rec, ep, &net, target)).await
     }
 
     /// Removes a sandbox's kernel objects, best effort first, then reports
@@ -158,7 +165,7 @@ impl Ops {
     /// only waited for (and deleted explicitly if something still holds the
     /// namespace). An explicit veth delete waits for an RCU grace period
     /// holding RTNL, which every other request queues behind.
-    pub(super) async fn teardown(&self, rec: &SandboxRecord) -> Result<(), Status> {
+    pub(super) async fn teardown(&self, rec: &SandboxRecord) -> Result<()> {
         let mut first_err = self.remove_ports(firewall::all_ports(rec)).await.err();
         let mut grace_ms = 0;
         if matches!(rec.netns, Netns::Owned(_)) {
@@ -177,211 +184,246 @@ impl Ops {
         first_err.map_or(Ok(()), Err)
     }
 
-    async fn finish_create(&self, mut rec: SandboxRecord, made: Result<PathBuf, Status>) -> Result<SandboxRecord, Status> {
-        let path = match made {
-            Ok(p) => p,
-            Err(e) => {
-                self.roll_back(rec).await;
-                return Err(e);
-            }
-        };
-        let mut st = self.lock().await;
-        st.release(&rec.id);
+    async fn finish_create(
+        &self,
+        claim: Claim,
+        mut rec: SandboxRecord,
+        path: PathBuf,
+    ) -> Result<SandboxRecord> {
         if let Netns::Owned(p) = &mut rec.netns {
             *p = path;
         }
         rec.endpoints.iter_mut().for_each(|e| e.attached = true);
         rec.phase = Phase::Ready;
-        self.put_sandbox(&mut st, rec.clone()).await?;
+        self.record_outcome(claim, Change::PutSandbox(rec.clone())).await?;
         tracing::info!(sandbox = %rec.id, mode = ?rec.mode, "sandbox created");
         Ok(rec)
     }
 
     /// Undoes a failed create. If even the undo fails (netexec gone), the
     /// record stays as Deleting and reconciliation finishes it later.
-    async fn roll_back(&self, mut rec: SandboxRecord) {
-        let undone = self.teardown(&rec).await;
-        let mut st = self.lock().await;
-        st.release(&rec.id);
-        let kept = match undone {
-            Ok(()) => self.drop_sandbox(&mut st, &rec.id).await,
-            Err(_) => {
+    async fn roll_back(&self, claim: Claim, mut rec: SandboxRecord) {
+        let outcome = match self.teardown(&rec).await {
+            Ok(()) => Change::DelSandbox(rec.id.clone()),
+            Err(e) => {
+                tracing::warn!(sandbox = %rec.id, error = %e, "rollback incomplete; kept for reconciliation");
                 rec.phase = Phase::Deleting;
-                self.put_sandbox(&mut st, rec.clone()).await
+                Change::PutSandbox(rec.clone())
             }
         };
-        if let Err(e) = kept {
-            tracing::error!(sandbox = %rec.id, error = %e.message(), "could not record the rollback");
+        if let Err(e) = self.record_outcome(claim, outcome).await {
+            tracing::error!(sandbox = %rec.id, error = %e, "could not record the rollback");
         }
         tracing::warn!(sandbox = %rec.id, "sandbox create failed and was rolled back");
     }
 
-    pub async fn delete_sandbox(&self, reference: &str) -> Result<(), Status> {
-        let rec = {
+    pub async fn delete_sandbox(&self, reference: &Ref) -> Result<()> {
+        let (rec, claim) = {
             let mut st = self.lock().await;
             let mut rec = st.sandbox(reference)?.clone();
-            let joiners: Vec<String> = st.joiners_of(&rec.id).iter().map(|s| describe(s)).collect();
+            let joiners: Vec<String> =
+                st.joiners_of(&rec.id).iter().map(|s| s.to_string()).collect();
             if !joiners.is_empty() {
-                return Err(Status::failed_precondition(format!(
-                    "sandbox {} shares its namespace with {}; delete them first",
-                    describe(&rec),
+                return Err(Error::Conflict(format!(
+                    "sandbox {rec} shares its namespace with {}; delete them first",
                     joiners.join(", ")
                 )));
             }
-            st.claim(&rec.id, "sandbox")?;
             rec.phase = Phase::Deleting;
-            if let Err(e) = self.put_sandbox(&mut st, rec.clone()).await {
-                st.release(&rec.id);
-                return Err(e);
-            }
-            rec
+            let intent = Change::PutSandbox(rec.clone());
+            let claim = self.record_intent(&mut st, rec.id.as_str(), "sandbox", intent).await?;
+            (rec, claim)
         };
-        let gone = self.teardown(&rec).await;
-        let mut st = self.lock().await;
-        st.release(&rec.id);
-        gone?;
-        self.drop_sandbox(&mut st, &rec.id).await?;
+        // On failure the record stays Deleting: reconciliation finishes it.
+        self.teardown(&rec).await?;
+        self.record_outcome(claim, Change::DelSandbox(rec.id.clone())).await?;
         tracing::info!(sandbox = %rec.id, "sandbox deleted");
         Ok(())
     }
 
-    pub async fn connect(&self, spec: ConnectSpec) -> Result<SandboxRecord, Status> {
+    pub async fn connect(&self, spec: ConnectSpec) -> Result<SandboxRecord> {
         let listeners = self.listeners_for(&spec.publish).await?;
-        let (rec, ep) = {
+        let (mut rec, ep, claim) = {
             let mut st = self.lock().await;
             let mut rec = ready_bridge_sandbox(&st, &spec.sandbox)?;
-            let mut ep = new_endpoint(&st, &self.settings.link_prefix, &rec, &spec.attach, None, "ipv4_address")?;
+            let prefix = &self.settings.link_prefix;
+            let mut ep = new_endpoint(&st, prefix, &rec, &spec.attach, None, "ipv4_address")?;
             if !spec.publish.is_empty() {
-                if st.networks[&ep.network_id].internal {
-                    return Err(invalid("publish", "the network is internal and has no published ports"));
+                if st.networks.get(&ep.network_id).is_none_or(|n| n.internal) {
+                    return Err(Error::invalid(
+                        "publish",
+                        "the network is internal and has no published ports",
+                    ));
                 }
-                ep.ports = ports::allocate(&st, &spec.publish, &listeners, self.settings.ephemeral)?;
+                ep.ports =
+                    ports::allocate(&st, &spec.publish, &listeners, self.settings.ephemeral)?;
             }
-            st.claim(&rec.id, "sandbox")?;
             rec.endpoints.push(ep.clone());
-            if let Err(e) = self.put_sandbox(&mut st, rec.clone()).await {
-                st.release(&rec.id);
-                return Err(e);
-            }
-            (rec, ep)
+            let intent = Change::PutSandbox(rec.clone());
+            let claim = self.record_intent(&mut st, rec.id.as_str(), "sandbox", intent).await?;
+            (rec, ep, claim)
         };
-        let target = endpoint_target(&rec);
-        let mut done = self.attach_endpoint(&rec, &ep, &target).await;
-        if done.is_ok() {
-            done = self.add_ports(firewall::ports_of(&rec, &ep)).await;
-        }
+        let done = self.build_endpoint(&rec, &ep).await;
         // A failed attach is undone; if the undo fails too, the endpoint stays
         // recorded as not attached and reconciliation removes it.
-        let undone = match &done {
-            Ok(()) => false,
-            Err(_) => {
-                let ports = self.remove_ports(firewall::ports_of(&rec, &ep)).await;
-                ports.is_ok() && self.exec.detach(&ep.host_ifname, 0).await.is_ok()
-            }
-        };
-        let mut st = self.lock().await;
-        st.release(&rec.id);
-        let mut rec = st.sandbox(&rec.id)?.clone();
-        match done {
-            Ok(()) => rec.endpoints.iter_mut().filter(|e| e.ifname == ep.ifname).for_each(|e| e.attached = true),
-            Err(_) if undone => rec.endpoints.retain(|e| e.ifname != ep.ifname),
-            Err(_) => {}
+        if done.is_ok() {
+            rec.endpoints
+                .iter_mut()
+                .filter(|e| e.ifname == ep.ifname)
+                .for_each(|e| e.attached = true);
+        } else if self.unbuild_endpoint(&rec, &ep).await.is_ok() {
+            rec.endpoints.retain(|e| e.ifname != ep.ifname);
         }
-        self.put_sandbox(&mut st, rec.clone()).await?;
+        self.record_outcome(claim, Change::PutSandbox(rec.clone())).await?;
         done.map(|()| rec)
     }
 
-    pub async fn disconnect(&self, spec: DisconnectSpec) -> Result<SandboxRecord, Status> {
-        let (rec, ep) = {
+    async fn build_endpoint(&self, rec: &SandboxRecord, ep: &Endpoint) -> Result<()> {
+        self.attach_endpoint(rec, ep, &endpoint_target(rec)).await?;
+        self.add_ports(firewall::ports_of(rec, ep)).await
+    }
+
+    /// Removes one endpoint's ports, then the endpoint.
+    pub(super) async fn unbuild_endpoint(&self, rec: &SandboxRecord, ep: &Endpoint) -> Result<()> {
+        self.remove_ports(firewall::ports_of(rec, ep)).await?;
+        self.exec.detach(&ep.host_ifname, 0).await
+    }
+
+    /// The endpoint is first recorded as not attached (the intent): once
+    /// accepted, a disconnect always completes, if not here then in
+    /// reconciliation.
+    pub async fn disconnect(&self, spec: DisconnectSpec) -> Result<SandboxRecord> {
+        let (mut rec, ep, claim) = {
             let mut st = self.lock().await;
-            let rec = ready_bridge_sandbox(&st, &spec.sandbox)?;
+            let mut rec = ready_bridge_sandbox(&st, &spec.sandbox)?;
             let net = st.network(&spec.network)?;
-            let ep = rec.endpoints.iter().find(|e| e.network_id == net.id).cloned().ok_or_else(|| {
-                Status::not_found(format!("sandbox {} is not connected to network {}", describe(&rec), net.name))
-            })?;
-            st.claim(&rec.id, "sandbox")?;
-            (rec, ep)
+            let slot = rec.endpoints.iter_mut().find(|e| e.network_id == net.id);
+            let Some(slot) = slot else {
+                let why =
+                    format!("sandbox {} is not connected to network {}", spec.sandbox, net.name);
+                return Err(Error::NotFound(why));
+            };
+            slot.attached = false;
+            let ep = slot.clone();
+            let intent = Change::PutSandbox(rec.clone());
+            let claim = self.record_intent(&mut st, rec.id.as_str(), "sandbox", intent).await?;
+            (rec, ep, claim)
         };
-        let mut gone = self.remove_ports(firewall::ports_of(&rec, &ep)).await;
-        if gone.is_ok() {
-            gone = self.exec.detach(&ep.host_ifname, 0).await;
-        }
-        let mut st = self.lock().await;
-        st.release(&rec.id);
-        gone?;
-        let mut rec = st.sandbox(&rec.id)?.clone();
+        self.unbuild_endpoint(&rec, &ep).await?;
         rec.endpoints.retain(|e| e.ifname != ep.ifname);
-        self.put_sandbox(&mut st, rec.clone()).await?;
+        self.record_outcome(claim, Change::PutSandbox(rec.clone())).await?;
         Ok(rec)
     }
 }
 
-/// How long a deleted sandbox's veths may take to vanish with its namespace
-/// before they are deleted explicitly.
-const NETNS_TEARDOWN_GRACE_MS: u32 = 1000;
+/// The first endpoint on a network with a way in (not internal).
+fn first_published<'a>(st: &State, endpoints: &'a mut [Endpoint]) -> Option<&'a mut Endpoint> {
+    let open = |e: &&mut Endpoint| st.networks.get(&e.network_id).is_some_and(|n| !n.internal);
+    endpoints.iter_mut().find(open)
+}
 
-/// A new id whose first ten hex digits are unique: they name the host ends
-/// of its veth pairs.
-fn fresh_sandbox_id(st: &State) -> String {
+pub(super) fn endpoint_args(
+    rec: &SandboxRecord,
+    ep: &Endpoint,
+    net: &NetworkRecord,
+    target: &NetnsTarget,
+) -> EndpointArgs {
+    EndpointArgs {
+        netns: target.clone(),
+        host_ifname: ep.host_ifname.clone(),
+        ifname: ep.ifname.clone(),
+        bridge: net.bridge.clone(),
+        address: ep.address,
+        prefix: net.subnet.prefix,
+        gateway: ep.default_route.then_some(net.gateway),
+        mac: ep.mac,
+        mtu: net.mtu,
+        owner: rec.owner(),
+        // Reaching its own published ports through the host comes back in
+        // on the same bridge port.
+        hairpin: !net.internal,
+        // A derived MAC comes back with its address, so neighbours' caches
+        // stay right; only an explicit one needs announcing (a broadcast
+        // every sandbox on the bridge receives).
+        announce: ep.mac != Mac::from_ipv4(ep.address),
+    }
+}
+
+/// A new id whose short form is unique: it names the host ends of its veths.
+fn fresh_sandbox_id(st: &State) -> SandboxId {
     loop {
-        let id = new_id();
-        if !st.sandboxes.keys().any(|k| k[..10] == id[..10]) {
+        let id = SandboxId::random();
+        if !st.sandboxes.keys().any(|k| k.short() == id.short()) {
             return id;
         }
     }
 }
 
-fn join_target(st: &State, target: &str) -> Result<Netns, Status> {
-    let t = st.sandbox(target).map_err(|_| Status::not_found(format!("container.target: sandbox {target:?} does not exist")))?;
+fn join_target(st: &State, target: &Ref) -> Result<Netns> {
+    let t = st.sandbox(target).map_err(|_| {
+        Error::NotFound(format!("container.target: sandbox {:?} does not exist", target.as_str()))
+    })?;
     if let Netns::Joined { target: root, .. } = &t.netns {
-        return Err(Status::failed_precondition(format!(
-            "container.target: sandbox {} itself shares the namespace of {root}; join {root} instead",
-            describe(t)
+        return Err(Error::Conflict(format!(
+            "container.target: sandbox {t} itself shares the namespace of {root}; join {root} instead"
         )));
     }
     if t.phase != Phase::Ready {
-        return Err(Status::failed_precondition(format!("container.target: sandbox {} is not ready ({:?})", describe(t), t.phase)));
+        let why = format!("container.target: sandbox {t} is not ready ({:?})", t.phase);
+        return Err(Error::Conflict(why));
     }
     Ok(Netns::Joined { target: t.id.clone(), path: t.netns.path().clone() })
 }
 
-fn ready_bridge_sandbox(st: &State, reference: &str) -> Result<SandboxRecord, Status> {
+fn ready_bridge_sandbox(st: &State, reference: &Ref) -> Result<SandboxRecord> {
     let rec = st.sandbox(reference)?;
     if rec.mode != ModeKind::Bridge {
-        return Err(Status::failed_precondition(format!(
-            "sandbox {} is in {:?} mode; only bridge-mode sandboxes connect to networks",
-            describe(rec),
+        return Err(Error::Conflict(format!(
+            "sandbox {rec} is in {:?} mode; only bridge-mode sandboxes connect to networks",
             rec.mode
         )));
     }
     if rec.phase != Phase::Ready {
-        return Err(Status::failed_precondition(format!("sandbox {} is not ready ({:?})", describe(rec), rec.phase)));
+        return Err(Error::Conflict(format!("sandbox {rec} is not ready ({:?})", rec.phase)));
     }
     Ok(rec.clone())
 }
 
 /// Picks the interface name, address and MAC of a new interface of `rec`.
-fn new_endpoint(st: &State, prefix: &str, rec: &SandboxRecord, attach: &AttachSpec, mac: Option<Mac>, field: &str) -> Result<Endpoint, Status> {
+fn new_endpoint(
+    st: &State,
+    prefix: &str,
+    rec: &SandboxRecord,
+    attach: &AttachSpec,
+    mac: Option<Mac>,
+    field: &str,
+) -> Result<Endpoint> {
     let net = st.network(&attach.network)?;
     if net.phase != Phase::Ready {
-        return Err(Status::failed_precondition(format!("network {} is not ready ({:?})", net.name, net.phase)));
+        return Err(Error::Conflict(format!(
+            "network {} is not ready ({:?})",
+            net.name, net.phase
+        )));
     }
     if rec.endpoints.iter().any(|e| e.network_id == net.id) {
-        return Err(Status::already_exists(format!("sandbox {} is already connected to network {}", describe(rec), net.name)));
+        let why = format!("sandbox {rec} is already connected to network {}", net.name);
+        return Err(Error::AlreadyExists(why));
     }
     let index = (0..MAX_INTERFACES)
         .find(|i| !rec.endpoints.iter().any(|e| e.ifname == format!("eth{i}")))
-        .ok_or_else(|| Status::resource_exhausted(format!("sandbox {} already has {MAX_INTERFACES} interfaces", describe(rec))))?;
+        .ok_or_else(|| {
+            Error::Exhausted(format!("sandbox {rec} already has {MAX_INTERFACES} interfaces"))
+        })?;
     let address = st.allocate(net, attach.address, field)?;
     let mac = mac.unwrap_or_else(|| Mac::from_ipv4(address));
-    let holder = st.sandboxes.values().flat_map(|s| &s.endpoints).find(|e| e.network_id == net.id && e.mac == mac);
-    if holder.is_some() {
-        return Err(Status::already_exists(format!("mac_address: {mac} is already in use on network {}", net.name)));
+    if st.mac_taken(&net.id, mac) {
+        let why = format!("mac_address: {mac} is already in use on network {}", net.name);
+        return Err(Error::AlreadyExists(why));
     }
     Ok(Endpoint {
         network_id: net.id.clone(),
         ifname: format!("eth{index}"),
-        host_ifname: format!("{prefix}v{}{index:x}", &rec.id[..10]),
+        host_ifname: LinkName::for_endpoint(prefix, &rec.id, index),
         mac,
         address,
         default_route: !rec.endpoints.iter().any(|e| e.default_route),

@@ -113,13 +113,14 @@ pub fn parse_network(field: &str, n: &pb::FirewallNetwork, prefix: &str) -> Resu
 
 pub fn parse_port(field: &str, p: &pb::FirewallPort) -> Result<FwPort> {
     let port = |name: &str, v: u32| -> Result<u16> {
-        u16::try_from(v)
-            .ok()
-            .filter(|v| *v != 0)
-            .ok_or_else(|| ExecError::InvalidArgument(format!("{field}.{name}: {v} is not a port (1-65535)")))
+        u16::try_from(v).ok().filter(|v| *v != 0).ok_or_else(|| {
+            ExecError::InvalidArgument(format!("{field}.{name}: {v} is not a port (1-65535)"))
+        })
     };
     let ip = |name: &str, s: &str| -> Result<Ipv4Addr> {
-        s.parse().map_err(|_| ExecError::InvalidArgument(format!("{field}.{name}: {s:?} is not an IPv4 address")))
+        s.parse().map_err(|_| {
+            ExecError::InvalidArgument(format!("{field}.{name}: {s:?} is not an IPv4 address"))
+        })
     };
     Ok(FwPort {
         proto: Proto::parse(&format!("{field}.protocol"), &p.protocol)?,
@@ -133,7 +134,10 @@ pub fn parse_port(field: &str, p: &pb::FirewallPort) -> Result<FwPort> {
 
 pub fn parse_delta(d: &pb::FirewallDelta, prefix: &str) -> Result<Delta> {
     let nets = |list: &[pb::FirewallNetwork], name: &str| -> Result<Vec<FwNetwork>> {
-        list.iter().enumerate().map(|(i, n)| parse_network(&format!("{name}[{i}]"), n, prefix)).collect()
+        list.iter()
+            .enumerate()
+            .map(|(i, n)| parse_network(&format!("{name}[{i}]"), n, prefix))
+            .collect()
     };
     let ports = |list: &[pb::FirewallPort], name: &str| -> Result<Vec<FwPort>> {
         list.iter().enumerate().map(|(i, p)| parse_port(&format!("{name}[{i}]"), p)).collect()
@@ -147,6 +151,13 @@ pub fn parse_delta(d: &pb::FirewallDelta, prefix: &str) -> Result<Delta> {
 }
 
 pub fn parse_state(s: &pb::FirewallState, prefix: &str) -> Result<FwState> {
-    let d = parse_delta(&pb::FirewallDelta { add_networks: s.networks.clone(), add_ports: s.ports.clone(), ..Default::default() }, prefix)?;
+    let d = parse_delta(
+        &pb::FirewallDelta {
+            add_networks: s.networks.clone(),
+            add_ports: s.ports.clone(),
+            ..Default::default()
+        },
+        prefix,
+    )?;
     Ok(FwState { networks: d.add_networks, ports: d.add_ports })
 }

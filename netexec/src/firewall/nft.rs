@@ -3,8 +3,8 @@
 //! boundary between netexec and GPL libnftables.
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::process::Stdio;
+use std::sync::Mutex;
 
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -39,7 +39,10 @@ impl NftFirewall {
             return Ok(());
         };
         self.run(&render::full(&state)).await?;
-        tracing::warn!(ports = state.ports.len(), "nftables changed behind ctnet's back: table restored");
+        tracing::warn!(
+            ports = state.ports.len(),
+            "nftables changed behind ctnet's back: table restored"
+        );
         Ok(())
     }
 
@@ -59,13 +62,20 @@ impl NftFirewall {
             }
         }
         let mut stdin = child.stdin.take().expect("piped stdin");
-        stdin.write_all(script.as_bytes()).await.map_err(|e| ExecError::internal("write to nft", e))?;
+        stdin
+            .write_all(script.as_bytes())
+            .await
+            .map_err(|e| ExecError::internal("write to nft", e))?;
         drop(stdin);
-        let out = child.wait_with_output().await.map_err(|e| ExecError::internal("wait for nft", e))?;
+        let out =
+            child.wait_with_output().await.map_err(|e| ExecError::internal("wait for nft", e))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             tracing::error!(stderr = %err, "nft transaction refused");
-            return Err(ExecError::Internal(format!("nft refused the transaction: {}", err.trim())));
+            return Err(ExecError::Internal(format!(
+                "nft refused the transaction: {}",
+                err.trim()
+            )));
         }
         Ok(())
     }
@@ -108,7 +118,10 @@ impl NftFirewall {
             let out = cmd.output().await.map_err(|e| ExecError::internal("run conntrack", e))?;
             // conntrack -D exits 1 when nothing matched.
             if !matches!(out.status.code(), Some(0) | Some(1)) {
-                return Err(ExecError::Internal(format!("conntrack -D: {}", String::from_utf8_lossy(&out.stderr).trim())));
+                return Err(ExecError::Internal(format!(
+                    "conntrack -D: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
             }
         }
         Ok(())
@@ -148,7 +161,11 @@ impl Firewall for NftFirewall {
         self.run(&render::full(state)).await?;
         *self.mirror.lock().unwrap() = Some(state.clone());
         self.enable_routing(&state.networks)?;
-        tracing::info!(networks = state.networks.len(), ports = state.ports.len(), "nftables table rebuilt");
+        tracing::info!(
+            networks = state.networks.len(),
+            ports = state.ports.len(),
+            "nftables table rebuilt"
+        );
         Ok(())
     }
 }

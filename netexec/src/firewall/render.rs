@@ -81,12 +81,15 @@ fn port_element(p: &FwPort) -> (&'static str, String) {
     let value = format!("comment \"{}\" : {} . {}", p.owner.tag(), p.target_ip, p.target_port);
     match p.host_ip {
         None => ("ports_any", format!("{} . {} {value}", p.proto.as_str(), p.host_port)),
-        Some(ip) => ("ports_addr", format!("{ip} . {} . {} {value}", p.proto.as_str(), p.host_port)),
+        Some(ip) => {
+            ("ports_addr", format!("{ip} . {} . {} {value}", p.proto.as_str(), p.host_port))
+        }
     }
 }
 
 fn elements_of(state: &FwState) -> Vec<(&'static str, String)> {
-    let mut all: Vec<(&'static str, String)> = state.networks.iter().flat_map(network_elements).collect();
+    let mut all: Vec<(&'static str, String)> =
+        state.networks.iter().flat_map(network_elements).collect();
     all.extend(state.ports.iter().map(port_element));
     all
 }
@@ -106,7 +109,8 @@ pub fn table(state: &FwState) -> String {
     for (name, decl) in SETS {
         let kind = if decl.contains(" : ") { "map" } else { "set" };
         let _ = writeln!(out, "\t{kind} {name} {{\n\t\t{decl}");
-        let mine: Vec<&str> = elements.iter().filter(|(n, _)| *n == name).map(|(_, e)| e.as_str()).collect();
+        let mine: Vec<&str> =
+            elements.iter().filter(|(n, _)| *n == name).map(|(_, e)| e.as_str()).collect();
         if !mine.is_empty() {
             let _ = writeln!(out, "\t\telements = {{\n\t\t\t{}\n\t\t}}", mine.join(",\n\t\t\t"));
         }
@@ -161,7 +165,13 @@ mod golden {
         }
     }
 
-    fn port(proto: Proto, host_ip: Option<&str>, host_port: u16, target: &str, target_port: u16) -> FwPort {
+    fn port(
+        proto: Proto,
+        host_ip: Option<&str>,
+        host_port: u16,
+        target: &str,
+        target_port: u16,
+    ) -> FwPort {
         FwPort {
             proto,
             host_ip: host_ip.map(|s| s.parse().unwrap()),
@@ -183,9 +193,20 @@ mod golden {
             port(Proto::Tcp, Some("127.0.0.1"), 8081, "198.18.0.3", 80),
             port(Proto::Tcp, Some("192.0.2.10"), 443, "198.19.1.2", 8443),
         ];
-        let state = FwState { networks: vec![default.clone(), no_icc.clone(), internal.clone()], ports: ports.clone() };
-        let add = Delta { add_ports: ports[..2].to_vec(), add_networks: vec![no_icc.clone()], ..Default::default() };
-        let remove = Delta { remove_ports: ports[3..].to_vec(), remove_networks: vec![internal], ..Default::default() };
+        let state = FwState {
+            networks: vec![default.clone(), no_icc.clone(), internal.clone()],
+            ports: ports.clone(),
+        };
+        let add = Delta {
+            add_ports: ports[..2].to_vec(),
+            add_networks: vec![no_icc.clone()],
+            ..Default::default()
+        };
+        let remove = Delta {
+            remove_ports: ports[3..].to_vec(),
+            remove_networks: vec![internal],
+            ..Default::default()
+        };
         vec![
             ("empty", full(&FwState::default())),
             ("default-network", full(&FwState { networks: vec![default], ports: vec![] })),
@@ -208,7 +229,8 @@ mod golden {
             if update {
                 std::fs::write(&path, &text).unwrap();
             }
-            let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let want = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(text, want, "{name}: rendered ruleset differs from {}", path.display());
         }
     }
@@ -218,8 +240,16 @@ mod golden {
         for (name, _) in cases() {
             let path = golden_dir().join(format!("{name}.nft"));
             // A scratch namespace: the check never sees the real host's tables.
-            let out = Command::new("unshare").args(["--net", "nft", "-c", "-f"]).arg(&path).output().expect("run unshare nft");
-            assert!(out.status.success(), "{name}: nft -c: {}", String::from_utf8_lossy(&out.stderr));
+            let out = Command::new("unshare")
+                .args(["--net", "nft", "-c", "-f"])
+                .arg(&path)
+                .output()
+                .expect("run unshare nft");
+            assert!(
+                out.status.success(),
+                "{name}: nft -c: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 

@@ -94,7 +94,8 @@ async fn iteration(h: &Handle, br: u32, dir: &Path, i: usize) -> Steps {
     std::thread::spawn(move || {
         unshare(CloneFlags::CLONE_NEWNET).unwrap();
         std::fs::File::create(&p).unwrap();
-        mount(Some("/proc/thread-self/ns/net"), &p, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+        mount(Some("/proc/thread-self/ns/net"), &p, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .unwrap();
     })
     .join()
     .unwrap();
@@ -126,7 +127,10 @@ async fn iteration(h: &Handle, br: u32, dir: &Path, i: usize) -> Steps {
             let eth0 = index_of(&h, "eth0").await;
             h.address().add(eth0, IpAddr::V4(addr), 16).execute().await.unwrap();
             h.link().set(LinkUnspec::new_with_index(eth0).up().build()).execute().await.unwrap();
-            let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(Ipv4Addr::new(198, 19, 0, 1)).output_interface(eth0).build();
+            let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(Ipv4Addr::new(198, 19, 0, 1))
+                .output_interface(eth0)
+                .build();
             h.route().add(route).execute().await.unwrap();
         })
     })

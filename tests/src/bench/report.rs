@@ -29,7 +29,8 @@ pub fn svg(points: &[(usize, f64)], title: &str) -> String {
     let max_y = points.iter().map(|p| p.1).fold(1.0_f64, f64::max) * 1.1;
     let x = |v: f64| m + (w - 2.0 * m) * v / max_x;
     let y = |v: f64| h - m - (h - 2.0 * m) * v / max_y;
-    let path: Vec<String> = points.iter().map(|(i, v)| format!("{:.1},{:.1}", x(*i as f64), y(*v))).collect();
+    let path: Vec<String> =
+        points.iter().map(|(i, v)| format!("{:.1},{:.1}", x(*i as f64), y(*v))).collect();
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
@@ -47,7 +48,16 @@ pub fn svg(points: &[(usize, f64)], title: &str) -> String {
         let n = max_x * k as f64 / 4.0;
         let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{}\">{n:.0}</text>", x(n) - 10.0, h - m + 18.0);
     }
-    let _ = writeln!(s, "<text x=\"{}\" y=\"{}\">sandboxes on the bridge</text>", w / 2.0 - 60.0, h - 10.0);
-    let _ = writeln!(s, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"{}\"/>", path.join(" "));
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\">sandboxes on the bridge</text>",
+        w / 2.0 - 60.0,
+        h - 10.0
+    );
+    let _ = writeln!(
+        s,
+        "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"{}\"/>",
+        path.join(" ")
+    );
     s + "</svg>\n"
 }

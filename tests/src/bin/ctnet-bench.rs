@@ -71,7 +71,11 @@ async fn timed_create(st: &mut Stack, r: pb::CreateSandboxRequest) -> (Duration,
 
 async fn timed_delete(st: &mut Stack, id: &str) -> Duration {
     let t = Instant::now();
-    st.client.sandboxes.delete_sandbox(pb::DeleteSandboxRequest { sandbox: id.into() }).await.expect("delete");
+    st.client
+        .sandboxes
+        .delete_sandbox(pb::DeleteSandboxRequest { sandbox: id.into() })
+        .await
+        .expect("delete");
     t.elapsed()
 }
 
@@ -95,7 +99,13 @@ async fn delete_all(st: &Stack, ids: Vec<String>) {
 /// VmRSS and VmHWM (peak) of a process, in MB.
 fn rss(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |k: &str| status.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()).unwrap_or(0.0);
+    let kb = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0)
 }
 
@@ -122,7 +132,8 @@ struct Connector {
 impl Connector {
     fn new(ns: &Path) -> Self {
         let file = std::fs::File::open(ns).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<(SocketAddr, std::sync::mpsc::Sender<Option<Duration>>)>();
+        let (tx, rx) =
+            std::sync::mpsc::channel::<(SocketAddr, std::sync::mpsc::Sender<Option<Duration>>)>();
         std::thread::spawn(move || {
             nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
             for (addr, reply) in rx {
@@ -144,12 +155,20 @@ impl Connector {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let smoke = args.iter().any(|a| a == "--smoke");
-    let out = args.iter().position(|a| a == "--out").map(|i| PathBuf::from(&args[i + 1])).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(if smoke { "../target/bench-smoke" } else { "../target/bench" })
-    });
+    let out =
+        args.iter().position(|a| a == "--out").map(|i| PathBuf::from(&args[i + 1])).unwrap_or_else(
+            || {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(if smoke {
+                    "../target/bench-smoke"
+                } else {
+                    "../target/bench"
+                })
+            },
+        );
     let mut z = if smoke { Sizes::smoke() } else { Sizes::full() };
     // --sandboxes N: only the scaling run, for profiling.
-    let only_scaling = args.iter().position(|a| a == "--sandboxes").map(|i| args[i + 1].parse::<usize>().unwrap());
+    let only_scaling =
+        args.iter().position(|a| a == "--sandboxes").map(|i| args[i + 1].parse::<usize>().unwrap());
     if let Some(n) = only_scaling {
         z.sandboxes = n;
     }
@@ -163,10 +182,18 @@ async fn main() {
     if only_scaling.is_some() {
         let mut lat = Vec::new();
         for i in 0..z.sandboxes {
-            let (d, _) = timed_create(&mut st, req::published(&format!("s{i}"), &[], &[&format!("{}:80", 20000 + i)])).await;
+            let (d, _) = timed_create(
+                &mut st,
+                req::published(&format!("s{i}"), &[], &[&format!("{}:80", 20000 + i)]),
+            )
+            .await;
             lat.push(d);
             if (i + 1) % 100 == 0 {
-                println!("sandboxes {}: create p50 of last 100 {:.2} ms", i + 1, median(&lat[i - 99..=i]));
+                println!(
+                    "sandboxes {}: create p50 of last 100 {:.2} ms",
+                    i + 1,
+                    median(&lat[i - 99..=i])
+                );
             }
         }
         println!("logs: {}", st.dir.display());
@@ -179,7 +206,12 @@ async fn main() {
     let floor_p50 = median(&totals);
     let part = |f: fn(&floor::Steps) -> Duration| median(&steps.iter().map(f).collect::<Vec<_>>());
     j.insert("floor_ms".into(), json!({"p50": floor_p50, "netns": part(|s| s.netns), "veth": part(|s| s.veth), "inside": part(|s| s.inside), "nft": part(|s| s.nft)}));
-    rows.push(Row { what: "floor, p50 (netns + veth + inside + nft element)".into(), value: format!("{floor_p50:.2} ms"), target: String::new(), met: None });
+    rows.push(Row {
+        what: "floor, p50 (netns + veth + inside + nft element)".into(),
+        value: format!("{floor_p50:.2} ms"),
+        target: String::new(),
+        met: None,
+    });
 
     // 2. End to end, per mode.
     eprintln!("end to end ...");
@@ -187,11 +219,22 @@ async fn main() {
     let mut e2e = serde_json::Map::new();
     let mut bridge_port_p50 = f64::NAN;
     let modes: Vec<(&str, Box<dyn Fn(usize) -> pb::CreateSandboxRequest>)> = vec![
-        ("bridge+port", Box::new(|i| req::published(&format!("bp{i}"), &[], &[&format!("{}:80", 40000 + i)]))),
+        (
+            "bridge+port",
+            Box::new(|i| req::published(&format!("bp{i}"), &[], &[&format!("{}:80", 40000 + i)])),
+        ),
         ("bridge", Box::new(|i| req::bridge(&format!("b{i}"), &[]))),
         ("none", Box::new(|i| req::mode(&format!("n{i}"), Mode::None(pb::NoneMode {})))),
         ("host", Box::new(|i| req::mode(&format!("h{i}"), Mode::Host(pb::HostMode {})))),
-        ("container", Box::new(|i| req::mode(&format!("c{i}"), Mode::Container(pb::ContainerMode { target: "target".into() })))),
+        (
+            "container",
+            Box::new(|i| {
+                req::mode(
+                    &format!("c{i}"),
+                    Mode::Container(pb::ContainerMode { target: "target".into() }),
+                )
+            }),
+        ),
     ];
     for (mode, make) in &modes {
         let (mut creates, mut deletes) = (Vec::new(), Vec::new());
@@ -208,7 +251,11 @@ async fn main() {
         rows.push(Row {
             what: format!("create {mode}: p50 / p95 / p99; delete p50"),
             value: format!("{p50:.2} / {p95:.2} / {p99:.2} ms; {:.1} ms", median(&deletes)),
-            target: if *mode == "bridge+port" { format!("p50 <= 1.5 x floor ({:.2} ms)", 1.5 * floor_p50) } else { String::new() },
+            target: if *mode == "bridge+port" {
+                format!("p50 <= 1.5 x floor ({:.2} ms)", 1.5 * floor_p50)
+            } else {
+                String::new()
+            },
             met: (*mode == "bridge+port").then_some(p50 <= 1.5 * floor_p50),
         });
     }
@@ -220,18 +267,35 @@ async fn main() {
     eprintln!("scaling to {} sandboxes ...", z.sandboxes);
     let (mut lat, mut ids) = (Vec::new(), Vec::new());
     for i in 0..z.sandboxes {
-        let (d, s) = timed_create(&mut st, req::published(&format!("s{i}"), &[], &[&format!("{}:80", 20000 + i)])).await;
+        let (d, s) = timed_create(
+            &mut st,
+            req::published(&format!("s{i}"), &[], &[&format!("{}:80", 20000 + i)]),
+        )
+        .await;
         lat.push(d);
         ids.push(s.id);
     }
     let first = median(&lat[..z.window]);
     let last = median(&lat[z.sandboxes - z.window..]);
     let full = (rss(st.api_pid()), rss(st.netexec_pid()));
-    let chart: Vec<(usize, f64)> = lat.chunks(z.window).enumerate().map(|(k, c)| ((k + 1) * z.window, median(c))).collect();
-    std::fs::write(out.join("create-latency.svg"), report::svg(&chart, "ctnet: bridge create (1 port) p50 per window vs sandboxes on the bridge")).unwrap();
+    let chart: Vec<(usize, f64)> =
+        lat.chunks(z.window).enumerate().map(|(k, c)| ((k + 1) * z.window, median(c))).collect();
+    std::fs::write(
+        out.join("create-latency.svg"),
+        report::svg(
+            &chart,
+            "ctnet: bridge create (1 port) p50 per window vs sandboxes on the bridge",
+        ),
+    )
+    .unwrap();
     j.insert("scaling".into(), json!({"sandboxes": z.sandboxes, "first_window_p50_ms": first, "last_window_p50_ms": last, "ratio": last / first, "windows": chart}));
     rows.push(Row {
-        what: format!("create p50, sandboxes 1-{} vs {}-{}", z.window, z.sandboxes - z.window + 1, z.sandboxes),
+        what: format!(
+            "create p50, sandboxes 1-{} vs {}-{}",
+            z.window,
+            z.sandboxes - z.window + 1,
+            z.sandboxes
+        ),
         value: format!("{first:.2} vs {last:.2} ms ({:.2}x)", last / first),
         target: "<= 1.2x".into(),
         met: Some(last / first <= 1.2),
@@ -264,7 +328,8 @@ async fn main() {
     acceptor(&Stack::pin_of(&few_s), 1000);
     acceptor(&Stack::pin_of(&many_s), 1000);
     let (cf, cm) = (Connector::new(&few_ext.pin), Connector::new(&ext.pin));
-    let many_port = many_s.ports.iter().find(|p| p.container_port == 1000).unwrap().host_port as u16;
+    let many_port =
+        many_s.ports.iter().find(|p| p.container_port == 1000).unwrap().host_port as u16;
     let (mut t_few, mut t_many) = (Vec::new(), Vec::new());
     for _ in 0..z.connects {
         t_few.extend(cf.connect(SocketAddr::from((HOST_OUTSIDE, 10000))));
@@ -274,7 +339,10 @@ async fn main() {
     let mappings = z.port_sandboxes * z.ports_each as usize;
     j.insert("ports".into(), json!({"mappings": mappings, "first_creates_p50_ms": pf, "last_creates_p50_ms": pl, "connect_ms_10": c10, "connect_ms_many": c10k, "samples": t_few.len().min(t_many.len())}));
     rows.push(Row {
-        what: format!("TCP connect to a published port, 10 vs {mappings} mappings (p50, {} samples each)", t_few.len()),
+        what: format!(
+            "TCP connect to a published port, 10 vs {mappings} mappings (p50, {} samples each)",
+            t_few.len()
+        ),
         value: format!("{:.3} vs {:.3} ms ({:.2}x)", c10, c10k, c10k / c10),
         target: "<= 1.1x".into(),
         met: Some(c10k / c10 <= 1.1),
@@ -297,7 +365,11 @@ async fn main() {
                 let mut lat = Vec::new();
                 for i in 0..ops {
                     let t = Instant::now();
-                    let s = cl.create_sandbox(req::bridge(&format!("k{clients}-{c}-{i}"), &[])).await.unwrap().into_inner();
+                    let s = cl
+                        .create_sandbox(req::bridge(&format!("k{clients}-{c}-{i}"), &[]))
+                        .await
+                        .unwrap()
+                        .into_inner();
                     lat.push(t.elapsed());
                     cl.delete_sandbox(pb::DeleteSandboxRequest { sandbox: s.id }).await.unwrap();
                 }
@@ -308,7 +380,8 @@ async fn main() {
         for t in tasks {
             lat.extend(t.await.unwrap());
         }
-        let ops_s = (2 * clients * (z.ops_per_client / clients).max(2)) as f64 / t.elapsed().as_secs_f64();
+        let ops_s =
+            (2 * clients * (z.ops_per_client / clients).max(2)) as f64 / t.elapsed().as_secs_f64();
         if clients == 1 {
             one_client = (ops_s, median(&lat));
         }
@@ -316,7 +389,11 @@ async fn main() {
         rows.push(Row {
             what: format!("{clients} clients: ops/s (create+delete), create p50 / p99"),
             value: format!("{ops_s:.1}/s, {:.2} / {:.2} ms", median(&lat), pct(&lat, 99.0)),
-            target: if clients == 16 { format!(">= 2x one client ({:.1}/s)", 2.0 * one_client.0) } else { String::new() },
+            target: if clients == 16 {
+                format!(">= 2x one client ({:.1}/s)", 2.0 * one_client.0)
+            } else {
+                String::new()
+            },
             met: (clients == 16).then_some(ops_s >= 2.0 * one_client.0),
         });
     }
@@ -326,7 +403,10 @@ async fn main() {
     j.insert("memory_mb".into(), json!({"api_idle": idle.0, "netexec_idle": idle.1, "api_full": full.0, "netexec_full": full.1}));
     rows.push(Row {
         what: format!("peak RSS with {} sandboxes: ctnet-api / ctnet-netexec", z.sandboxes),
-        value: format!("{:.1} / {:.1} MB (idle {:.1} / {:.1})", full.0 .1, full.1 .1, idle.0 .0, idle.1 .0),
+        value: format!(
+            "{:.1} / {:.1} MB (idle {:.1} / {:.1})",
+            full.0 .1, full.1 .1, idle.0 .0, idle.1 .0
+        ),
         target: "<= 50 / <= 20 MB".into(),
         met: Some(full.0 .1 <= 50.0 && full.1 .1 <= 20.0),
     });
@@ -337,7 +417,11 @@ async fn main() {
     acceptor(&Stack::pin_of(&s), 80);
     let mut heals = Vec::new();
     for _ in 0..z.heals {
-        let flush = Command::new("nsenter").arg(format!("--net={}", st.host.display())).args(["nft", "flush", "ruleset"]).status().unwrap();
+        let flush = Command::new("nsenter")
+            .arg(format!("--net={}", st.host.display()))
+            .args(["nft", "flush", "ruleset"])
+            .status()
+            .unwrap();
         assert!(flush.success());
         let t = Instant::now();
         while cm.connect(SocketAddr::from((HOST_OUTSIDE, 8080))).is_none() {
@@ -348,7 +432,12 @@ async fn main() {
     }
     let heal = median(&heals);
     j.insert("healing_ms".into(), json!(heal));
-    rows.push(Row { what: "ports working again after `nft flush ruleset` (p50)".into(), value: format!("{heal:.1} ms"), target: "<= 1000 ms".into(), met: Some(heal <= 1000.0) });
+    rows.push(Row {
+        what: "ports working again after `nft flush ruleset` (p50)".into(),
+        value: format!("{heal:.1} ms"),
+        target: "<= 1000 ms".into(),
+        met: Some(heal <= 1000.0),
+    });
     st.delete("heal").await;
     st.delete("target").await;
 
@@ -359,16 +448,36 @@ async fn main() {
     j.insert("breakdown_ms".into(), json!({"netns": part(|s| s.netns), "veth": part(|s| s.veth), "inside": part(|s| s.inside), "nft": part(|s| s.nft), "store_commits_2x": 2.0 * commit, "grpc_validation_bookkeeping": other, "total_p50": bridge_port_p50}));
     rows.push(Row {
         what: "one bridge+port create: netns / veth / inside / nft / 2 store commits / rest".into(),
-        value: format!("{:.2} / {:.2} / {:.2} / {:.2} / {:.2} / {:.2} ms", part(|s| s.netns), part(|s| s.veth), part(|s| s.inside), part(|s| s.nft), 2.0 * commit, other),
+        value: format!(
+            "{:.2} / {:.2} / {:.2} / {:.2} / {:.2} / {:.2} ms",
+            part(|s| s.netns),
+            part(|s| s.veth),
+            part(|s| s.inside),
+            part(|s| s.nft),
+            2.0 * commit,
+            other
+        ),
         target: String::new(),
         met: None,
     });
     st.finish().await;
 
-    let machine = format!("{} cores, kernel {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), kernel_release());
-    let command = if smoke { "cargo run --release -p ctnet-tests --bin ctnet-bench -- --smoke" } else { "scripts/bench.sh" };
+    let machine = format!(
+        "{} cores, kernel {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        kernel_release()
+    );
+    let command = if smoke {
+        "cargo run --release -p ctnet-tests --bin ctnet-bench -- --smoke"
+    } else {
+        "scripts/bench.sh"
+    };
     j.insert("machine".into(), json!(machine));
-    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&serde_json::Value::Object(j)).unwrap()).unwrap();
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&serde_json::Value::Object(j)).unwrap(),
+    )
+    .unwrap();
     let md = report::markdown(&rows, &machine, command);
     std::fs::write(out.join("results.md"), &md).unwrap();
     println!("{md}");

@@ -1,0 +1,238 @@
+//! The executor contract: what api-server relies on from any executor.
+//! The same cases run against the fake (api-server's unit tests) and the
+//! real netexec (tests/tests/executor.rs, as root in a test namespace), so
+//! the fake can never pass a case the real one fails.
+use std::net::Ipv4Addr;
+
+use crate::domain::{LinkName, Mac, NetworkId, SandboxId, Subnet};
+use crate::error::{Error, Refusal};
+use crate::executor::*;
+use crate::model::Owner;
+
+/// The names and addresses one run of the suite uses.
+pub struct Fixture {
+    pub bridge: LinkName,
+    pub network: NetworkId,
+    pub sandbox: SandboxId,
+    pub host_ifname: LinkName,
+    pub subnet: Subnet,
+}
+
+impl Fixture {
+    /// Objects named with `prefix` in 198.19.`octet`.0/24.
+    pub fn new(prefix: &str, octet: u8) -> Self {
+        let network = NetworkId::random();
+        let sandbox = SandboxId::random();
+        Self {
+            bridge: LinkName::for_network(prefix, &network),
+            host_ifname: LinkName::for_endpoint(prefix, &sandbox, 0),
+            network,
+            sandbox,
+            subnet: Subnet { base: Ipv4Addr::new(198, 19, octet, 0), prefix: 24 },
+        }
+    }
+
+    fn host(&self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.subnet.base) + n)
+    }
+
+    pub fn bridge_args(&self) -> BridgeArgs {
+        BridgeArgs {
+            name: self.bridge.clone(),
+            address: self.host(1),
+            prefix: self.subnet.prefix,
+            mtu: 1500,
+            owner: Owner::Network(self.network.clone()),
+        }
+    }
+
+    pub fn endpoint_args(&self) -> EndpointArgs {
+        EndpointArgs {
+            netns: NetnsTarget::Owned(self.sandbox.clone()),
+            host_ifname: self.host_ifname.clone(),
+            ifname: "eth0".into(),
+            bridge: self.bridge.clone(),
+            address: self.host(2),
+            prefix: self.subnet.prefix,
+            gateway: Some(self.host(1)),
+            mac: Mac::from_ipv4(self.host(2)),
+            mtu: 1500,
+            owner: Owner::Sandbox(self.sandbox.clone()),
+            hairpin: true,
+            announce: false,
+        }
+    }
+
+    pub fn port(&self) -> FirewallPort {
+        FirewallPort {
+            proto: crate::domain::ports::Proto::Tcp,
+            host_ip: None,
+            host_port: 7070,
+            target_ip: self.host(2),
+            target_port: 80,
+            owner: Owner::Sandbox(self.sandbox.clone()),
+        }
+    }
+
+    pub fn fw_network(&self) -> FirewallNetwork {
+        FirewallNetwork {
+            bridge: self.bridge.clone(),
+            subnet: self.subnet,
+            internal: false,
+            icc: true,
+        }
+    }
+}
+
+fn ok<T>(case: &str, step: &str, r: crate::error::Result<T>) -> T {
+    r.unwrap_or_else(|e| panic!("contract {case}: {step}: {e}"))
+}
+
+fn refusal(case: &str, step: &str, r: crate::error::Result<()>) -> Refusal {
+    match r {
+        Err(Error::ExecutorRefused { kind, .. }) => kind,
+        other => panic!("contract {case}: {step}: expected a refusal, got {other:?}"),
+    }
+}
+
+/// Repeating a bridge is a no-op; it is listed once, tagged; deleting it
+/// twice succeeds.
+pub async fn bridges_are_idempotent(x: &dyn Executor, f: &Fixture) {
+    let c = "bridges_are_idempotent";
+    for _ in 0..2 {
+        ok(c, "ensure bridge", x.ensure_bridge(&f.bridge_args()).await);
+    }
+    let inv = ok(c, "inventory", x.inventory().await);
+    let listed: Vec<_> = inv.links.iter().filter(|l| l.name == f.bridge.as_str()).collect();
+    assert_eq!(listed.len(), 1, "contract {c}: bridge listed once");
+    assert!(
+        listed.iter().all(|l| l.kind == LinkKind::Bridge && l.owner == f.bridge_args().owner),
+        "{c}: {listed:?}"
+    );
+    for _ in 0..2 {
+        ok(c, "delete bridge", x.delete_bridge(&f.bridge).await);
+    }
+    assert!(ok(c, "inventory", x.inventory().await).link(&f.bridge).is_none(), "{c}: bridge gone");
+}
+
+/// Creating a namespace twice gives one pin; deleting it twice succeeds.
+pub async fn namespaces_are_idempotent(x: &dyn Executor, f: &Fixture) {
+    let c = "namespaces_are_idempotent";
+    let first = ok(c, "create netns", x.create_netns(&f.sandbox).await);
+    let second = ok(c, "create netns again", x.create_netns(&f.sandbox).await);
+    assert_eq!(first, second, "contract {c}: same pin");
+    assert!(ok(c, "inventory", x.inventory().await).pins.contains(&f.sandbox), "{c}: pinned");
+    ok(c, "loopback", x.setup_loopback(&NetnsTarget::Owned(f.sandbox.clone())).await);
+    for _ in 0..2 {
+        ok(c, "delete netns", x.delete_netns(&f.sandbox).await);
+    }
+    assert!(!ok(c, "inventory", x.inventory().await).pins.contains(&f.sandbox), "{c}: unpinned");
+}
+
+/// Attaching twice leaves one endpoint, a port of its bridge, addressed
+/// inside with a default route; detaching twice succeeds.
+pub async fn endpoints_are_idempotent(x: &dyn Executor, f: &Fixture) {
+    let c = "endpoints_are_idempotent";
+    ok(c, "ensure bridge", x.ensure_bridge(&f.bridge_args()).await);
+    ok(c, "create netns", x.create_netns(&f.sandbox).await);
+    for _ in 0..2 {
+        ok(c, "attach", x.attach(&f.endpoint_args()).await);
+    }
+    let inv = ok(c, "inventory", x.inventory().await);
+    let veth = inv.link(&f.host_ifname).unwrap_or_else(|| panic!("contract {c}: veth listed"));
+    assert_eq!((veth.kind, veth.master.as_str()), (LinkKind::Veth, f.bridge.as_str()), "{c}");
+    assert_eq!(veth.owner, f.endpoint_args().owner, "{c}: tagged");
+    let target = NetnsTarget::Owned(f.sandbox.clone());
+    let seen = ok(c, "inspect", x.inspect_netns(&target).await);
+    let eth0 = seen.interfaces.iter().find(|i| i.name == "eth0");
+    let want = format!("{}/{}", f.host(2), f.subnet.prefix);
+    assert!(eth0.is_some_and(|i| i.up && i.addresses == vec![want.clone()]), "{c}: {seen:?}");
+    assert_eq!(seen.default_gateway, Some(f.host(1)), "{c}: default route");
+    for _ in 0..2 {
+        ok(c, "detach", x.detach(&f.host_ifname, 0).await);
+    }
+    let seen = ok(c, "inspect", x.inspect_netns(&target).await);
+    assert!(seen.interfaces.iter().all(|i| i.name != "eth0"), "{c}: eth0 gone: {seen:?}");
+    ok(c, "delete netns", x.delete_netns(&f.sandbox).await);
+    ok(c, "delete bridge", x.delete_bridge(&f.bridge).await);
+}
+
+/// Deleting a namespace takes the veths in it along.
+pub async fn a_deleted_namespace_takes_its_endpoints(x: &dyn Executor, f: &Fixture) {
+    let c = "a_deleted_namespace_takes_its_endpoints";
+    ok(c, "ensure bridge", x.ensure_bridge(&f.bridge_args()).await);
+    ok(c, "create netns", x.create_netns(&f.sandbox).await);
+    ok(c, "attach", x.attach(&f.endpoint_args()).await);
+    ok(c, "delete netns", x.delete_netns(&f.sandbox).await);
+    ok(c, "detach after the namespace", x.detach(&f.host_ifname, 2000).await);
+    assert!(
+        ok(c, "inventory", x.inventory().await).link(&f.host_ifname).is_none(),
+        "{c}: veth gone"
+    );
+    ok(c, "delete bridge", x.delete_bridge(&f.bridge).await);
+}
+
+/// Firewall elements: adds and removes repeat without error; a full sync
+/// with an empty table succeeds.
+pub async fn firewall_changes_are_idempotent(x: &dyn Executor, f: &Fixture) {
+    let c = "firewall_changes_are_idempotent";
+    let add = FirewallDelta {
+        add_networks: vec![f.fw_network()],
+        add_ports: vec![f.port()],
+        ..Default::default()
+    };
+    let remove = FirewallDelta {
+        remove_networks: vec![f.fw_network()],
+        remove_ports: vec![f.port()],
+        ..Default::default()
+    };
+    for _ in 0..2 {
+        ok(c, "add", x.update_firewall(&add).await);
+    }
+    for _ in 0..2 {
+        ok(c, "remove", x.update_firewall(&remove).await);
+    }
+    ok(c, "sync empty", x.sync_firewall(&FirewallTable::default()).await);
+}
+
+/// What is gone can be deleted again.
+pub async fn deleting_what_is_gone_succeeds(x: &dyn Executor, f: &Fixture) {
+    let c = "deleting_what_is_gone_succeeds";
+    ok(c, "delete bridge", x.delete_bridge(&f.bridge).await);
+    ok(c, "delete netns", x.delete_netns(&f.sandbox).await);
+    ok(c, "detach", x.detach(&f.host_ifname, 0).await);
+    let remove = FirewallDelta { remove_ports: vec![f.port()], ..Default::default() };
+    ok(c, "remove port", x.update_firewall(&remove).await);
+}
+
+/// The refusals api-server tells apart.
+pub async fn refusals_have_their_kinds(x: &dyn Executor, f: &Fixture) {
+    let c = "refusals_have_their_kinds";
+    ok(c, "create netns", x.create_netns(&f.sandbox).await);
+    let no_bridge = refusal(c, "attach without bridge", x.attach(&f.endpoint_args()).await);
+    assert_eq!(no_bridge, Refusal::NotFound, "{c}: attach to a missing bridge");
+    ok(c, "delete netns", x.delete_netns(&f.sandbox).await);
+    let missing = NetnsTarget::Owned(f.sandbox.clone());
+    assert_eq!(refusal(c, "loopback", x.setup_loopback(&missing).await), Refusal::NotFound, "{c}");
+    // A bridge asked for under the name of an existing veth.
+    ok(c, "ensure bridge", x.ensure_bridge(&f.bridge_args()).await);
+    ok(c, "create netns", x.create_netns(&f.sandbox).await);
+    ok(c, "attach", x.attach(&f.endpoint_args()).await);
+    let over_veth = BridgeArgs { name: f.host_ifname.clone(), ..f.bridge_args() };
+    let kind = refusal(c, "bridge over a veth", x.ensure_bridge(&over_veth).await);
+    assert_eq!(kind, Refusal::Precondition, "{c}: not a bridge");
+    ok(c, "delete netns", x.delete_netns(&f.sandbox).await);
+    ok(c, "detach", x.detach(&f.host_ifname, 2000).await);
+    ok(c, "delete bridge", x.delete_bridge(&f.bridge).await);
+}
+
+/// Every case, in turn; each cleans up after itself.
+pub async fn all(x: &dyn Executor, f: &Fixture) {
+    bridges_are_idempotent(x, f).await;
+    namespaces_are_idempotent(x, f).await;
+    endpoints_are_idempotent(x, f).await;
+    a_deleted_namespace_takes_its_endpoints(x, f).await;
+    firewall_changes_are_idempotent(x, f).await;
+    deleting_what_is_gone_succeeds(x, f).await;
+    refusals_have_their_kinds(x, f).await;
+}

@@ -1,0 +1,233 @@
+//! The executor over gRPC on netexec's Unix socket. The channel connects
+//! lazily and reconnects by itself, so api-server starts and keeps serving
+//! reads while netexec is down. This is the only module that knows the
+//! wire API `ctnet.exec.v1` (imported as `wire`).
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ctnet_proto::exec::{self as wire, executor_client::ExecutorClient, netns_ref::Kind};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use super::*;
+use crate::domain::ports::Proto;
+use crate::error::{Error, Refusal};
+
+#[derive(Clone)]
+pub struct GrpcExecutor {
+    client: ExecutorClient<Channel>,
+}
+
+impl GrpcExecutor {
+    pub fn new(socket: &Path) -> Result<Self> {
+        let channel = Endpoint::from_shared(format!("unix://{}", socket.display()))
+            .map_err(|e| Error::Internal(format!("netexec socket address: {e}")))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(30))
+            .connect_lazy();
+        Ok(Self { client: ExecutorClient::new(channel) })
+    }
+
+    fn client(&self) -> ExecutorClient<Channel> {
+        self.client.clone()
+    }
+}
+
+/// netexec's answer as api-server's error: transport failures and deadlines
+/// are "unavailable" (the work may or may not have happened); a refusal keeps
+/// what kind of refusal it was.
+fn from_status(s: Status) -> Error {
+    let kind = match s.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+            return Error::ExecutorUnavailable(s.message().to_string())
+        }
+        Code::InvalidArgument | Code::OutOfRange => Refusal::Invalid,
+        Code::NotFound => Refusal::NotFound,
+        Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted => Refusal::Precondition,
+        Code::PermissionDenied | Code::Unauthenticated => Refusal::Denied,
+        _ => Refusal::Internal,
+    };
+    Error::ExecutorRefused { kind, message: s.message().to_string() }
+}
+
+fn netns_ref(t: &NetnsTarget) -> wire::NetnsRef {
+    let kind = match t {
+        NetnsTarget::Owned(id) => Kind::SandboxId(id.to_string()),
+        NetnsTarget::External(p) => Kind::ExternalPath(p.display().to_string()),
+    };
+    wire::NetnsRef { kind: Some(kind) }
+}
+
+fn network(n: &FirewallNetwork) -> wire::FirewallNetwork {
+    wire::FirewallNetwork {
+        bridge: n.bridge.to_string(),
+        subnet: n.subnet.to_string(),
+        internal: n.internal,
+        icc: n.icc,
+    }
+}
+
+fn port(p: &FirewallPort) -> wire::FirewallPort {
+    wire::FirewallPort {
+        protocol: p.proto.as_str().into(),
+        host_ip: p.host_ip.map(|a| a.to_string()).unwrap_or_default(),
+        host_port: p.host_port.into(),
+        target_ip: p.target_ip.to_string(),
+        target_port: p.target_port.into(),
+        owner: p.owner.to_string(),
+    }
+}
+
+fn listener(l: &wire::Listener) -> Option<HostListener> {
+    let proto = match l.protocol.as_str() {
+        "tcp" => Proto::Tcp,
+        "udp" => Proto::Udp,
+        _ => return None,
+    };
+    let address = match l.address.parse::<IpAddr>().ok()? {
+        IpAddr::V4(a) if a.is_unspecified() => None,
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(a) if a.is_unspecified() => None,
+        // Other IPv6 addresses never receive IPv4 traffic.
+        IpAddr::V6(a) => Some(a.to_ipv4_mapped()?),
+    };
+    let port = u16::try_from(l.port).ok()?;
+    Some(HostListener { proto, address, port, shown: format!("{}:{}", l.address, l.port) })
+}
+
+fn link_kind(kind: &str) -> LinkKind {
+    match kind {
+        "bridge" => LinkKind::Bridge,
+        "veth" => LinkKind::Veth,
+        _ => LinkKind::Other,
+    }
+}
+
+fn netns_view(r: wire::InspectNetnsResponse) -> NetnsView {
+    NetnsView {
+        interfaces: r
+            .interfaces
+            .into_iter()
+            .map(|i| InterfaceView { name: i.name, addresses: i.addresses, up: i.up })
+            .collect(),
+        default_gateway: r.default_gateway.parse::<Ipv4Addr>().ok(),
+    }
+}
+
+#[tonic::async_trait]
+impl Executor for GrpcExecutor {
+    async fn ping(&self) -> Result<PingInfo> {
+        let r = self.client().ping(wire::PingRequest {}).await.map_err(from_status)?.into_inner();
+        let host_netns = (!r.host_netns_path.is_empty()).then(|| PathBuf::from(r.host_netns_path));
+        Ok(PingInfo { host_netns, instance: r.instance })
+    }
+
+    async fn ensure_bridge(&self, b: &BridgeArgs) -> Result<()> {
+        let req = wire::EnsureBridgeRequest {
+            name: b.name.to_string(),
+            address: format!("{}/{}", b.address, b.prefix),
+            mtu: b.mtu,
+            owner: b.owner.to_string(),
+        };
+        self.client().ensure_bridge(req).await.map_err(from_status)?;
+        Ok(())
+    }
+
+    async fn delete_bridge(&self, name: &LinkName) -> Result<()> {
+        let req = wire::DeleteBridgeRequest { name: name.to_string() };
+        self.client().delete_bridge(req).await.map_err(from_status)?;
+        Ok(())
+    }
+
+    async fn create_netns(&self, sandbox: &SandboxId) -> Result<PathBuf> {
+        let req = wire::CreateNetnsRequest { sandbox_id: sandbox.to_string() };
+        let r = self.client().create_netns(req).await.map_err(from_status)?;
+        Ok(PathBuf::from(r.into_inner().path))
+    }
+
+    async fn delete_netns(&self, sandbox: &SandboxId) -> Result<()> {
+        let req = wire::DeleteNetnsRequest { sandbox_id: sandbox.to_string() };
+        self.client().delete_netns(req).await.map_err(from_status)?;
+        Ok(())
+    }
+
+    async fn setup_loopback(&self, netns: &NetnsTarget) -> Result<()> {
+        let req = wire::SetupLoopbackRequest { netns: Some(netns_ref(netns)) };
+        self.client().setup_loopback(req).await.map_err(from_status)?;
+        Ok(())
+    }
+
+    async fn attach(&self, e: &EndpointArgs) -> Result<()> {
+        let req = wire::AttachEndpointRequest {
+            netns: Some(netns_ref(&e.netns)),
+            host_ifname: e.host_ifname.to_string(),
+            ifname: e.ifname.clone(),
+            bridge: e.bridge.to_string(),
+            address: format!("{}/{}", e.address, e.prefix),
+            gateway: e.gateway.map(|g| g.to_string()).unwrap_or_default(),
+            mac: e.mac.0.to_vec(),
+            mtu: e.mtu,
+            owner: e.owner.to_string(),
+            hairpin: e.hairpin,
+            announce: e.announce,
+        };
+        self.client().attach_endpoint(req).await.map_err(from_status)?;
+        Ok(())
+    }
+
+    async fn detach(&self, host_ifname: &LinkName, grace_ms: u32) -> Result<()> {
+        let req = wire::DetachEndpointRequest { host_ifname: host_ifname.to_string(), grace_ms };
+        self.client().detach_endpoint(req).await.map_err(from_status)?;
+        Ok(())
+    }
+
+    async fn update_firewall(&self, d: &FirewallDelta) -> Result<()> {
+        let req = wire::FirewallDelta {
+            add_networks: d.add_networks.iter().map(network).collect(),
+            remove_networks: d.remove_networks.iter().map(network).collect(),
+            add_ports: d.add_ports.iter().map(port).collect(),
+            remove_ports: d.remove_ports.iter().map(port).collect(),
+        };
+        self.client().update_firewall(req).await.map_err(from_status)?;
+        Ok(())
+    }
+
+    async fn sync_firewall(&self, t: &FirewallTable) -> Result<()> {
+        let req = wire::FirewallState {
+            networks: t.networks.iter().map(network).collect(),
+            ports: t.ports.iter().map(port).collect(),
+        };
+        self.client().sync_firewall(req).await.map_err(from_status)?;
+        Ok(())
+    }
+
+    async fn list_listeners(&self) -> Result<Vec<HostListener>> {
+        let req = wire::ListListenersRequest {};
+        let r = self.client().list_listeners(req).await.map_err(from_status)?.into_inner();
+        Ok(r.listeners.iter().filter_map(listener).collect())
+    }
+
+    async fn inventory(&self) -> Result<Inventory> {
+        let r = self.client().inventory(wire::InventoryRequest {}).await.map_err(from_status)?;
+        let r = r.into_inner();
+        let links = r
+            .links
+            .into_iter()
+            .map(|l| TaggedLink {
+                owner: Owner::parse(&l.owner),
+                kind: link_kind(&l.kind),
+                name: l.name,
+                master: l.master,
+            })
+            .collect();
+        let pins = r.netns_pins.iter().filter_map(|p| SandboxId::parse(p)).collect();
+        Ok(Inventory { links, pins })
+    }
+
+    async fn inspect_netns(&self, netns: &NetnsTarget) -> Result<NetnsView> {
+        let req = wire::InspectNetnsRequest { netns: Some(netns_ref(netns)) };
+        let r = self.client().inspect_netns(req).await.map_err(from_status)?;
+        Ok(netns_view(r.into_inner()))
+    }
+}

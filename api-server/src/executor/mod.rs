@@ -1,0 +1,182 @@
+//! The executor seam: everything api-server asks of the kernel goes through
+//! this trait, in api-server's own domain types, so the decisions can be
+//! tested against a fake and the transport can change without touching
+//! them. `grpc` converts to and from the wire API `ctnet.exec.v1`.
+pub mod grpc;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use crate::domain::ports::Proto;
+use crate::domain::{LinkName, Mac, SandboxId, Subnet};
+use crate::error::Result;
+use crate::model::Owner;
+
+pub use grpc::GrpcExecutor;
+
+/// Which namespace an endpoint goes into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetnsTarget {
+    /// A namespace netexec pinned for this sandbox.
+    Owned(SandboxId),
+    /// A runtime's pin (netns_path).
+    External(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointArgs {
+    pub netns: NetnsTarget,
+    pub host_ifname: LinkName,
+    pub ifname: String,
+    pub bridge: LinkName,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Option<Ipv4Addr>,
+    pub mac: Mac,
+    pub mtu: u32,
+    pub owner: Owner,
+    pub hairpin: bool,
+    pub announce: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeArgs {
+    pub name: LinkName,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub mtu: u32,
+    pub owner: Owner,
+}
+
+/// Who answered a ping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingInfo {
+    /// Path of the host namespace pin; None when netexec pins nothing
+    /// (the join-only profile).
+    pub host_netns: Option<PathBuf>,
+    /// Random per netexec process: a change means it restarted.
+    pub instance: u64,
+}
+
+/// A socket listening in the host namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostListener {
+    pub proto: Proto,
+    /// None: every address (0.0.0.0 or ::).
+    pub address: Option<Ipv4Addr>,
+    pub port: u16,
+    /// As netexec reported it, for messages.
+    pub shown: String,
+}
+
+/// One network's firewall rules: its subnet masqueraded (unless internal),
+/// its bridge isolated from other networks' bridges.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FirewallNetwork {
+    pub bridge: LinkName,
+    pub subnet: Subnet,
+    pub internal: bool,
+    pub icc: bool,
+}
+
+/// One published port: a DNAT map element.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FirewallPort {
+    pub proto: Proto,
+    /// None: every host address.
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub target_ip: Ipv4Addr,
+    pub target_port: u16,
+    pub owner: Owner,
+}
+
+/// Elements added and removed in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirewallDelta {
+    pub add_networks: Vec<FirewallNetwork>,
+    pub remove_networks: Vec<FirewallNetwork>,
+    pub add_ports: Vec<FirewallPort>,
+    pub remove_ports: Vec<FirewallPort>,
+}
+
+/// Everything the firewall table should hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirewallTable {
+    pub networks: Vec<FirewallNetwork>,
+    pub ports: Vec<FirewallPort>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    Bridge,
+    Veth,
+    Other,
+}
+
+/// A link in the host namespace that carries an owner tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedLink {
+    pub name: String,
+    pub owner: Owner,
+    pub kind: LinkKind,
+    /// Name of the bridge it is a port of; empty if none.
+    pub master: String,
+}
+
+/// What netexec owns that exists: tagged links and pinned namespaces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inventory {
+    pub links: Vec<TaggedLink>,
+    pub pins: Vec<SandboxId>,
+}
+
+impl Inventory {
+    pub fn link(&self, name: &LinkName) -> Option<&TaggedLink> {
+        self.links.iter().find(|l| l.name == name.as_str())
+    }
+}
+
+/// One interface inside a sandbox namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceView {
+    pub name: String,
+    /// "ADDRESS/PREFIX".
+    pub addresses: Vec<String>,
+    pub up: bool,
+}
+
+/// What a sandbox namespace holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetnsView {
+    pub interfaces: Vec<InterfaceView>,
+    pub default_gateway: Option<Ipv4Addr>,
+}
+
+/// Every operation is idempotent: repeating one is a no-op, removing what
+/// is gone succeeds. The contract suite (`contract`) holds both
+/// implementations to that.
+#[tonic::async_trait]
+pub trait Executor: Send + Sync + 'static {
+    async fn ping(&self) -> Result<PingInfo>;
+    async fn ensure_bridge(&self, b: &BridgeArgs) -> Result<()>;
+    async fn delete_bridge(&self, name: &LinkName) -> Result<()>;
+    /// Returns the pin path.
+    async fn create_netns(&self, sandbox: &SandboxId) -> Result<PathBuf>;
+    async fn delete_netns(&self, sandbox: &SandboxId) -> Result<()>;
+    async fn setup_loopback(&self, netns: &NetnsTarget) -> Result<()>;
+    async fn attach(&self, e: &EndpointArgs) -> Result<()>;
+    /// Deletes the endpoint, first waiting up to `grace_ms` for it to vanish
+    /// with its just-unpinned namespace.
+    async fn detach(&self, host_ifname: &LinkName, grace_ms: u32) -> Result<()>;
+    /// Adds and removes firewall elements in one transaction.
+    async fn update_firewall(&self, delta: &FirewallDelta) -> Result<()>;
+    /// Replaces the whole firewall table with this one.
+    async fn sync_firewall(&self, table: &FirewallTable) -> Result<()>;
+    /// Sockets listening in the host namespace.
+    async fn list_listeners(&self) -> Result<Vec<HostListener>>;
+    /// Tagged links and pins that exist.
+    async fn inventory(&self) -> Result<Inventory>;
+    /// What a sandbox namespace holds.
+    async fn inspect_netns(&self, netns: &NetnsTarget) -> Result<NetnsView>;
+}

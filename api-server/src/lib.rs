@@ -1,0 +1,172 @@
+//! ctnet-api as a library: the unprivileged API server. It validates
+//! requests, runs IPAM, keeps state in an embedded crash-safe store and asks
+//! the executor (ctnet-netexec, or a fake in tests) for every kernel change.
+//! `run` serves it on a listener the caller made; the binary adds only
+//! flags and privilege handling.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::string_slice)
+)]
+pub mod api;
+pub mod domain;
+pub mod error;
+pub mod executor;
+pub mod model;
+pub mod ops;
+pub mod ports;
+pub mod state;
+pub mod store;
+
+#[cfg(any(test, feature = "fake"))]
+pub mod contract;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ctnet_proto::v1::maintenance_service_server::MaintenanceServiceServer;
+use ctnet_proto::v1::network_service_server::NetworkServiceServer;
+use ctnet_proto::v1::sandbox_service_server::SandboxServiceServer;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+use crate::error::{Error, Result};
+use crate::executor::Executor;
+use crate::ops::Ops;
+use crate::state::State;
+use crate::store::Store;
+
+pub struct Settings {
+    pub ops: ops::Settings,
+    /// Ports allowed per bridge (at most state::BRIDGE_MAX_PORTS).
+    pub bridge_max_ports: usize,
+    /// How often netexec's reachability is checked.
+    pub health_interval: Duration,
+    /// How often operations interrupted in this process are finished.
+    pub reconcile_interval: Duration,
+}
+
+/// Loads the state from the store and makes the operations layer.
+pub async fn open(
+    store: Store,
+    exec: Arc<dyn Executor>,
+    settings: ops::Settings,
+    max_ports: usize,
+) -> Result<Arc<Ops>> {
+    let mut state = State::new(max_ports);
+    let (networks, sandboxes) = store.load()?;
+    state.networks = networks.into_iter().map(|n| (n.id.clone(), n)).collect();
+    state.sandboxes = sandboxes.into_iter().map(|s| (s.id.clone(), s)).collect();
+    tracing::info!(
+        networks = state.networks.len(),
+        sandboxes = state.sandboxes.len(),
+        "state loaded"
+    );
+    let ops = Arc::new(Ops::new(state, store, exec, settings));
+    ops.ensure_default_network().await?;
+    Ok(ops)
+}
+
+/// Serves ctnet.v1 on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: UnixListener,
+    exec: Arc<dyn Executor>,
+    store: Store,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let ops = open(store, exec, settings.ops, settings.bridge_max_ports).await?;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    set_health(&reporter, ServingStatus::NotServing).await;
+    let watcher = Watcher { ops: ops.clone(), reporter, every: settings.health_interval };
+    let watch = tokio::spawn(watcher.run(settings.reconcile_interval));
+
+    // Both reflection versions: grpcurl speaks v1, Python's grpcio-reflection v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ctnet_proto::PUBLIC_FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_err = |e| Error::Internal(format!("reflection: {e}"));
+    let reflection_v1 = reflection().build_v1().map_err(reflection_err)?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_err)?;
+
+    let api = api::Api { ops };
+    let served = tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(NetworkServiceServer::new(api.clone()))
+        .add_service(SandboxServiceServer::new(api.clone()))
+        .add_service(MaintenanceServiceServer::new(api))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await;
+    watch.abort();
+    served.map_err(|e| Error::Internal(format!("server: {e}")))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+const SERVICES: [&str; 4] =
+    ["", "ctnet.v1.NetworkService", "ctnet.v1.SandboxService", "ctnet.v1.MaintenanceService"];
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    for s in SERVICES {
+        reporter.set_service_status(s, status).await;
+    }
+}
+
+/// Health follows netexec: NOT_SERVING while it is unreachable. Each time it
+/// becomes reachable (at start, after a netexec restart) the kernel is
+/// reconciled with the store before SERVING is reported; while serving,
+/// interrupted operations are finished every `reconcile_every`.
+struct Watcher {
+    ops: Arc<Ops>,
+    reporter: HealthReporter,
+    every: Duration,
+}
+
+impl Watcher {
+    async fn run(self, reconcile_every: Duration) {
+        let mut serving = false;
+        let mut instance = None;
+        let mut last_finish = tokio::time::Instant::now();
+        loop {
+            match self.ops.ping().await {
+                // A new instance is a netexec restart, even one too quick to be
+                // seen as unreachable: its firewall mirror is empty until synced.
+                Ok(p) if !serving || instance != Some(p.instance) => {
+                    match self.ops.reconcile().await {
+                        Ok(()) => {
+                            serving = true;
+                            instance = Some(p.instance);
+                            set_health(&self.reporter, ServingStatus::Serving).await;
+                            tracing::info!("netexec reachable, state reconciled: serving");
+                        }
+                        Err(e) => tracing::warn!(error = %e, "reconciliation failed; will retry"),
+                    }
+                }
+                Ok(_) if last_finish.elapsed() >= reconcile_every => {
+                    last_finish = tokio::time::Instant::now();
+                    if let Err(e) = self.ops.finish_interrupted().await {
+                        tracing::warn!(error = %e, "finishing interrupted operations failed; will retry");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if serving => {
+                    serving = false;
+                    set_health(&self.reporter, ServingStatus::NotServing).await;
+                    tracing::warn!(error = %e, "netexec unreachable: not serving");
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(self.every).await;
+        }
+    }
+}

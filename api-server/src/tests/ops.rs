@@ -1,0 +1,464 @@
+//! What each operation does, and refuses, against the fake kernel.
+use super::*;
+use crate::error::Error;
+use crate::executor::{HostListener, NetnsTarget};
+use crate::fake::{Fault, Op};
+use crate::model::ModeKind;
+
+fn mode(m: pb::create_sandbox_request::Mode) -> pb::CreateSandboxRequest {
+    pb::CreateSandboxRequest { mode: Some(m), ..Default::default() }
+}
+
+fn host_req() -> pb::CreateSandboxRequest {
+    mode(pb::create_sandbox_request::Mode::Host(pb::HostMode {}))
+}
+
+fn container_req(target: &str) -> pb::CreateSandboxRequest {
+    mode(pb::create_sandbox_request::Mode::Container(pb::ContainerMode { target: target.into() }))
+}
+
+fn none_req(netns: Option<&str>) -> pb::CreateSandboxRequest {
+    pb::CreateSandboxRequest {
+        netns_path: netns.map(str::to_string),
+        ..mode(pb::create_sandbox_request::Mode::None(pb::NoneMode {}))
+    }
+}
+
+/// A refused request changes nothing: same records, same kernel.
+async fn refused_without_change(env: &Env, out: Result<SandboxRecord>) -> Error {
+    let before = env.fake.kernel();
+    let e = out.expect_err("refused");
+    assert_eq!(env.fake.kernel(), before);
+    env.agree().await;
+    e
+}
+
+#[tokio::test]
+async fn bridge_create_makes_namespace_endpoint_and_ports() {
+    let env = Env::new().await;
+    let rec = env.bridge("web", &["8080:80"]).await.unwrap();
+    assert_eq!(rec.phase, Phase::Ready);
+    let k = env.fake.kernel();
+    let ep = k.endpoints.values().next().expect("one endpoint");
+    assert_eq!(
+        (ep.address.to_string(), ep.gateway.map(|g| g.to_string())),
+        ("198.18.0.2".into(), Some("198.18.0.1".into()))
+    );
+    assert_eq!(ep.netns, NetnsTarget::Owned(rec.id.clone()));
+    assert_eq!(k.fw_ports.iter().map(|p| p.host_port).collect::<Vec<_>>(), vec![8080]);
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn addresses_are_lowest_free_and_reused_after_delete() {
+    let env = Env::new().await;
+    let a = env.bridge("a", &[]).await.unwrap();
+    let b = env.bridge("b", &[]).await.unwrap();
+    assert_eq!(
+        (a.endpoints[0].address.to_string(), b.endpoints[0].address.to_string()),
+        ("198.18.0.2".into(), "198.18.0.3".into())
+    );
+    env.delete("a").await.unwrap();
+    let c = env.bridge("c", &[]).await.unwrap();
+    assert_eq!(c.endpoints[0].address.to_string(), "198.18.0.2");
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn host_mode_records_the_host_pin_and_touches_no_kernel() {
+    let env = Env::new().await;
+    let before = env.fake.calls().len();
+    let rec = env.sandbox(host_req()).await.unwrap();
+    assert_eq!(rec.netns, Netns::Host("/fake/netns/host".into()));
+    let mutating = env.fake.calls()[before..].iter().filter(|c| Op::MUTATING.contains(c)).count();
+    assert_eq!(mutating, 0);
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn host_mode_without_a_host_pin_is_refused() {
+    let env = Env::new().await;
+    env.fake.set_host_pin(None);
+    let e = refused_without_change(&env, env.sandbox(host_req()).await).await;
+    assert!(matches!(e, Error::Conflict(_)), "{e}");
+}
+
+#[tokio::test]
+async fn container_mode_joins_and_protects_its_target() {
+    let env = Env::new().await;
+    let t = env.bridge("t", &[]).await.unwrap();
+    let j = env.sandbox(container_req("t")).await.unwrap();
+    assert_eq!(j.mode, ModeKind::Container);
+    assert_eq!(j.netns, Netns::Joined { target: t.id.clone(), path: t.netns.path().clone() });
+    let e = env.delete("t").await.unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)) && e.to_string().contains(&j.id.to_string()), "{e}");
+    let e = env.sandbox(container_req(j.id.as_str())).await.unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)), "joining a joiner: {e}");
+    env.delete(j.id.as_str()).await.unwrap();
+    env.delete("t").await.unwrap();
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn container_mode_needs_an_existing_target() {
+    let env = Env::new().await;
+    let e = refused_without_change(&env, env.sandbox(container_req("nope")).await).await;
+    assert!(
+        matches!(e, Error::NotFound(_)) && e.to_string().starts_with("container.target"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn none_mode_owns_a_namespace_without_endpoints() {
+    let env = Env::new().await;
+    let rec = env.sandbox(none_req(None)).await.unwrap();
+    assert!(rec.endpoints.is_empty());
+    assert!(env.fake.kernel().netns.contains(&rec.id));
+    env.delete(rec.id.as_str()).await.unwrap();
+    assert!(env.fake.kernel().netns.is_empty());
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn none_mode_in_a_runtime_namespace_sets_up_loopback_and_never_deletes_it() {
+    let env = Env::new().await;
+    env.fake.tamper(|k| {
+        k.external.insert("/run/netns/r1".into());
+    });
+    let rec = env.sandbox(none_req(Some("/run/netns/r1"))).await.unwrap();
+    assert_eq!(env.fake.count(Op::SetupLoopback), 1);
+    assert_eq!(env.fake.count(Op::CreateNetns), 0);
+    env.delete(rec.id.as_str()).await.unwrap();
+    assert_eq!(env.fake.count(Op::DeleteNetns), 0);
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn a_netns_path_netexec_refuses_is_the_callers_mistake() {
+    let env = Env::new().await;
+    let e = env.sandbox(none_req(Some("/run/netns/missing"))).await.unwrap_err();
+    assert!(
+        matches!(e, Error::ExecutorRefused { kind: crate::error::Refusal::Invalid, .. }),
+        "{e}"
+    );
+    assert_eq!(crate::api::status(e).code(), tonic::Code::InvalidArgument);
+    env.agree().await;
+    assert!(env.ops.lock().await.sandboxes.is_empty());
+}
+
+#[tokio::test]
+async fn a_taken_name_is_refused_without_change() {
+    let env = Env::new().await;
+    env.bridge("web", &[]).await.unwrap();
+    let e = refused_without_change(&env, env.bridge("web", &[]).await).await;
+    assert!(matches!(e, Error::AlreadyExists(_)) && e.to_string().starts_with("name:"), "{e}");
+}
+
+#[tokio::test]
+async fn static_addresses_are_checked() {
+    let env = Env::new().await;
+    let with_addr = |a: &str| {
+        let attach =
+            pb::NetworkAttachment { network: "bridge".into(), ipv4_address: Some(a.into()) };
+        mode(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode { networks: vec![attach] }))
+    };
+    env.sandbox(with_addr("198.18.0.9")).await.unwrap();
+    let e = refused_without_change(&env, env.sandbox(with_addr("198.18.0.9")).await).await;
+    assert!(matches!(e, Error::AlreadyExists(_)), "{e}");
+    let e = refused_without_change(&env, env.sandbox(with_addr("198.18.0.1")).await).await;
+    assert!(e.to_string().contains("gateway"), "{e}");
+    let e = refused_without_change(&env, env.sandbox(with_addr("198.19.0.9")).await).await;
+    assert!(
+        matches!(e, Error::Invalid { .. })
+            && e.to_string().starts_with("bridge.networks[0].ipv4_address"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_mac_in_use_is_refused() {
+    let env = Env::new().await;
+    let req = |name: &str| pb::CreateSandboxRequest {
+        mac_address: Some("02:00:00:00:00:07".into()),
+        ..bridge_req(name, &[])
+    };
+    env.sandbox(req("a")).await.unwrap();
+    let e = refused_without_change(&env, env.sandbox(req("b")).await).await;
+    assert!(e.to_string().starts_with("mac_address"), "{e}");
+}
+
+#[tokio::test]
+async fn a_published_port_is_held_once() {
+    let env = Env::new().await;
+    let a = env.bridge("a", &["8080:80"]).await.unwrap();
+    let e = refused_without_change(&env, env.bridge("b", &["8080:81"]).await).await;
+    assert!(
+        matches!(e, Error::AlreadyExists(_)) && e.to_string().contains(&a.id.to_string()),
+        "{e}"
+    );
+    // Another protocol, or another host address than a bound one, is free.
+    env.bridge("c", &["8080:80/udp"]).await.unwrap();
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn a_host_listener_holds_its_port() {
+    let env = Env::new().await;
+    env.fake.tamper(|k| {
+        let l = HostListener {
+            proto: crate::domain::ports::Proto::Tcp,
+            address: None,
+            port: 2222,
+            shown: "0.0.0.0:2222".into(),
+        };
+        k.listeners.push(l);
+    });
+    let e = refused_without_change(&env, env.bridge("a", &["2222:22"]).await).await;
+    assert!(e.to_string().contains("0.0.0.0:2222"), "{e}");
+    env.bridge("a", &["2223:22"]).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_ephemeral_range_runs_out_with_resource_exhausted() {
+    let env = Env::new().await;
+    // The test range holds 8 ports.
+    env.bridge("a", &["80-87"]).await.unwrap();
+    let e = refused_without_change(&env, env.bridge("b", &["90"]).await).await;
+    assert!(matches!(e, Error::Exhausted(_)), "{e}");
+}
+
+#[tokio::test]
+async fn a_full_bridge_is_resource_exhausted() {
+    let env = Env::new().await;
+    // The test bridge holds 8 ports.
+    for i in 0..8 {
+        env.bridge(&format!("s{i}"), &[]).await.unwrap();
+    }
+    let e = refused_without_change(&env, env.bridge("s8", &[]).await).await;
+    assert!(matches!(e, Error::Exhausted(_)), "{e}");
+}
+
+#[tokio::test]
+async fn ports_need_a_network_with_a_way_in() {
+    let env = Env::new().await;
+    let req = pb::CreateNetworkRequest {
+        name: "int".into(),
+        subnet: "198.19.9.0/24".into(),
+        internal: true,
+        ..Default::default()
+    };
+    let spec = NetworkSpec::parse(&req, PREFIX).unwrap();
+    env.ops.create_network(spec).await.unwrap();
+    let mut r = bridge_req("a", &["80"]);
+    let attach = pb::NetworkAttachment { network: "int".into(), ipv4_address: None };
+    r.mode =
+        Some(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode { networks: vec![attach] }));
+    let e = refused_without_change(&env, env.sandbox(r).await).await;
+    assert!(e.to_string().starts_with("publish"), "{e}");
+}
+
+#[tokio::test]
+async fn connect_adds_an_interface_and_disconnect_removes_it() {
+    let env = Env::new().await;
+    env.network("n2", "198.19.2.0/24").await.unwrap();
+    env.bridge("web", &[]).await.unwrap();
+    let rec = env.connect("web", "n2", &["9090:90"]).await.unwrap();
+    let eth1 = rec.endpoints.iter().find(|e| e.ifname == "eth1").expect("eth1");
+    assert!(eth1.attached && !eth1.default_route && eth1.address.to_string() == "198.19.2.2");
+    assert!(env.fake.kernel().fw_ports.iter().any(|p| p.host_port == 9090));
+    env.agree().await;
+    let rec = env.disconnect("web", "n2").await.unwrap();
+    assert_eq!(rec.endpoints.len(), 1);
+    assert!(env.fake.kernel().fw_ports.is_empty());
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn connect_and_disconnect_refusals() {
+    let env = Env::new().await;
+    env.network("n2", "198.19.2.0/24").await.unwrap();
+    env.bridge("web", &[]).await.unwrap();
+    env.sandbox(pb::CreateSandboxRequest { name: Some("h".into()), ..host_req() }).await.unwrap();
+    let e = env.connect("web", "bridge", &[]).await.unwrap_err();
+    assert!(matches!(e, Error::AlreadyExists(_)), "{e}");
+    let e = env.connect("web", "nope", &[]).await.unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e}");
+    let e = env.connect("h", "n2", &[]).await.unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)), "{e}");
+    let e = env.disconnect("web", "n2").await.unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e}");
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn networks_are_created_and_deleted() {
+    let env = Env::new().await;
+    let n = env.network("n2", "198.19.2.0/24").await.unwrap();
+    assert_eq!(n.bridge.as_str(), format!("ct-{}", n.id.short()));
+    assert!(env.fake.kernel().bridges.contains_key(n.bridge.as_str()));
+    env.agree().await;
+    env.delete_network("n2").await.unwrap();
+    assert!(!env.fake.kernel().bridges.contains_key(n.bridge.as_str()));
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn network_refusals() {
+    let env = Env::new().await;
+    env.network("n2", "198.19.2.0/24").await.unwrap();
+    let e = env.network("n2", "198.19.3.0/24").await.unwrap_err();
+    assert!(matches!(e, Error::AlreadyExists(_)), "{e}");
+    let e = env.network("n3", "198.19.2.128/25").await.unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)) && e.to_string().starts_with("subnet"), "{e}");
+    let e = env.delete_network("bridge").await.unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)), "{e}");
+    env.bridge("web", &[]).await.unwrap();
+    env.connect("web", "n2", &[]).await.unwrap();
+    let e = env.delete_network("n2").await.unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)) && e.to_string().contains("web"), "{e}");
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn check_reports_what_is_missing_and_reconciliation_restores_it() {
+    let env = Env::new().await;
+    let rec = env.bridge("web", &[]).await.unwrap();
+    let r = Ref::parse("sandbox", "web").unwrap();
+    assert!(env.ops.check(&r).await.unwrap().is_empty());
+    env.fake.tamper(|k| k.endpoints.clear());
+    let diffs = env.ops.check(&r).await.unwrap();
+    assert!(diffs.iter().any(|d| d.contains("missing")), "{diffs:?}");
+    env.ops.reconcile().await.unwrap();
+    assert!(env.ops.check(&r).await.unwrap().is_empty());
+    assert!(env.fake.kernel().endpoints.contains_key(rec.endpoints[0].host_ifname.as_str()));
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn a_sandbox_whose_namespace_vanished_is_marked_failed_and_keeps_its_address() {
+    let env = Env::new().await;
+    let rec = env.bridge("web", &["8080:80"]).await.unwrap();
+    env.fake.tamper(|k| {
+        k.netns.clear();
+        k.endpoints.clear();
+    });
+    env.ops.reconcile().await.unwrap();
+    let st = env.ops.lock().await;
+    assert!(matches!(st.sandboxes[&rec.id].phase, Phase::Failed(_)));
+    drop(st);
+    let other = env.bridge("other", &[]).await.unwrap();
+    assert_ne!(other.endpoints[0].address, rec.endpoints[0].address);
+    env.delete("web").await.unwrap();
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn garbage_collection_removes_orphans_and_keeps_the_unknown() {
+    let env = Env::new().await;
+    env.bridge("web", &[]).await.unwrap();
+    let orphan = crate::domain::SandboxId::random();
+    let foreign = crate::domain::NetworkId::random();
+    env.fake.tamper(|k| {
+        k.netns.insert(orphan.clone());
+        let mut b = crate::contract::Fixture::new(PREFIX, 50).bridge_args();
+        b.owner = crate::model::Owner::Network(foreign.clone());
+        k.bridges.insert(b.name.to_string(), b.clone());
+        b.name = LinkName::parse("b", "ctunknown", PREFIX).unwrap();
+        b.owner = crate::model::Owner::Other("someone:else".into());
+        k.bridges.insert(b.name.to_string(), b);
+    });
+    let removed = env.ops.garbage_collect().await.unwrap();
+    assert_eq!(removed.len(), 2, "{removed:?}");
+    let k = env.fake.kernel();
+    assert!(k.bridges.contains_key("ctunknown") && !k.netns.contains(&orphan));
+    env.fake.tamper(|k| {
+        k.bridges.remove("ctunknown");
+    });
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn netexec_down_during_a_create_leaves_nothing() {
+    let env = Env::new().await;
+    env.fake.set_down(true);
+    let e = env.bridge("web", &[]).await.unwrap_err();
+    assert!(e.is_unavailable(), "{e}");
+    assert_eq!(crate::api::status(e).code(), tonic::Code::Unavailable);
+    env.fake.set_down(false);
+    env.settle().await;
+    env.agree().await;
+    env.bridge("web", &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_delete_cut_off_by_netexec_is_finished_by_reconciliation() {
+    let env = Env::new().await;
+    env.bridge("web", &["8080:80"]).await.unwrap();
+    env.fake.inject(Some(Op::DeleteNetns), 1, Fault::Unavailable);
+    assert!(env.delete("web").await.unwrap_err().is_unavailable());
+    assert_eq!(
+        env.ops.lock().await.sandboxes.values().next().map(|s| s.phase.clone()),
+        Some(Phase::Deleting)
+    );
+    env.settle().await;
+    env.agree().await;
+    assert!(env.ops.lock().await.sandboxes.is_empty());
+}
+
+#[tokio::test]
+async fn a_restart_finishes_what_the_previous_process_left() {
+    let env = Env::new().await;
+    env.bridge("kept", &[]).await.unwrap();
+    env.fake.inject(Some(Op::Attach), 1, Fault::HangAfter);
+    tokio::select! {
+        _ = env.ops.create_sandbox(SandboxSpec::parse(&bridge_req("cut", &["8080:80"])).unwrap()) => panic!("never hung"),
+        () = env.fake.hung(1) => {}
+    }
+    let env = env.restart().await;
+    env.ops.reconcile().await.unwrap();
+    env.agree().await;
+    let st = env.ops.lock().await;
+    let names: Vec<_> = st.sandboxes.values().map(|s| s.display_name()).collect();
+    assert_eq!(names, vec!["kept".to_string()]);
+}
+
+#[tokio::test]
+async fn reconciliation_makes_bridges_before_endpoints_and_removes_them_after() {
+    let env = Env::new().await;
+    let n = env.network("n2", "198.19.2.0/24").await.unwrap();
+    env.connect(&env.bridge("web", &[]).await.unwrap().id.to_string(), "n2", &[]).await.unwrap();
+    // The host rebooted: every bridge and veth is gone, the namespaces kept.
+    env.fake.tamper(|k| {
+        k.bridges.clear();
+        k.endpoints.clear();
+    });
+    let from = env.fake.calls().len();
+    env.ops.reconcile().await.unwrap();
+    let calls = env.fake.calls()[from..].to_vec();
+    let last_bridge = calls.iter().rposition(|c| *c == Op::EnsureBridge).unwrap();
+    let first_attach = calls.iter().position(|c| *c == Op::Attach).unwrap();
+    assert!(last_bridge < first_attach, "{calls:?}");
+    env.agree().await;
+    // A delete of a sandbox and then of its network, both cut off: the
+    // sandbox's endpoints go before the bridge.
+    env.fake.inject(Some(Op::DeleteNetns), 1, Fault::Unavailable);
+    assert!(env.delete("web").await.is_err());
+    let from = env.fake.calls().len();
+    env.settle().await;
+    env.delete_network("n2").await.unwrap();
+    let calls = env.fake.calls()[from..].to_vec();
+    let detach = calls.iter().position(|c| *c == Op::Detach).unwrap();
+    let bridge = calls.iter().position(|c| *c == Op::DeleteBridge).unwrap();
+    assert!(detach < bridge, "{calls:?}");
+    assert!(!env.fake.kernel().bridges.contains_key(n.bridge.as_str()));
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn the_executor_contract_holds_for_the_fake() {
+    let fake = FakeExecutor::default();
+    let f = crate::contract::Fixture::new(PREFIX, 77);
+    crate::contract::all(&fake, &f).await;
+    assert_eq!(fake.kernel(), Default::default(), "the suite cleans up");
+}

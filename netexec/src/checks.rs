@@ -224,7 +224,12 @@ pub fn external_netns(
             allowed.join(", ")
         ))
     })?;
-    let rel = p.strip_prefix(&dir.path).expect("prefix checked");
+    let Ok(rel) = p.strip_prefix(&dir.path) else {
+        return Err(ExecError::PermissionDenied(format!(
+            "{field}: {path:?} is outside {}",
+            dir.path.display()
+        )));
+    };
     if rel.as_os_str().is_empty() {
         return Err(invalid(
             field,
@@ -242,13 +247,13 @@ pub fn external_netns(
         e => invalid(field, format!("{path:?}: {e}")),
     })?;
     let file = std::fs::File::from(fd);
-    let fs = nix::sys::statfs::fstatfs(&file).map_err(|e| ExecError::internal("fstatfs", e))?;
+    let fs = nix::sys::statfs::fstatfs(&file).map_err(|e| ExecError::step("fstatfs", e))?;
     // SAFETY: ioctl on an fd we own, no pointer argument.
     let kind = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&file), NS_GET_NSTYPE) };
     if fs.filesystem_type().0 as i64 != NSFS_MAGIC || kind != libc::CLONE_NEWNET {
         return Err(invalid(field, format!("{path:?} is not a network namespace file")));
     }
-    let meta = file.metadata().map_err(|e| ExecError::internal("fstat", e))?;
+    let meta = file.metadata().map_err(|e| ExecError::step("fstat", e))?;
     if (meta.dev(), meta.ino()) == host {
         return Err(ExecError::PermissionDenied(format!(
             "{field}: {path:?} is the host's own namespace"

@@ -1,36 +1,75 @@
-//! One error type for the executor, mapped onto gRPC status codes.
+//! One error type for the executor, mapped onto gRPC status codes in one
+//! place (`From<ExecError> for Status`). A failed kernel or system step keeps
+//! which step it was and its cause (the netlink, io or errno value itself),
+//! so logs and callers can tell them apart.
 use tonic::Status;
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     /// A request field is malformed; names the field.
+    #[error("{0}")]
     InvalidArgument(String),
     /// The request asks to act on something the executor does not own.
+    #[error("{0}")]
     PermissionDenied(String),
     /// The kernel state conflicts with the request (e.g. a foreign link holds the name).
+    #[error("{0}")]
     FailedPrecondition(String),
     /// Something the request needs does not exist.
+    #[error("{0}")]
     NotFound(String),
-    /// The kernel or the system refused.
+    /// A kernel or system step failed.
+    #[error("{step}: {cause}")]
+    Step {
+        step: String,
+        #[source]
+        cause: Cause,
+    },
+    /// A broken expectation about the kernel (an object gone right after
+    /// it was made).
+    #[error("{0}")]
     Internal(String),
+}
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Cause {
+    #[error(transparent)]
+    Netlink(#[from] rtnetlink::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Errno(#[from] nix::Error),
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Decode(#[from] rtnetlink::packet_core::DecodeError),
+    /// A netlink error reply outside rtnetlink (sock_diag): its errno.
+    #[error("the kernel answered errno {0}")]
+    Reply(i32),
+    /// A tool's own message (nft, conntrack).
+    #[error("{0}")]
+    Message(String),
 }
 
 pub type Result<T> = std::result::Result<T, ExecError>;
 
 impl ExecError {
-    pub fn internal(what: &str, err: impl std::fmt::Display) -> Self {
-        ExecError::Internal(format!("{what}: {err}"))
+    /// The step that failed, with its cause.
+    pub fn step(step: &str, cause: impl Into<Cause>) -> Self {
+        ExecError::Step { step: step.to_string(), cause: cause.into() }
     }
 }
 
 impl From<ExecError> for Status {
     fn from(e: ExecError) -> Status {
+        let message = e.to_string();
         match e {
-            ExecError::InvalidArgument(m) => Status::invalid_argument(m),
-            ExecError::PermissionDenied(m) => Status::permission_denied(m),
-            ExecError::FailedPrecondition(m) => Status::failed_precondition(m),
-            ExecError::NotFound(m) => Status::not_found(m),
-            ExecError::Internal(m) => Status::internal(m),
+            ExecError::InvalidArgument(_) => Status::invalid_argument(message),
+            ExecError::PermissionDenied(_) => Status::permission_denied(message),
+            ExecError::FailedPrecondition(_) => Status::failed_precondition(message),
+            ExecError::NotFound(_) => Status::not_found(message),
+            ExecError::Step { .. } | ExecError::Internal(_) => Status::internal(message),
         }
     }
 }
@@ -43,16 +82,21 @@ pub fn netlink_errno(err: &rtnetlink::Error) -> Option<i32> {
     }
 }
 
-impl std::fmt::Display for ExecError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExecError::InvalidArgument(m)
-            | ExecError::PermissionDenied(m)
-            | ExecError::FailedPrecondition(m)
-            | ExecError::NotFound(m)
-            | ExecError::Internal(m) => f.write_str(m),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_step_keeps_its_cause() {
+        let io = std::io::Error::from_raw_os_error(libc::EPERM);
+        let e = ExecError::step("set arp_notify", io);
+        assert!(e.to_string().starts_with("set arp_notify: "), "{e}");
+        assert!(e.source().is_some(), "the cause is the source");
+        let kept = matches!(&e, ExecError::Step { cause: Cause::Io(io), .. } if io.raw_os_error() == Some(libc::EPERM));
+        assert!(kept, "{e:?}");
+        assert_eq!(Status::from(e).code(), tonic::Code::Internal);
+        let errno = ExecError::step("setns", nix::Error::EINVAL);
+        assert!(matches!(errno, ExecError::Step { cause: Cause::Errno(nix::Error::EINVAL), .. }));
     }
 }
-
-impl std::error::Error for ExecError {}

@@ -22,7 +22,7 @@ const EEXIST: i32 = 17;
 const ENODEV: i32 = 19;
 
 fn nl_err(what: &str) -> impl Fn(rtnetlink::Error) -> ExecError + '_ {
-    move |e| ExecError::internal(what, e)
+    move |e| ExecError::step(what, e)
 }
 
 /// Receive buffer of our netlink sockets. Under many concurrent requests
@@ -30,12 +30,13 @@ fn nl_err(what: &str) -> impl Fn(rtnetlink::Error) -> ExecError + '_ {
 /// and the requests waiting for them never completed.
 const NETLINK_RCVBUF: libc::c_int = 8 << 20;
 
+/// Unsolicited messages of a route netlink connection.
+pub type Messages =
+    futures_channel::mpsc::UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>;
+
 /// A route netlink connection whose socket has a large receive buffer.
-pub fn connection() -> std::io::Result<(
-    rtnetlink::proto::Connection<RouteNetlinkMessage>,
-    Handle,
-    futures_channel::mpsc::UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, SocketAddr)>,
-)> {
+pub fn connection(
+) -> std::io::Result<(rtnetlink::proto::Connection<RouteNetlinkMessage>, Handle, Messages)> {
     let (mut conn, handle, rx) = rtnetlink::new_connection()?;
     let fd = conn.socket_mut().socket_mut().as_raw_fd();
     // SO_RCVBUFFORCE (CAP_NET_ADMIN) is not capped by net.core.rmem_max.
@@ -125,7 +126,7 @@ pub async fn link_by_name(handle: &Handle, name: &str) -> Result<Option<LinkFact
         Ok(Some(msg)) => Ok(Some(LinkFacts::from_message(&msg))),
         Ok(None) => Ok(None),
         Err(e) if netlink_errno(&e) == Some(ENODEV) => Ok(None),
-        Err(e) => Err(ExecError::internal(&format!("get link {name}"), e)),
+        Err(e) => Err(ExecError::step(&format!("get link {name}"), e)),
     }
 }
 
@@ -268,7 +269,7 @@ pub async fn create_veth(
             spec.host_ifname.as_str(),
             spec.ifname.as_str()
         )),
-        _ => ExecError::internal("create veth", e),
+        _ => ExecError::step("create veth", e),
     })?;
     let host = link_by_name(handle, spec.host_ifname.as_str())
         .await?
@@ -287,7 +288,7 @@ async fn tag_port(handle: &Handle, index: u32, spec: &EndpointSpec) -> Result<()
     let v6 = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", spec.host_ifname.as_str());
     match std::fs::write(&v6, "1") {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(ExecError::internal("disable IPv6 on host end", e))
+            return Err(ExecError::step("disable IPv6 on host end", e))
         }
         _ => {}
     }
@@ -320,7 +321,7 @@ pub async fn configure_inside(handle: Handle, spec: InsideSpec) -> Result<()> {
     // MAC at once (see `announce`).
     if wanted {
         let sysctl = format!("/proc/sys/net/ipv4/conf/{}/arp_notify", ifname.as_str());
-        std::fs::write(&sysctl, "1").map_err(|e| ExecError::internal("set arp_notify", e))?;
+        std::fs::write(&sysctl, "1").map_err(|e| ExecError::step("set arp_notify", e))?;
     }
     // ctnet networks are IPv4 (IPv6 comes later). Left on, every new
     // interface sends router solicitations, DAD probes and MLD reports that
@@ -330,7 +331,7 @@ pub async fn configure_inside(handle: Handle, spec: InsideSpec) -> Result<()> {
     let v6 = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", ifname.as_str());
     match std::fs::write(&v6, "1") {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(ExecError::internal("disable IPv6", e))
+            return Err(ExecError::step("disable IPv6", e))
         }
         _ => {}
     }
@@ -395,7 +396,7 @@ type LinkEvents =
 /// Subscribes to link notifications in the current thread's namespace.
 fn link_events() -> Result<LinkEvents> {
     let (conn, _, events) = rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
-        .map_err(|e| ExecError::internal("netlink link events", e))?;
+        .map_err(|e| ExecError::step("netlink link events", e))?;
     tokio::spawn(conn);
     Ok(events)
 }

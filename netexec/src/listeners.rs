@@ -11,7 +11,7 @@ use rtnetlink::packet_core::{
 };
 use rtnetlink::sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
 
-use crate::error::{ExecError, Result};
+use crate::error::{Cause, ExecError, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
@@ -34,7 +34,7 @@ pub fn list() -> Result<Vec<Listener>> {
 }
 
 fn dump(family: u8, protocol: u8, states: StateFlags, name: &'static str) -> Result<Vec<Listener>> {
-    let err = |e: std::io::Error| ExecError::internal("sock_diag", e);
+    let err = |e: std::io::Error| ExecError::step("sock_diag", e);
     let mut socket = Socket::new(NETLINK_SOCK_DIAG).map_err(err)?;
     socket.bind_auto().map_err(err)?;
     socket.connect(&SocketAddr::new(0, 0)).map_err(err)?;
@@ -55,8 +55,9 @@ fn dump(family: u8, protocol: u8, states: StateFlags, name: &'static str) -> Res
         let size = socket.recv(&mut &mut rx[..], 0).map_err(err)?;
         let mut offset = 0;
         while offset < size {
-            let msg = <NetlinkMessage<SockDiagMessage>>::deserialize(&rx[offset..size])
-                .map_err(|e| ExecError::internal("sock_diag reply", e))?;
+            let part = rx.get(offset..size).unwrap_or_default();
+            let msg = <NetlinkMessage<SockDiagMessage>>::deserialize(part)
+                .map_err(|e| ExecError::step("sock_diag reply", e))?;
             match msg.payload {
                 NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
                     found.push(Listener {
@@ -66,7 +67,9 @@ fn dump(family: u8, protocol: u8, states: StateFlags, name: &'static str) -> Res
                     })
                 }
                 NetlinkPayload::Done(_) => return Ok(found),
-                NetlinkPayload::Error(e) => return Err(ExecError::internal("sock_diag", e)),
+                NetlinkPayload::Error(e) => {
+                    return Err(ExecError::step("sock_diag", Cause::Reply(-e.raw_code())))
+                }
                 _ => {}
             }
             if msg.header.length == 0 {

@@ -5,28 +5,17 @@
 //! Started as root, it sets up what needs more than its final rights, then
 //! confines itself (see `confine`) and refuses to serve unless every thread
 //! holds exactly CAP_NET_ADMIN and CAP_SYS_ADMIN under its seccomp filter.
-mod checks;
-mod confine;
-mod error;
-mod firewall;
-mod gate;
-mod kernel;
-mod listeners;
-mod netns;
-mod probe;
-mod service;
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::string_slice)]
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use ctnet_proto::exec::executor_server::ExecutorServer;
+use ctnet_netexec::checks::AllowedDir;
+use ctnet_netexec::confine::{self, Profile};
+use ctnet_netexec::{firewall, kernel, netns, probe, service};
 use nix::fcntl::OFlag;
-use tokio_stream::wrappers::UnixListenerStream;
-
-use crate::checks::AllowedDir;
-use crate::confine::Profile;
 
 #[derive(Parser, Debug)]
 #[command(name = "ctnet-netexec", version, about = "ctnet's privileged network executor")]
@@ -136,6 +125,8 @@ fn start(args: Args) -> Result<(), BoxError> {
     runtime.block_on(serve(args, cfg, listener, allow_uid))
 }
 
+/// On the confined runtime: the kernel connection, the firewall table and
+/// its drift watch, then the executor API until SIGTERM.
 async fn serve(
     args: Args,
     cfg: service::Config,
@@ -143,12 +134,11 @@ async fn serve(
     allow_uid: Vec<u32>,
 ) -> Result<(), BoxError> {
     confine::verify().map_err(|e| format!("refusing to serve, confinement incomplete: {e}"))?;
-    let (conn, handle, _) = kernel::connection()?;
+    let (conn, host, _) = kernel::connection()?;
     tokio::spawn(conn);
     let fw = Arc::new(firewall::nft::NftFirewall::new(args.nft.clone(), args.conntrack.clone()));
     firewall::Firewall::ensure_table(fw.as_ref()).await?;
     firewall::drift::watch(fw.clone())?;
-    let svc = service::ExecService::new(cfg, handle, fw);
     let listener = tokio::net::UnixListener::from_std(listener)?;
     tracing::info!(
         socket = %args.socket.display(),
@@ -157,17 +147,9 @@ async fn serve(
         allow_uid = ?allow_uid,
         "confined (CAP_NET_ADMIN + CAP_SYS_ADMIN, no_new_privs, seccomp); serving executor API"
     );
-    // A deadline per request: a lost netlink reply becomes an error, never a
-    // hang; every operation is idempotent, so a retry or reconciliation
-    // finishes what was cut off.
-    tonic::transport::Server::builder()
-        .timeout(std::time::Duration::from_secs(20))
-        .add_service(ExecutorServer::with_interceptor(svc, gate::PeerGate::new(allow_uid)))
-        .serve_with_incoming_shutdown(
-            UnixListenerStream::new(listener),
-            ctnet_proto::daemon::shutdown_signal(),
-        )
-        .await?;
+    let settings = ctnet_netexec::Settings { config: cfg, allow_uid };
+    let shutdown = ctnet_proto::daemon::shutdown_signal();
+    ctnet_netexec::run(listener, host, fw, settings, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -49,7 +49,7 @@ pub fn is_pin(path: &Path) -> bool {
 }
 
 fn is_nsfs(fs: &nix::sys::statfs::Statfs) -> bool {
-    fs.filesystem_type().0 as i64 == crate::checks::NSFS_MAGIC
+    fs.filesystem_type().0 == crate::checks::NSFS_MAGIC
 }
 
 /// Our pin directory, held open: every pin is opened and created relative to
@@ -92,9 +92,9 @@ impl PinDir {
             io::ErrorKind::NotFound => {
                 ExecError::NotFound(format!("network namespace {name} does not exist"))
             }
-            _ => ExecError::internal(&format!("open pin {name}"), e),
+            _ => ExecError::step(&format!("open pin {name}"), e),
         })?;
-        let fs = nix::sys::statfs::fstatfs(&f).map_err(|e| ExecError::internal("fstatfs", e))?;
+        let fs = nix::sys::statfs::fstatfs(&f).map_err(|e| ExecError::step("fstatfs", e))?;
         if !is_nsfs(&fs) {
             return Err(ExecError::NotFound(format!("network namespace {name} is not pinned")));
         }
@@ -111,7 +111,7 @@ impl PinDir {
     /// way), then mounted on by path: a bind mount onto /proc/self/fd/N is
     /// refused here with EINVAL. Only netexec can write the directory.
     pub fn pin_current_thread(&self, name: &str) -> Result<()> {
-        self.create_file(name).map_err(|e| ExecError::internal("create pin file", e))?;
+        self.create_file(name).map_err(|e| ExecError::step("create pin file", e))?;
         let target = self.path_of(name);
         mount(
             Some("/proc/thread-self/ns/net"),
@@ -122,7 +122,7 @@ impl PinDir {
         )
         .map_err(|e| {
             let _ = unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir);
-            ExecError::internal("pin namespace", e)
+            ExecError::step("pin namespace", e)
         })
     }
 
@@ -194,17 +194,17 @@ where
         .spawn(move || {
             let _ = tx.send(enter(place).and_then(|()| block_on_netlink(work)));
         })
-        .map_err(|e| ExecError::internal("spawn namespace thread", e))?;
+        .map_err(|e| ExecError::step("spawn namespace thread", e))?;
     rx.await.map_err(|_| ExecError::Internal("namespace thread died".into()))?
 }
 
 fn enter(place: Place) -> Result<()> {
     match place {
         Place::Existing(ns) => {
-            setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| ExecError::internal("setns", e))
+            setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| ExecError::step("setns", e))
         }
         Place::New(dir, name) => {
-            unshare(CloneFlags::CLONE_NEWNET).map_err(|e| ExecError::internal("unshare", e))?;
+            unshare(CloneFlags::CLONE_NEWNET).map_err(|e| ExecError::step("unshare", e))?;
             // thread-self: /proc/self/ns/net would be the main thread's namespace.
             dir.pin_current_thread(&name)
         }
@@ -220,11 +220,11 @@ where
         .enable_io()
         .enable_time()
         .build()
-        .map_err(|e| ExecError::internal("runtime", e))?;
+        .map_err(|e| ExecError::step("runtime", e))?;
     rt.block_on(async move {
         // The socket is created here, on this thread, so it belongs to this namespace.
         let (conn, handle, _) =
-            crate::kernel::connection().map_err(|e| ExecError::internal("netlink socket", e))?;
+            crate::kernel::connection().map_err(|e| ExecError::step("netlink socket", e))?;
         let task = tokio::spawn(conn);
         let out = work(handle).await;
         task.abort();

@@ -103,7 +103,7 @@ impl ExecService {
     async fn attach(&self, spec: EndpointSpec, target: NetnsTarget) -> Result<()> {
         let t = std::time::Instant::now();
         let ns = self.open_target(target)?;
-        let inside = ns.try_clone().map_err(|e| ExecError::internal("dup netns fd", e))?;
+        let inside = ns.try_clone().map_err(|e| ExecError::step("dup netns fd", e))?;
         kernel::create_veth(&self.host, &spec, &ns).await?;
         let veth_us = t.elapsed().as_micros();
         let inside_spec = kernel::InsideSpec {
@@ -198,7 +198,7 @@ impl Executor for ExecService {
         req: Request<pb::DeleteNetnsRequest>,
     ) -> Reply<pb::DeleteNetnsResponse> {
         let id = SandboxId::parse("sandbox_id", &req.get_ref().sandbox_id)?;
-        self.pins()?.unpin(id.as_str()).map_err(|e| ExecError::internal("unpin", e))?;
+        self.pins()?.unpin(id.as_str()).map_err(|e| ExecError::step("unpin", e))?;
         tracing::info!("netns unpinned");
         ok(pb::DeleteNetnsResponse {})
     }
@@ -307,7 +307,7 @@ impl Executor for ExecService {
     ) -> Reply<pb::ListListenersResponse> {
         let found = tokio::task::spawn_blocking(crate::listeners::list)
             .await
-            .map_err(|e| ExecError::internal("listener task", e))??;
+            .map_err(|e| ExecError::step("listener task", e))??;
         let listeners = found
             .into_iter()
             .map(|l| pb::Listener {
@@ -321,7 +321,7 @@ impl Executor for ExecService {
 }
 
 fn list_pins(dir: &PinDir) -> Result<Vec<String>> {
-    let names = dir.names().map_err(|e| ExecError::internal("read netns dir", e))?;
+    let names = dir.names().map_err(|e| ExecError::step("read netns dir", e))?;
     let mut pins: Vec<String> =
         names.into_iter().filter(|n| SandboxId::parse("", n).is_ok()).collect();
     pins.sort();

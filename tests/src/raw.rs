@@ -71,6 +71,7 @@ pub fn send_sctp(ns: &Path, dst: Ipv4Addr, packet: Vec<u8>) {
                 size_of_val(&sa) as u32,
             )
         };
+        // SAFETY: fd is a socket this function opened and no longer uses.
         unsafe { libc::close(fd) };
         assert_eq!(n, packet.len() as isize, "sendto: {}", std::io::Error::last_os_error());
     });
@@ -125,6 +126,7 @@ pub fn receive_sctp(ns: &Path, wait: Duration) -> std::thread::JoinHandle<Vec<Sc
                 dst_port: port(ihl + 2),
             });
         }
+        // SAFETY: fd is a socket this function opened and no longer uses.
         unsafe { libc::close(fd) };
         seen
     });
@@ -180,6 +182,7 @@ pub fn send_frame(ns: &Path, ifname: &str, frame: Vec<u8>) {
         // SAFETY: valid C string; zeroed sockaddr_ll is a valid start.
         let index = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
         assert!(index > 0, "no interface {ifname:?}");
+        // SAFETY: sockaddr_ll is plain data; all zeros is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
         sll.sll_ifindex = index as i32;
@@ -196,6 +199,7 @@ pub fn send_frame(ns: &Path, ifname: &str, frame: Vec<u8>) {
                 size_of_val(&sll) as u32,
             )
         };
+        // SAFETY: fd is a socket this function opened and no longer uses.
         unsafe { libc::close(fd) };
         assert_eq!(n, frame.len() as isize, "send frame: {}", std::io::Error::last_os_error());
     });

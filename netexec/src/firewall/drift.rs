@@ -17,27 +17,34 @@ const NFNLGRP_NFTABLES: u32 = 7;
 const NEWGEN: u16 = (10 << 8) | 15;
 const NFTA_GEN_PROC_PID: u16 = 2;
 
+fn ne_u32(buf: &[u8], at: usize) -> Option<usize> {
+    Some(u32::from_ne_bytes(buf.get(at..at + 4)?.try_into().ok()?) as usize)
+}
+
+fn ne_u16(buf: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(buf.get(at..at + 2)?.try_into().ok()?))
+}
+
 /// Pids of the processes that committed generations, as events arrive.
+/// A truncated or malformed message ends the walk.
 fn committers(buf: &[u8]) -> Vec<u32> {
     let mut out = Vec::new();
     let mut off = 0;
-    while off + 16 <= buf.len() {
-        let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
-        let kind = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().unwrap());
+    while let (Some(len), Some(kind)) = (ne_u32(buf, off), ne_u16(buf, off + 4)) {
         if len < 16 || off + len > buf.len() {
             break;
         }
         if kind == NEWGEN {
             // After the netlink header (16) and nfgenmsg (4): attributes.
             let mut a = off + 20;
-            while a + 4 <= off + len {
-                let alen = u16::from_ne_bytes(buf[a..a + 2].try_into().unwrap()) as usize;
-                let atype = u16::from_ne_bytes(buf[a + 2..a + 4].try_into().unwrap()) & 0x3fff;
-                if alen < 4 {
+            while let (Some(alen), Some(atype)) = (ne_u16(buf, a), ne_u16(buf, a + 2)) {
+                let alen = usize::from(alen);
+                if alen < 4 || a + alen > off + len {
                     break;
                 }
-                if atype == NFTA_GEN_PROC_PID && alen >= 8 {
-                    out.push(u32::from_be_bytes(buf[a + 4..a + 8].try_into().unwrap()));
+                let pid = buf.get(a + 4..a + 8).and_then(|b| <[u8; 4]>::try_from(b).ok());
+                if atype & 0x3fff == NFTA_GEN_PROC_PID && alen >= 8 {
+                    out.extend(pid.map(u32::from_be_bytes));
                 }
                 a += (alen + 3) & !3;
             }
@@ -63,7 +70,7 @@ pub fn watch(fw: Arc<NftFirewall>) -> io::Result<()> {
         loop {
             match socket.recv(&mut &mut buf[..], 0) {
                 Ok(n) => {
-                    for pid in committers(&buf[..n]) {
+                    for pid in committers(buf.get(..n).unwrap_or_default()) {
                         if tx.send(pid).is_err() {
                             return;
                         }

@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use super::{render, Delta, Firewall, FwNetwork, FwState, Proto};
-use crate::error::{ExecError, Result};
+use crate::error::{Cause, ExecError, Result};
 
 pub struct NftFirewall {
     nft: PathBuf,
@@ -30,12 +30,12 @@ impl NftFirewall {
     }
 
     pub fn is_own(&self, pid: u32) -> bool {
-        self.own.lock().unwrap().contains(&pid)
+        lock(&self.own).contains(&pid)
     }
 
     /// Rebuilds the table from the mirror, if there is one yet.
     pub async fn restore(&self) -> Result<()> {
-        let Some(state) = self.mirror.lock().unwrap().clone() else {
+        let Some(state) = lock(&self.mirror).clone() else {
             return Ok(());
         };
         self.run(&render::full(&state)).await?;
@@ -53,29 +53,25 @@ impl NftFirewall {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| ExecError::internal(&format!("run {}", self.nft.display()), e))?;
+            .map_err(|e| ExecError::step(&format!("run {}", self.nft.display()), e))?;
         if let Some(pid) = child.id() {
-            let mut own = self.own.lock().unwrap();
+            let mut own = lock(&self.own);
             own.push_back(pid);
             if own.len() > OWN_PIDS_KEPT {
                 own.pop_front();
             }
         }
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        stdin
-            .write_all(script.as_bytes())
-            .await
-            .map_err(|e| ExecError::internal("write to nft", e))?;
+        let Some(mut stdin) = child.stdin.take() else {
+            return Err(ExecError::Internal("nft started without its stdin".into()));
+        };
+        stdin.write_all(script.as_bytes()).await.map_err(|e| ExecError::step("write to nft", e))?;
         drop(stdin);
-        let out =
-            child.wait_with_output().await.map_err(|e| ExecError::internal("wait for nft", e))?;
+        let out = child.wait_with_output().await.map_err(|e| ExecError::step("wait for nft", e))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             tracing::error!(stderr = %err, "nft transaction refused");
-            return Err(ExecError::Internal(format!(
-                "nft refused the transaction: {}",
-                err.trim()
-            )));
+            let cause = Cause::Message(err.trim().to_string());
+            return Err(ExecError::step("nft transaction", cause));
         }
         Ok(())
     }
@@ -87,7 +83,7 @@ impl NftFirewall {
             .stderr(Stdio::null())
             .status()
             .await
-            .map_err(|e| ExecError::internal("run nft", e))?;
+            .map_err(|e| ExecError::step("run nft", e))?;
         Ok(status.success())
     }
 
@@ -115,13 +111,11 @@ impl NftFirewall {
             if let Some(ip) = p.host_ip {
                 cmd.args(["--orig-dst", &ip.to_string()]);
             }
-            let out = cmd.output().await.map_err(|e| ExecError::internal("run conntrack", e))?;
+            let out = cmd.output().await.map_err(|e| ExecError::step("run conntrack", e))?;
             // conntrack -D exits 1 when nothing matched.
             if !matches!(out.status.code(), Some(0) | Some(1)) {
-                return Err(ExecError::Internal(format!(
-                    "conntrack -D: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
+                let cause = Cause::Message(String::from_utf8_lossy(&out.stderr).trim().to_string());
+                return Err(ExecError::step("conntrack -D", cause));
             }
         }
         Ok(())
@@ -132,7 +126,7 @@ impl NftFirewall {
 /// calling thread: netexec's own, the host's (workers never switch).
 fn write_sysctl(key: &str, value: &str) -> Result<()> {
     let path = format!("/proc/sys/net/{key}");
-    std::fs::write(&path, value).map_err(|e| ExecError::internal(&format!("write {path}"), e))
+    std::fs::write(&path, value).map_err(|e| ExecError::step(&format!("write {path}"), e))
 }
 
 #[tonic::async_trait]
@@ -150,7 +144,7 @@ impl Firewall for NftFirewall {
         if !script.is_empty() {
             self.run(&script).await?;
         }
-        if let Some(m) = self.mirror.lock().unwrap().as_mut() {
+        if let Some(m) = lock(&self.mirror).as_mut() {
             m.apply(delta);
         }
         self.enable_routing(&delta.add_networks)?;
@@ -159,7 +153,7 @@ impl Firewall for NftFirewall {
 
     async fn sync(&self, state: &FwState) -> Result<()> {
         self.run(&render::full(state)).await?;
-        *self.mirror.lock().unwrap() = Some(state.clone());
+        *lock(&self.mirror) = Some(state.clone());
         self.enable_routing(&state.networks)?;
         tracing::info!(
             networks = state.networks.len(),
@@ -168,4 +162,10 @@ impl Firewall for NftFirewall {
         );
         Ok(())
     }
+}
+
+/// The lock's data; the mirror and the pid list hold no invariant that a
+/// panic elsewhere could leave half-made.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

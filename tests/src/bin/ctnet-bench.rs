@@ -97,6 +97,9 @@ async fn delete_all(st: &Stack, ids: Vec<String>) {
 }
 
 /// VmRSS and VmHWM (peak) of a process, in MB.
+/// Builds the request of the i-th sandbox of a benchmark round.
+type MakeRequest = Box<dyn Fn(usize) -> pb::CreateSandboxRequest>;
+
 fn rss(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kb = |k: &str| {
@@ -218,7 +221,7 @@ async fn main() {
     st.create(req::bridge("target", &[])).await;
     let mut e2e = serde_json::Map::new();
     let mut bridge_port_p50 = f64::NAN;
-    let modes: Vec<(&str, Box<dyn Fn(usize) -> pb::CreateSandboxRequest>)> = vec![
+    let modes: Vec<(&str, MakeRequest)> = vec![
         (
             "bridge+port",
             Box::new(|i| req::published(&format!("bp{i}"), &[], &[&format!("{}:80", 40000 + i)])),

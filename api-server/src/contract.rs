@@ -176,6 +176,8 @@ pub async fn a_deleted_namespace_takes_its_endpoints(x: &dyn Executor, f: &Fixtu
 /// with an empty table succeeds.
 pub async fn firewall_changes_are_idempotent(x: &dyn Executor, f: &Fixture) {
     let c = "firewall_changes_are_idempotent";
+    // A network's elements go with its bridge (netexec sets its sysctls).
+    ok(c, "ensure bridge", x.ensure_bridge(&f.bridge_args()).await);
     let add = FirewallDelta {
         add_networks: vec![f.fw_network()],
         add_ports: vec![f.port()],
@@ -193,6 +195,7 @@ pub async fn firewall_changes_are_idempotent(x: &dyn Executor, f: &Fixture) {
         ok(c, "remove", x.update_firewall(&remove).await);
     }
     ok(c, "sync empty", x.sync_firewall(&FirewallTable::default()).await);
+    ok(c, "delete bridge", x.delete_bridge(&f.bridge).await);
 }
 
 /// What is gone can be deleted again.
@@ -212,6 +215,10 @@ pub async fn refusals_have_their_kinds(x: &dyn Executor, f: &Fixture) {
     let no_bridge = refusal(c, "attach without bridge", x.attach(&f.endpoint_args()).await);
     assert_eq!(no_bridge, Refusal::NotFound, "{c}: attach to a missing bridge");
     ok(c, "delete netns", x.delete_netns(&f.sandbox).await);
+    let orphan = FirewallDelta { add_networks: vec![f.fw_network()], ..Default::default() };
+    let kind =
+        refusal(c, "elements of a network without its bridge", x.update_firewall(&orphan).await);
+    assert_eq!(kind, Refusal::Internal, "{c}: no bridge for the network's sysctls");
     let missing = NetnsTarget::Owned(f.sandbox.clone());
     assert_eq!(refusal(c, "loopback", x.setup_loopback(&missing).await), Refusal::NotFound, "{c}");
     // A bridge asked for under the name of an existing veth.

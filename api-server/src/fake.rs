@@ -147,6 +147,11 @@ impl FakeExecutor {
         self.release.notify_waiters();
     }
 
+    /// How many calls have reached a hang so far.
+    pub fn hangs(&self) -> usize {
+        *self.hangs.borrow()
+    }
+
     /// Waits until `n` calls in all have reached a hang.
     pub async fn hung(&self, n: usize) {
         let mut rx = self.hangs.subscribe();
@@ -344,6 +349,14 @@ impl Executor for FakeExecutor {
         self.call(Op::UpdateFirewall, |k| {
             // One transaction: all or nothing.
             let mut next = k.clone();
+            // netexec sets each new network's bridge sysctls.
+            if let Some(n) =
+                d.add_networks.iter().find(|n| !k.bridges.contains_key(n.bridge.as_str()))
+            {
+                let why =
+                    format!("write route_localnet of {}: No such file or directory", n.bridge);
+                return Err(refused(Refusal::Internal, why));
+            }
             next.fw_networks.extend(d.add_networks.iter().cloned());
             for p in &d.add_ports {
                 next.add_port(p)?;

@@ -1,5 +1,6 @@
 //! The executor API is intent-level and idempotent: repeating a call is a
-//! no-op, deleting what is already gone succeeds.
+//! no-op, deleting what is already gone succeeds. The contract suite that
+//! api-server's fake executor passes runs here against the real netexec.
 use ctnet_proto::exec::{self as xpb, executor_client::ExecutorClient};
 use ctnet_tests::{net, netns, Options, Stack};
 
@@ -94,5 +95,17 @@ async fn every_executor_operation_can_be_repeated() {
         net::link(&st.host, "ctidem0").is_none()
             && net::link(&st.host, "ctvidem00000000").is_none()
     );
+    st.finish().await;
+}
+
+#[tokio::test]
+async fn the_executor_contract_holds_for_netexec() {
+    let opts =
+        Options { netexec_args: vec!["--allow-uid".into(), "0".into()], ..Default::default() };
+    let st = Stack::start_with(opts).await;
+    let x = ctnet_api::executor::GrpcExecutor::new(&st.exec_socket).unwrap();
+    let f = ctnet_api::contract::Fixture::new("ct", 71);
+    ctnet_api::contract::all(&x, &f).await;
+    assert!(net::link(&st.host, f.bridge.as_str()).is_none(), "the suite cleans up");
     st.finish().await;
 }

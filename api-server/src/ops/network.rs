@@ -80,7 +80,21 @@ impl Ops {
             let claim = self.record_intent(&mut st, rec.id.as_str(), "network", intent).await?;
             (rec, claim)
         };
-        if let Err(e) = self.build_network(&rec).await {
+        // A refused bridge was not made by this request (a foreign link may
+        // hold the name): there is nothing of ours to undo. When netexec was
+        // unreachable the bridge may exist, so it is rolled back.
+        match self.exec.ensure_bridge(&bridge_args(&rec)).await {
+            Err(e) if !e.is_unavailable() => {
+                self.record_outcome(claim, Change::DelNetwork(rec.id.clone())).await?;
+                return Err(e);
+            }
+            Err(e) => {
+                self.roll_back_network(claim, rec).await;
+                return Err(e);
+            }
+            Ok(()) => {}
+        }
+        if let Err(e) = self.add_network_elements(&rec).await {
             self.roll_back_network(claim, rec).await;
             return Err(e);
         }
@@ -88,12 +102,6 @@ impl Ops {
         self.record_outcome(claim, Change::PutNetwork(rec.clone())).await?;
         tracing::info!(network = %rec.id, name = %rec.name, bridge = %rec.bridge, "network created");
         Ok(rec)
-    }
-
-    /// The kernel work of a network: its bridge, then its firewall elements.
-    pub(super) async fn build_network(&self, rec: &NetworkRecord) -> Result<()> {
-        self.exec.ensure_bridge(&bridge_args(rec)).await?;
-        self.add_network_elements(rec).await
     }
 
     /// Removes a network's kernel objects: elements first, then the bridge.

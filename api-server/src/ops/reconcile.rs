@@ -26,14 +26,14 @@ use crate::store::Change;
 impl Ops {
     /// Finishes whatever interrupted operations left behind.
     pub async fn finish_interrupted(&self) -> Result<()> {
-        self.restore_networks(|n| n.phase == Phase::Creating).await?;
+        self.restore_networks(|n| n.phase == Phase::Creating, Elements::Add).await?;
         self.finish_sandboxes(None).await?;
         self.finish_network_deletes().await
     }
 
     /// The full reconciliation.
     pub async fn reconcile(&self) -> Result<()> {
-        self.restore_networks(|n| n.phase != Phase::Deleting).await?;
+        self.restore_networks(|n| n.phase != Phase::Deleting, Elements::Rebuilt).await?;
         // One atomic rebuild of the table from the records; interrupted
         // operations below then remove their own elements.
         self.sync_firewall().await?;
@@ -64,15 +64,22 @@ impl Ops {
         Some((claim, rec))
     }
 
-    /// Makes sure each picked network's bridge and elements exist; a
-    /// Creating network becomes Ready.
-    async fn restore_networks(&self, pick: impl Fn(&NetworkRecord) -> bool) -> Result<()> {
+    /// Makes sure each picked network's bridge (and, with `Elements::Add`,
+    /// its firewall elements) exist; a Creating network becomes Ready.
+    async fn restore_networks(
+        &self,
+        pick: impl Fn(&NetworkRecord) -> bool,
+        elements: Elements,
+    ) -> Result<()> {
         for id in self.network_ids(&pick).await {
             let Some((claim, mut rec)) = self.claim_network(&id).await else { continue };
             if !pick(&rec) {
                 continue;
             }
-            self.build_network(&rec).await?;
+            self.exec.ensure_bridge(&super::network::bridge_args(&rec)).await?;
+            if elements == Elements::Add {
+                self.add_network_elements(&rec).await?;
+            }
             if rec.phase == Phase::Creating {
                 rec.phase = Phase::Ready;
                 self.record_outcome(claim, Change::PutNetwork(rec)).await?;
@@ -206,6 +213,14 @@ impl Ops {
         }
         Ok(removed)
     }
+}
+
+/// Whether restoring a network adds its firewall elements, or leaves them
+/// to the full rebuild that follows (the table may be gone: a flush).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Elements {
+    Add,
+    Rebuilt,
 }
 
 /// Tagged links and pins that no record owns.

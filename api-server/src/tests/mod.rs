@@ -131,12 +131,13 @@ impl Env {
     pub async fn settle(&self) {
         self.fake.clear_faults();
         self.fake.release();
+        // Store commits run on blocking threads: wait in time, not in yields.
         for _ in 0..10_000 {
             if self.ops.in_flight() == 0 && self.ops.claims().count() == 0 {
                 break;
             }
             self.fake.release();
-            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         assert_eq!(self.ops.in_flight(), 0, "an operation task still runs");
         assert_eq!(self.ops.claims().count(), 0, "claims still held after every task ended");

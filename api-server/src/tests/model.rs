@@ -98,11 +98,12 @@ async fn step(env: Env, a: &Action, c: Cut) -> Env {
             act(&env, a, false).await;
         }
         Cut::CallerGivesUp(n) | Cut::TaskDropped(n) => {
+            let hangs = env.fake.hangs();
             env.fake.inject(None, n, Fault::Hang);
             let direct = matches!(c, Cut::TaskDropped(_));
             tokio::select! {
                 () = act(&env, a, direct) => {}
-                () = env.fake.hung(1) => {}
+                () = env.fake.hung(hangs + 1) => {}
             }
         }
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ctnet_proto::exec::executor_server::Executor;
-use ctnet_proto::exec::{self as pb, netns_ref::Kind};
+use ctnet_proto::exec::{self as wire, netns_ref::Kind};
 use rtnetlink::Handle;
 use tonic::{Request, Response, Status};
 
@@ -53,7 +53,7 @@ impl ExecService {
         OwnedLinkName::parse(field, name, &self.cfg.prefix)
     }
 
-    fn netns_target(&self, r: Option<&pb::NetnsRef>) -> Result<NetnsTarget> {
+    fn netns_target(&self, r: Option<&wire::NetnsRef>) -> Result<NetnsTarget> {
         match r.and_then(|r| r.kind.as_ref()) {
             Some(Kind::SandboxId(id)) => {
                 Ok(NetnsTarget::Owned(SandboxId::parse("netns.sandbox_id", id)?))
@@ -84,7 +84,7 @@ impl ExecService {
         })
     }
 
-    fn parse_endpoint(&self, r: &pb::AttachEndpointRequest) -> Result<EndpointSpec> {
+    fn parse_endpoint(&self, r: &wire::AttachEndpointRequest) -> Result<EndpointSpec> {
         let address = AddrPrefix::parse("address", &r.address)?;
         Ok(EndpointSpec {
             host_ifname: self.link_name("host_ifname", &r.host_ifname)?,
@@ -132,9 +132,9 @@ fn ok<T>(v: T) -> Reply<T> {
 
 #[tonic::async_trait]
 impl Executor for ExecService {
-    async fn ping(&self, _: Request<pb::PingRequest>) -> Reply<pb::PingResponse> {
+    async fn ping(&self, _: Request<wire::PingRequest>) -> Reply<wire::PingResponse> {
         let pins = self.cfg.pins.as_ref();
-        ok(pb::PingResponse {
+        ok(wire::PingResponse {
             host_netns_path: pins
                 .map(|p| p.path_of(HOST_PIN).display().to_string())
                 .unwrap_or_default(),
@@ -146,8 +146,8 @@ impl Executor for ExecService {
     #[tracing::instrument(skip_all, fields(bridge = %req.get_ref().name))]
     async fn ensure_bridge(
         &self,
-        req: Request<pb::EnsureBridgeRequest>,
-    ) -> Reply<pb::EnsureBridgeResponse> {
+        req: Request<wire::EnsureBridgeRequest>,
+    ) -> Reply<wire::EnsureBridgeResponse> {
         let r = req.into_inner();
         let spec = BridgeSpec {
             name: self.link_name("name", &r.name)?,
@@ -157,25 +157,25 @@ impl Executor for ExecService {
         };
         kernel::ensure_bridge(&self.host, &spec).await?;
         tracing::info!("bridge ready");
-        ok(pb::EnsureBridgeResponse {})
+        ok(wire::EnsureBridgeResponse {})
     }
 
     #[tracing::instrument(skip_all, fields(bridge = %req.get_ref().name))]
     async fn delete_bridge(
         &self,
-        req: Request<pb::DeleteBridgeRequest>,
-    ) -> Reply<pb::DeleteBridgeResponse> {
+        req: Request<wire::DeleteBridgeRequest>,
+    ) -> Reply<wire::DeleteBridgeResponse> {
         let name = self.link_name("name", &req.get_ref().name)?;
         kernel::delete_owned_link(&self.host, &name).await?;
         tracing::info!("bridge deleted");
-        ok(pb::DeleteBridgeResponse {})
+        ok(wire::DeleteBridgeResponse {})
     }
 
     #[tracing::instrument(skip_all, fields(sandbox = %req.get_ref().sandbox_id))]
     async fn create_netns(
         &self,
-        req: Request<pb::CreateNetnsRequest>,
-    ) -> Reply<pb::CreateNetnsResponse> {
+        req: Request<wire::CreateNetnsRequest>,
+    ) -> Reply<wire::CreateNetnsResponse> {
         let id = SandboxId::parse("sandbox_id", &req.get_ref().sandbox_id)?;
         let pins = self.pins()?;
         let place = match pins.open_pin(id.as_str()) {
@@ -189,58 +189,61 @@ impl Executor for ExecService {
             return Err(e.into());
         }
         tracing::info!("netns pinned");
-        ok(pb::CreateNetnsResponse { path: pins.path_of(id.as_str()).display().to_string() })
+        ok(wire::CreateNetnsResponse { path: pins.path_of(id.as_str()).display().to_string() })
     }
 
     #[tracing::instrument(skip_all, fields(sandbox = %req.get_ref().sandbox_id))]
     async fn delete_netns(
         &self,
-        req: Request<pb::DeleteNetnsRequest>,
-    ) -> Reply<pb::DeleteNetnsResponse> {
+        req: Request<wire::DeleteNetnsRequest>,
+    ) -> Reply<wire::DeleteNetnsResponse> {
         let id = SandboxId::parse("sandbox_id", &req.get_ref().sandbox_id)?;
         self.pins()?.unpin(id.as_str()).map_err(|e| ExecError::step("unpin", e))?;
         tracing::info!("netns unpinned");
-        ok(pb::DeleteNetnsResponse {})
+        ok(wire::DeleteNetnsResponse {})
     }
 
     async fn setup_loopback(
         &self,
-        req: Request<pb::SetupLoopbackRequest>,
-    ) -> Reply<pb::SetupLoopbackResponse> {
+        req: Request<wire::SetupLoopbackRequest>,
+    ) -> Reply<wire::SetupLoopbackResponse> {
         let target = self.netns_target(req.get_ref().netns.as_ref())?;
         let ns = self.open_target(target)?;
         crate::netns::run_in(Place::Existing(ns), |h| async move { kernel::loopback_up(&h).await })
             .await?;
-        ok(pb::SetupLoopbackResponse {})
+        ok(wire::SetupLoopbackResponse {})
     }
 
     #[tracing::instrument(skip_all, fields(host_ifname = %req.get_ref().host_ifname, owner = %req.get_ref().owner))]
     async fn attach_endpoint(
         &self,
-        req: Request<pb::AttachEndpointRequest>,
-    ) -> Reply<pb::AttachEndpointResponse> {
+        req: Request<wire::AttachEndpointRequest>,
+    ) -> Reply<wire::AttachEndpointResponse> {
         let r = req.into_inner();
         let target = self.netns_target(r.netns.as_ref())?;
         let spec = self.parse_endpoint(&r)?;
         self.attach(spec, target).await?;
         tracing::info!("endpoint attached");
-        ok(pb::AttachEndpointResponse {})
+        ok(wire::AttachEndpointResponse {})
     }
 
     #[tracing::instrument(skip_all, fields(host_ifname = %req.get_ref().host_ifname))]
     async fn detach_endpoint(
         &self,
-        req: Request<pb::DetachEndpointRequest>,
-    ) -> Reply<pb::DetachEndpointResponse> {
+        req: Request<wire::DetachEndpointRequest>,
+    ) -> Reply<wire::DetachEndpointResponse> {
         let name = self.link_name("host_ifname", &req.get_ref().host_ifname)?;
         let grace = std::time::Duration::from_millis(req.get_ref().grace_ms.min(5000).into());
         kernel::await_gone(&self.host, &name, grace).await?;
         kernel::delete_owned_link(&self.host, &name).await?;
         tracing::info!("endpoint detached");
-        ok(pb::DetachEndpointResponse {})
+        ok(wire::DetachEndpointResponse {})
     }
 
-    async fn inventory(&self, _: Request<pb::InventoryRequest>) -> Reply<pb::InventoryResponse> {
+    async fn inventory(
+        &self,
+        _: Request<wire::InventoryRequest>,
+    ) -> Reply<wire::InventoryResponse> {
         let links = kernel::all_links(&self.host).await?;
         let name_of = |idx: u32| {
             links.iter().find(|l| l.index == idx).map(|l| l.name.clone()).unwrap_or_default()
@@ -249,7 +252,7 @@ impl Executor for ExecService {
             .iter()
             .filter(|l| l.name.starts_with(&self.cfg.prefix))
             .filter_map(|l| {
-                Some(pb::OwnedLink {
+                Some(wire::OwnedLink {
                     owner: l.owner()?.to_string(),
                     name: l.name.clone(),
                     kind: l.kind.clone().unwrap_or_default(),
@@ -261,13 +264,13 @@ impl Executor for ExecService {
             Some(p) => list_pins(p)?,
             None => Vec::new(),
         };
-        ok(pb::InventoryResponse { links: owned, netns_pins })
+        ok(wire::InventoryResponse { links: owned, netns_pins })
     }
 
     async fn update_firewall(
         &self,
-        req: Request<pb::FirewallDelta>,
-    ) -> Reply<pb::UpdateFirewallResponse> {
+        req: Request<wire::FirewallDelta>,
+    ) -> Reply<wire::UpdateFirewallResponse> {
         let delta = firewall::parse_delta(req.get_ref(), &self.cfg.prefix)?;
         self.firewall.update(&delta).await?;
         tracing::info!(
@@ -277,22 +280,22 @@ impl Executor for ExecService {
             remove_ports = delta.remove_ports.len(),
             "firewall updated"
         );
-        ok(pb::UpdateFirewallResponse {})
+        ok(wire::UpdateFirewallResponse {})
     }
 
     async fn sync_firewall(
         &self,
-        req: Request<pb::FirewallState>,
-    ) -> Reply<pb::SyncFirewallResponse> {
+        req: Request<wire::FirewallState>,
+    ) -> Reply<wire::SyncFirewallResponse> {
         let state = firewall::parse_state(req.get_ref(), &self.cfg.prefix)?;
         self.firewall.sync(&state).await?;
-        ok(pb::SyncFirewallResponse {})
+        ok(wire::SyncFirewallResponse {})
     }
 
     async fn inspect_netns(
         &self,
-        req: Request<pb::InspectNetnsRequest>,
-    ) -> Reply<pb::InspectNetnsResponse> {
+        req: Request<wire::InspectNetnsRequest>,
+    ) -> Reply<wire::InspectNetnsResponse> {
         let target = self.netns_target(req.get_ref().netns.as_ref())?;
         let ns = self.open_target(target)?;
         let seen =
@@ -303,20 +306,20 @@ impl Executor for ExecService {
 
     async fn list_listeners(
         &self,
-        _: Request<pb::ListListenersRequest>,
-    ) -> Reply<pb::ListListenersResponse> {
+        _: Request<wire::ListListenersRequest>,
+    ) -> Reply<wire::ListListenersResponse> {
         let found = tokio::task::spawn_blocking(crate::listeners::list)
             .await
             .map_err(|e| ExecError::step("listener task", e))??;
         let listeners = found
             .into_iter()
-            .map(|l| pb::Listener {
+            .map(|l| wire::Listener {
                 protocol: l.protocol.into(),
                 address: l.address.to_string(),
                 port: l.port.into(),
             })
             .collect();
-        ok(pb::ListListenersResponse { listeners })
+        ok(wire::ListListenersResponse { listeners })
     }
 }
 

@@ -83,6 +83,30 @@ impl Ops {
         self.in_flight.load(Ordering::SeqCst)
     }
 
+    /// Records the outcome of a failed create's undo: the record dropped
+    /// when the undo worked, else kept (as Deleting) for reconciliation.
+    /// Nothing is returned: the create's own error is what the caller sees.
+    async fn record_rollback(
+        &self,
+        claim: Claim,
+        undone: Result<()>,
+        dropped: Change,
+        kept: Change,
+    ) {
+        let what = change_subject(&dropped);
+        let outcome = match undone {
+            Ok(()) => dropped,
+            Err(e) => {
+                tracing::warn!(%what, error = %e, "rollback incomplete; kept for reconciliation");
+                kept
+            }
+        };
+        match self.record_outcome(claim, outcome).await {
+            Ok(()) => tracing::warn!(%what, "create failed and was rolled back"),
+            Err(e) => tracing::error!(%what, error = %e, "could not record the rollback"),
+        }
+    }
+
     /// Asks whether the executor answers.
     pub async fn ping(&self) -> Result<crate::executor::PingInfo> {
         self.exec.ping().await
@@ -144,6 +168,16 @@ impl Ops {
             return Ok(Vec::new());
         }
         self.exec.list_listeners().await
+    }
+}
+
+/// "network ID" or "sandbox ID", for logs.
+fn change_subject(c: &Change) -> String {
+    match c {
+        Change::PutNetwork(n) => format!("network {}", n.id),
+        Change::DelNetwork(id) => format!("network {id}"),
+        Change::PutSandbox(s) => format!("sandbox {}", s.id),
+        Change::DelSandbox(id) => format!("sandbox {id}"),
     }
 }
 

@@ -113,18 +113,10 @@ impl Ops {
     /// Undoes a failed create. If the undo fails too, the record stays as
     /// Deleting and reconciliation finishes it; the claim goes either way.
     async fn roll_back_network(&self, claim: Claim, mut rec: NetworkRecord) {
-        let outcome = match self.unbuild_network(&rec).await {
-            Ok(()) => Change::DelNetwork(rec.id.clone()),
-            Err(e) => {
-                tracing::warn!(network = %rec.id, error = %e, "rollback incomplete; kept for reconciliation");
-                rec.phase = Phase::Deleting;
-                Change::PutNetwork(rec.clone())
-            }
-        };
-        if let Err(e) = self.record_outcome(claim, outcome).await {
-            tracing::error!(network = %rec.id, error = %e, "could not record the rollback");
-        }
-        tracing::warn!(network = %rec.id, "network create failed and was rolled back");
+        let undone = self.unbuild_network(&rec).await;
+        let dropped = Change::DelNetwork(rec.id.clone());
+        rec.phase = Phase::Deleting;
+        self.record_rollback(claim, undone, dropped, Change::PutNetwork(rec)).await;
     }
 
     pub async fn delete_network(&self, reference: &Ref) -> Result<()> {

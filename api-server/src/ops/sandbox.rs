@@ -203,18 +203,10 @@ impl Ops {
     /// Undoes a failed create. If even the undo fails (netexec gone), the
     /// record stays as Deleting and reconciliation finishes it later.
     async fn roll_back(&self, claim: Claim, mut rec: SandboxRecord) {
-        let outcome = match self.teardown(&rec).await {
-            Ok(()) => Change::DelSandbox(rec.id.clone()),
-            Err(e) => {
-                tracing::warn!(sandbox = %rec.id, error = %e, "rollback incomplete; kept for reconciliation");
-                rec.phase = Phase::Deleting;
-                Change::PutSandbox(rec.clone())
-            }
-        };
-        if let Err(e) = self.record_outcome(claim, outcome).await {
-            tracing::error!(sandbox = %rec.id, error = %e, "could not record the rollback");
-        }
-        tracing::warn!(sandbox = %rec.id, "sandbox create failed and was rolled back");
+        let undone = self.teardown(&rec).await;
+        let dropped = Change::DelSandbox(rec.id.clone());
+        rec.phase = Phase::Deleting;
+        self.record_rollback(claim, undone, dropped, Change::PutSandbox(rec)).await;
     }
 
     pub async fn delete_sandbox(&self, reference: &Ref) -> Result<()> {

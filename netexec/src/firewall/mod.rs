@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 
 use crate::checks::{self, AddrPrefix, OwnedLinkName, Owner};
 use crate::error::{ExecError, Result};
-use ctnet_proto::exec as pb;
+use ctnet_proto::exec as wire;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Proto {
@@ -101,7 +101,7 @@ pub trait Firewall: Send + Sync + 'static {
     async fn sync(&self, state: &FwState) -> Result<()>;
 }
 
-pub fn parse_network(field: &str, n: &pb::FirewallNetwork, prefix: &str) -> Result<FwNetwork> {
+pub fn parse_network(field: &str, n: &wire::FirewallNetwork, prefix: &str) -> Result<FwNetwork> {
     let subnet = AddrPrefix::parse_subnet(&format!("{field}.subnet"), &n.subnet)?;
     Ok(FwNetwork {
         bridge: OwnedLinkName::parse(&format!("{field}.bridge"), &n.bridge, prefix)?,
@@ -111,7 +111,7 @@ pub fn parse_network(field: &str, n: &pb::FirewallNetwork, prefix: &str) -> Resu
     })
 }
 
-pub fn parse_port(field: &str, p: &pb::FirewallPort) -> Result<FwPort> {
+pub fn parse_port(field: &str, p: &wire::FirewallPort) -> Result<FwPort> {
     let port = |name: &str, v: u32| -> Result<u16> {
         u16::try_from(v).ok().filter(|v| *v != 0).ok_or_else(|| {
             ExecError::InvalidArgument(format!("{field}.{name}: {v} is not a port (1-65535)"))
@@ -132,14 +132,14 @@ pub fn parse_port(field: &str, p: &pb::FirewallPort) -> Result<FwPort> {
     })
 }
 
-pub fn parse_delta(d: &pb::FirewallDelta, prefix: &str) -> Result<Delta> {
-    let nets = |list: &[pb::FirewallNetwork], name: &str| -> Result<Vec<FwNetwork>> {
+pub fn parse_delta(d: &wire::FirewallDelta, prefix: &str) -> Result<Delta> {
+    let nets = |list: &[wire::FirewallNetwork], name: &str| -> Result<Vec<FwNetwork>> {
         list.iter()
             .enumerate()
             .map(|(i, n)| parse_network(&format!("{name}[{i}]"), n, prefix))
             .collect()
     };
-    let ports = |list: &[pb::FirewallPort], name: &str| -> Result<Vec<FwPort>> {
+    let ports = |list: &[wire::FirewallPort], name: &str| -> Result<Vec<FwPort>> {
         list.iter().enumerate().map(|(i, p)| parse_port(&format!("{name}[{i}]"), p)).collect()
     };
     Ok(Delta {
@@ -150,9 +150,9 @@ pub fn parse_delta(d: &pb::FirewallDelta, prefix: &str) -> Result<Delta> {
     })
 }
 
-pub fn parse_state(s: &pb::FirewallState, prefix: &str) -> Result<FwState> {
+pub fn parse_state(s: &wire::FirewallState, prefix: &str) -> Result<FwState> {
     let d = parse_delta(
-        &pb::FirewallDelta {
+        &wire::FirewallDelta {
             add_networks: s.networks.clone(),
             add_ports: s.ports.clone(),
             ..Default::default()

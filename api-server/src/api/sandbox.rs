@@ -12,9 +12,10 @@ pub fn view(st: &State, s: &SandboxRecord) -> pb::Sandbox {
     let (state, reason) = match &s.phase {
         Phase::Creating => (pb::SandboxState::Creating, String::new()),
         Phase::Ready => (pb::SandboxState::Ready, String::new()),
-        Phase::Deleting => {
-            (pb::SandboxState::Failed, "a delete was interrupted; delete it again".to_string())
-        }
+        Phase::Deleting => (
+            pb::SandboxState::Failed,
+            "a delete was interrupted; reconciliation finishes it (or delete it again)".to_string(),
+        ),
         Phase::Failed(r) => (pb::SandboxState::Failed, r.clone()),
     };
     let mode = match s.mode {

@@ -64,6 +64,7 @@ cancel_tests! {
     create_bridge: CreateBridge;
     create_two_networks: CreateTwoNetworks;
     create_none_external: CreateNoneExternal;
+    create_none_owned: CreateNoneOwned;
     delete_sandbox: DeleteSandbox;
     connect: Connect;
     disconnect: Disconnect;

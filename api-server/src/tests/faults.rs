@@ -13,6 +13,7 @@ pub enum Scenario {
     CreateBridge,
     CreateTwoNetworks,
     CreateNoneExternal,
+    CreateNoneOwned,
     DeleteSandbox,
     Connect,
     Disconnect,
@@ -64,6 +65,16 @@ impl Scenario {
                 let req = pb::CreateSandboxRequest {
                     name: Some("app".into()),
                     netns_path: Some(EXTERNAL.into()),
+                    mode: Some(pb::create_sandbox_request::Mode::None(pb::NoneMode {})),
+                    ..Default::default()
+                };
+                let spec = SandboxSpec::parse(&req)?;
+                run(env, direct, move || async move { ops.create_sandbox(spec).await.map(drop) })
+                    .await
+            }
+            Scenario::CreateNoneOwned => {
+                let req = pb::CreateSandboxRequest {
+                    name: Some("app".into()),
                     mode: Some(pb::create_sandbox_request::Mode::None(pb::NoneMode {})),
                     ..Default::default()
                 };
@@ -183,6 +194,7 @@ fault_tests! {
     create_bridge_ports: CreateBridge, UpdateFirewall, 1;
     create_two_networks_second_attach: CreateTwoNetworks, Attach, 2;
     create_none_external_loopback: CreateNoneExternal, SetupLoopback, 1;
+    create_none_owned_netns: CreateNoneOwned, CreateNetns, 1;
     delete_sandbox_ports: DeleteSandbox, UpdateFirewall, 1;
     delete_sandbox_netns: DeleteSandbox, DeleteNetns, 1;
     delete_sandbox_detach: DeleteSandbox, Detach, 1;

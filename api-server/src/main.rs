@@ -81,6 +81,8 @@ fn main() {
 /// Root's work first (socket, state directory), then the switch to the
 /// unprivileged account, then the runtime: no thread ever runs as root.
 fn start(args: Args) -> Result<(), BoxError> {
+    // The state directory and the store are the service's alone (0700/0600).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let account = args.user.as_deref().map(privilege::parse_account).transpose()?;
     let listener = match ctnet_proto::daemon::inherited_listener() {
         Some(l) => l,

@@ -33,12 +33,36 @@ pub fn group_id(name: &str) -> Result<Gid, BoxError> {
     Ok(Group::from_name(name)?.ok_or_else(|| format!("--socket-group: group {name:?} does not exist (create it, or pass --socket-group '')"))?.gid)
 }
 
-/// Makes the state directory (and the store in it) the account's.
+/// Makes the state directory the account's, without following anything a
+/// compromised ctnet-api could have planted there: the directory itself is
+/// opened with O_NOFOLLOW and changed through its descriptor (mode 0700), and
+/// its entries are only checked, never changed. Root refuses to go on if an
+/// entry is not a regular file with one link owned by the account (a symlink
+/// or hard link to, say, /etc/shadow would otherwise be handed over).
 pub fn hand_over_state(dir: &Path, to: Account) -> Result<(), BoxError> {
+    use nix::fcntl::{AtFlags, OFlag};
+    use nix::sys::stat::{fchmod, fstatat, Mode, SFlag};
     std::fs::create_dir_all(dir)?;
-    nix::unistd::chown(dir, Some(to.uid), Some(to.gid))?;
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::open(dir, flags, Mode::empty()).map_err(|e| {
+        format!("--state-dir {}: {e} (it must be a directory, not a link)", dir.display())
+    })?;
+    nix::unistd::fchown(&fd, Some(to.uid), Some(to.gid))?;
+    fchmod(&fd, Mode::from_bits_truncate(0o700))?;
     for entry in std::fs::read_dir(dir)? {
-        nix::unistd::chown(&entry?.path(), Some(to.uid), Some(to.gid))?;
+        let name = entry?.file_name();
+        let st = fstatat(&fd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        let regular =
+            SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG;
+        if !regular || st.st_nlink != 1 || st.st_uid != to.uid.as_raw() {
+            return Err(format!(
+                "refusing to start: {:?} in the state directory is not a regular file with one link owned by uid {}; \
+                 remove it or fix its owner",
+                name,
+                to.uid
+            )
+            .into());
+        }
     }
     Ok(())
 }

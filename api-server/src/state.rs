@@ -75,13 +75,15 @@ impl State {
     }
 
     /// IPAM: a static address is honoured or refused; otherwise the lowest
-    /// free host address. The network, broadcast and gateway addresses are
-    /// never handed out; an address is free again once no interface holds it.
+    /// free host address for which `skip` is false. The network, broadcast
+    /// and gateway addresses are never handed out; an address is free again
+    /// once no interface holds it.
     pub fn allocate(
         &self,
         net: &NetworkRecord,
         want: Option<Ipv4Addr>,
         field: &str,
+        skip: impl Fn(Ipv4Addr) -> bool,
     ) -> Result<Ipv4Addr> {
         let used = self.used_addresses(net);
         // `used` holds the gateway besides one address per interface.
@@ -93,7 +95,7 @@ impl State {
         }
         match want {
             Some(a) => check_static(net, a, &used, field),
-            None => lowest_free(&net.subnet, &used).ok_or_else(|| {
+            None => lowest_free(&net.subnet, &used, skip).ok_or_else(|| {
                 Error::Exhausted(format!(
                     "network {}: no free address left in {}",
                     net.name, net.subnet
@@ -129,16 +131,25 @@ fn check_static(
     Ok(a)
 }
 
-fn lowest_free(subnet: &Subnet, used: &BTreeSet<u32>) -> Option<Ipv4Addr> {
+fn lowest_free(
+    subnet: &Subnet,
+    used: &BTreeSet<u32>,
+    skip: impl Fn(Ipv4Addr) -> bool,
+) -> Option<Ipv4Addr> {
     let (lo, hi) = subnet.hosts();
-    let mut candidate = lo;
-    for &u in used.range(lo..=hi) {
-        if u != candidate {
-            break;
+    let mut taken = used.range(lo..=hi).peekable();
+    // Walks the free addresses in order; `skip` is true for few of them (one
+    // per explicit MAC), so this stops soon after the first gap.
+    for candidate in lo..=hi {
+        if taken.next_if_eq(&&candidate).is_some() {
+            continue;
         }
-        candidate += 1;
+        let a = Ipv4Addr::from(candidate);
+        if !skip(a) {
+            return Some(a);
+        }
     }
-    (candidate <= hi).then(|| Ipv4Addr::from(candidate))
+    None
 }
 
 #[cfg(test)]
@@ -148,11 +159,21 @@ mod tests {
     #[test]
     fn lowest_free_skips_used_and_stops_at_broadcast() {
         let s = Subnet { base: Ipv4Addr::new(198, 18, 0, 0), prefix: 30 };
+        let none = |_| false;
         let mut used = BTreeSet::from([u32::from(Ipv4Addr::new(198, 18, 0, 1))]);
-        assert_eq!(lowest_free(&s, &used), Some(Ipv4Addr::new(198, 18, 0, 2)));
+        assert_eq!(lowest_free(&s, &used, none), Some(Ipv4Addr::new(198, 18, 0, 2)));
         used.insert(u32::from(Ipv4Addr::new(198, 18, 0, 2)));
-        assert_eq!(lowest_free(&s, &used), None);
+        assert_eq!(lowest_free(&s, &used, none), None);
         let used = BTreeSet::from([u32::from(Ipv4Addr::new(198, 18, 0, 2))]);
-        assert_eq!(lowest_free(&s, &used), Some(Ipv4Addr::new(198, 18, 0, 1)));
+        assert_eq!(lowest_free(&s, &used, none), Some(Ipv4Addr::new(198, 18, 0, 1)));
+    }
+
+    #[test]
+    fn lowest_free_passes_over_skipped_addresses() {
+        let s = Subnet { base: Ipv4Addr::new(198, 18, 0, 0), prefix: 29 };
+        let used = BTreeSet::from([u32::from(Ipv4Addr::new(198, 18, 0, 1))]);
+        let squatted = |a: Ipv4Addr| a == Ipv4Addr::new(198, 18, 0, 2);
+        assert_eq!(lowest_free(&s, &used, squatted), Some(Ipv4Addr::new(198, 18, 0, 3)));
+        assert_eq!(lowest_free(&s, &used, |_| true), None);
     }
 }

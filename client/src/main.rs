@@ -120,9 +120,24 @@ enum SandboxCmd {
 async fn main() {
     let cli = Cli::parse();
     match run(cli).await {
-        Ok(out) => print!("{out}"),
+        Ok(out) => write_out(&out),
         Err(msg) => {
             eprintln!("Error: {msg}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Writes the output; a reader that went away (`ctnet ls | head -1`) ends
+/// the program quietly, as it does for other shell tools, instead of a panic.
+fn write_out(out: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("Error: writing the output: {e}");
             std::process::exit(1);
         }
     }

@@ -101,3 +101,22 @@ async fn cli_reports_an_unreachable_server() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach ctnet"));
 }
+
+#[tokio::test]
+async fn cli_exits_quietly_when_its_reader_goes_away() {
+    // `ctnet --json network ls | head -1`: the reader is gone before the
+    // output is written. The old CLI panicked ("failed printing to stdout").
+    let st = Stack::start().await;
+    let (read_end, write_end) = nix::unistd::pipe().unwrap();
+    drop(read_end);
+    let out = Command::new(bin("ctnet"))
+        .env("CTNET_HOST", &st.api_socket)
+        .args(["--json", "network", "ls"])
+        .stdout(std::process::Stdio::from(write_end))
+        .output()
+        .expect("run ctnet");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    st.finish().await;
+}

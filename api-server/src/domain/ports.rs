@@ -51,19 +51,29 @@ pub struct PortRequest {
     pub container_port: u16,
 }
 
+/// Host ports one request may publish: a range counts as its length.
+pub const MAX_PORTS_PER_REQUEST: usize = 1024;
+
 /// Parses every spec of a `publish` list; the field is named with its index.
+/// Sizes are checked before anything is expanded, so a short request cannot
+/// make a large allocation.
 pub fn parse_publish(field: &str, specs: &[String]) -> Result<Vec<PortRequest>> {
+    let too_many =
+        || Error::invalid(field, format!("at most {MAX_PORTS_PER_REQUEST} ports per request"));
+    if specs.len() > MAX_PORTS_PER_REQUEST {
+        return Err(too_many());
+    }
     let mut out = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
-        out.extend(parse_spec(&format!("{field}[{i}]"), spec)?);
-    }
-    if out.len() > 1024 {
-        return Err(Error::invalid(field, "at most 1024 ports per request"));
+        let budget = MAX_PORTS_PER_REQUEST - out.len();
+        let parsed = parse_spec(&format!("{field}[{i}]"), spec, budget)?;
+        out.extend(parsed.ok_or_else(too_many)?);
     }
     Ok(out)
 }
 
-fn parse_spec(field: &str, spec: &str) -> Result<Vec<PortRequest>> {
+/// One spec, or None when it would expand to more than `budget` ports.
+fn parse_spec(field: &str, spec: &str, budget: usize) -> Result<Option<Vec<PortRequest>>> {
     let bad = |why: &str| {
         Error::invalid(field, format!("{spec:?}: {why}; expected [host_ip:][host_port[-end]:]container_port[-end][/tcp|udp|sctp]"))
     };
@@ -100,16 +110,28 @@ fn parse_spec(field: &str, spec: &str) -> Result<Vec<PortRequest>> {
     };
     let request =
         |host_port, container_port| PortRequest { proto, host_ip, host_port, container_port };
-    match host_range {
-        None => Ok((c_lo..=c_hi).map(|c| request(HostPort::Any, c)).collect()),
-        Some((h_lo, h_hi)) if c_lo == c_hi && h_lo != h_hi => {
-            Ok(vec![request(HostPort::Within(h_lo, h_hi), c_lo)])
+    // A host range mapped to one container port is one port; the lengths
+    // are known before anything is expanded.
+    let count = match host_range {
+        Some((h_lo, h_hi)) if c_lo == c_hi && h_lo != h_hi => 1,
+        Some((h_lo, h_hi)) if h_hi - h_lo != c_hi - c_lo => {
+            return Err(bad("the host and container ranges differ in length"))
         }
-        Some((h_lo, h_hi)) if h_hi - h_lo == c_hi - c_lo => {
-            Ok((0..=c_hi - c_lo).map(|k| request(HostPort::Fixed(h_lo + k), c_lo + k)).collect())
-        }
-        Some(_) => Err(bad("the host and container ranges differ in length")),
+        _ => usize::from(c_hi - c_lo) + 1,
+    };
+    if count > budget {
+        return Ok(None);
     }
+    let ports = match host_range {
+        None => (c_lo..=c_hi).map(|c| request(HostPort::Any, c)).collect(),
+        Some((h_lo, h_hi)) if c_lo == c_hi && h_lo != h_hi => {
+            vec![request(HostPort::Within(h_lo, h_hi), c_lo)]
+        }
+        Some((h_lo, _)) => {
+            (0..=c_hi - c_lo).map(|k| request(HostPort::Fixed(h_lo + k), c_lo + k)).collect()
+        }
+    };
+    Ok(Some(ports))
 }
 
 /// "80" or "80-90"; ports 1-65535, lo <= hi.
@@ -126,7 +148,7 @@ mod tests {
     use super::*;
 
     fn one(spec: &str) -> PortRequest {
-        let mut v = parse_spec("p", spec).unwrap();
+        let mut v = parse_spec("p", spec, 1024).unwrap().unwrap();
         assert_eq!(v.len(), 1, "{spec}");
         v.remove(0)
     }
@@ -150,7 +172,7 @@ mod tests {
         assert_eq!(one("127.0.0.1::80").host_port, HostPort::Any);
         assert_eq!(one("0.0.0.0:8080:80").host_ip, None);
         assert_eq!(one("8000-8010:80").host_port, HostPort::Within(8000, 8010));
-        let range = parse_spec("p", "8000-8002:80-82").unwrap();
+        let range = parse_spec("p", "8000-8002:80-82", 1024).unwrap().unwrap();
         let pairs: Vec<(HostPort, u16)> =
             range.iter().map(|r| (r.host_port, r.container_port)).collect();
         assert_eq!(
@@ -161,7 +183,7 @@ mod tests {
                 (HostPort::Fixed(8002), 82)
             ]
         );
-        assert_eq!(parse_spec("p", "80-82").unwrap().len(), 3);
+        assert_eq!(parse_spec("p", "80-82", 1024).unwrap().unwrap().len(), 3);
     }
 
     #[test]
@@ -179,8 +201,27 @@ mod tests {
             "8080:",
             "224.0.0.1:80:80",
         ] {
-            let err = parse_spec("publish[0]", bad).expect_err(bad);
+            let err = parse_spec("publish[0]", bad, 1024).expect_err(bad);
             assert!(err.to_string().starts_with("publish[0]"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn sizes_are_checked_before_expanding() {
+        // 5,000 entries of the whole range: a 16 KB request that once
+        // expanded to 327 million mappings before the limit was checked.
+        let huge: Vec<String> = (0..5000).map(|_| "1-65535".to_string()).collect();
+        let err = parse_publish("publish", &huge).unwrap_err();
+        assert_eq!(err.to_string(), "publish: at most 1024 ports per request");
+        let one = ["1-65535".to_string()];
+        assert!(parse_publish("publish", &one).unwrap_err().to_string().starts_with("publish:"));
+        assert_eq!(parse_spec("p", "1-65535", 1024).unwrap(), None, "refused unexpanded");
+        // Within the budget: exactly 1024 ports pass.
+        let ok: Vec<String> = vec!["1-1000".into(), "2000-2023".into()];
+        assert_eq!(parse_publish("publish", &ok).unwrap().len(), 1024);
+        let over: Vec<String> = vec!["1-1000".into(), "2000-2024".into()];
+        assert!(parse_publish("publish", &over).is_err());
+        // A host range for one container port counts once.
+        assert_eq!(parse_publish("publish", &["8000-9999:80".into()]).unwrap().len(), 1);
     }
 }

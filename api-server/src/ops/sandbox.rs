@@ -406,7 +406,10 @@ fn new_endpoint(
         .ok_or_else(|| {
             Error::Exhausted(format!("sandbox {rec} already has {MAX_INTERFACES} interfaces"))
         })?;
-    let address = st.allocate(net, attach.address, field)?;
+    // An automatic address whose derived MAC an explicit MAC already holds
+    // is passed over, or one squatted MAC would block the whole network.
+    let squatted = |a| mac.is_none() && st.mac_taken(&net.id, Mac::from_ipv4(a));
+    let address = st.allocate(net, attach.address, field, squatted)?;
     let mac = mac.unwrap_or_else(|| Mac::from_ipv4(address));
     if st.mac_taken(&net.id, mac) {
         let why = format!("mac_address: {mac} is already in use on network {}", net.name);

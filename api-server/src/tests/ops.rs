@@ -189,6 +189,24 @@ async fn a_mac_in_use_is_refused() {
 }
 
 #[tokio::test]
+async fn a_mac_squat_does_not_block_automatic_creates() {
+    let env = Env::new().await;
+    // The MAC that 198.18.0.3 derives, taken explicitly by the first sandbox
+    // (which gets .2). The old IPAM offered .3 forever and every automatic
+    // create failed with "mac_address already in use".
+    let squat = pb::CreateSandboxRequest {
+        mac_address: Some("02:42:c6:12:00:03".into()),
+        ..bridge_req("squat", &[])
+    };
+    env.sandbox(squat).await.unwrap();
+    let next = env.bridge("a", &[]).await.unwrap();
+    assert_eq!(next.endpoints[0].address.to_string(), "198.18.0.4");
+    let after = env.bridge("b", &[]).await.unwrap();
+    assert_eq!(after.endpoints[0].address.to_string(), "198.18.0.5");
+    env.agree().await;
+}
+
+#[tokio::test]
 async fn a_published_port_is_held_once() {
     let env = Env::new().await;
     let a = env.bridge("a", &["8080:80"]).await.unwrap();

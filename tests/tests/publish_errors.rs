@@ -159,3 +159,31 @@ async fn connect_publishes_to_the_new_interface_and_disconnect_removes_it() {
         .unwrap();
     st.finish().await;
 }
+
+/// Peak resident memory of a process, from /proc (kB).
+fn vm_hwm_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_small_request_for_a_huge_expansion_is_refused_unexpanded() {
+    // 5,000 entries of the whole port range (a 40 KB request) once took
+    // ctnet-api to 4.5 GB before the 1024-port limit was checked.
+    let mut st = Stack::start().await;
+    let before = kernel_and_state(&mut st).await;
+    let huge: Vec<&str> = vec!["1-65535"; 5000];
+    let err = st
+        .client
+        .sandboxes
+        .create_sandbox(publish(req::bridge("huge", &[]), &huge))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().starts_with("publish:"), "{}", err.message());
+    let hwm = vm_hwm_kb(st.api_pid());
+    assert!(hwm < 64 * 1024, "ctnet-api peaked at {hwm} kB");
+    assert_eq!(kernel_and_state(&mut st).await, before);
+    st.finish().await;
+}

@@ -11,6 +11,7 @@ pub mod api;
 pub mod domain;
 pub mod error;
 pub mod executor;
+pub mod limits;
 pub mod model;
 pub mod ops;
 pub mod ports;
@@ -44,8 +45,6 @@ use crate::store::Store;
 
 pub struct Settings {
     pub ops: ops::Settings,
-    /// Ports allowed per bridge (at most state::BRIDGE_MAX_PORTS).
-    pub bridge_max_ports: usize,
     /// How often netexec's reachability is checked.
     pub health_interval: Duration,
     /// How often operations interrupted in this process are finished.
@@ -57,9 +56,8 @@ pub async fn open(
     store: Store,
     exec: Arc<dyn Executor>,
     settings: ops::Settings,
-    max_ports: usize,
 ) -> Result<Arc<Ops>> {
-    let mut state = State::new(max_ports);
+    let mut state = State::new(settings.limits.bridge_ports);
     let (networks, sandboxes) = store.load()?;
     state.networks = networks.into_iter().map(|n| (n.id.clone(), n)).collect();
     state.sandboxes = sandboxes.into_iter().map(|s| (s.id.clone(), s)).collect();
@@ -81,7 +79,7 @@ pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
-    let ops = open(store, exec, settings.ops, settings.bridge_max_ports).await?;
+    let ops = open(store, exec, settings.ops).await?;
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::NotServing).await;
     let watcher = Watcher { ops: ops.clone(), reporter, every: settings.health_interval };

@@ -12,8 +12,8 @@ use std::time::Duration;
 use clap::Parser;
 use ctnet_api::domain::{LinkName, Subnet};
 use ctnet_api::executor::GrpcExecutor;
+use ctnet_api::limits::{Limits, BRIDGE_MAX_PORTS};
 use ctnet_api::ports::EphemeralRange;
-use ctnet_api::state::BRIDGE_MAX_PORTS;
 use ctnet_api::store::Store;
 use tokio::net::UnixListener;
 
@@ -45,9 +45,18 @@ struct Args {
     /// Host ports handed out when a published port names none: LO-HI.
     #[arg(long, default_value = "49153-60999")]
     ephemeral_ports: String,
-    /// Ports allowed per bridge (at most 1023, the kernel's limit).
+    /// Interfaces allowed per network (at most 1023, the kernel's limit).
     #[arg(long, default_value_t = BRIDGE_MAX_PORTS)]
     bridge_max_ports: usize,
+    /// Sandboxes in all.
+    #[arg(long, default_value_t = Limits::default().sandboxes)]
+    max_sandboxes: usize,
+    /// Sandboxes whose namespace ctnet owns.
+    #[arg(long, default_value_t = Limits::default().owned_netns)]
+    max_owned_netns: usize,
+    /// Mutating operations in flight (including those whose client left).
+    #[arg(long, default_value_t = Limits::default().inflight_ops)]
+    max_inflight_ops: usize,
     /// How often netexec's reachability is checked, in milliseconds.
     #[arg(long, default_value_t = 500)]
     health_interval_ms: u64,
@@ -110,8 +119,13 @@ fn settings(args: &Args) -> Result<ctnet_api::Settings, BoxError> {
             default_subnet,
             default_bridge,
             ephemeral,
+            limits: Limits {
+                sandboxes: args.max_sandboxes,
+                owned_netns: args.max_owned_netns,
+                inflight_ops: args.max_inflight_ops,
+                bridge_ports: args.bridge_max_ports.min(BRIDGE_MAX_PORTS),
+            },
         },
-        bridge_max_ports: args.bridge_max_ports,
         health_interval: Duration::from_millis(args.health_interval_ms),
         reconcile_interval: Duration::from_millis(args.reconcile_interval_ms),
     })

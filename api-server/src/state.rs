@@ -6,16 +6,13 @@ use std::net::Ipv4Addr;
 
 use crate::domain::{Mac, NetworkId, Ref, SandboxId, Subnet};
 use crate::error::{Error, Result};
+use crate::limits::BRIDGE_MAX_PORTS;
 use crate::model::{Netns, NetworkRecord, SandboxRecord};
-
-/// A Linux bridge holds at most 1024 ports (BR_MAX_PORTS, port 0 reserved);
-/// the 1024th attach would fail with the kernel's cryptic "exchange full".
-pub const BRIDGE_MAX_PORTS: usize = 1023;
 
 pub struct State {
     pub networks: BTreeMap<NetworkId, NetworkRecord>,
     pub sandboxes: BTreeMap<SandboxId, SandboxRecord>,
-    /// Ports allowed per bridge: BRIDGE_MAX_PORTS unless lowered (tests).
+    /// Ports allowed per bridge: at most BRIDGE_MAX_PORTS.
     pub bridge_max_ports: usize,
 }
 
@@ -89,7 +86,7 @@ impl State {
         // `used` holds the gateway besides one address per interface.
         if used.len() > self.bridge_max_ports {
             return Err(Error::Exhausted(format!(
-                "network {} has {} interfaces, the most its Linux bridge holds; create another network",
+                "network {} has {} interfaces, the most its bridge may hold (--bridge-max-ports); create another network",
                 net.name, self.bridge_max_ports
             )));
         }

@@ -26,6 +26,7 @@ use crate::domain::ports::PortRequest;
 use crate::domain::{LinkName, Subnet};
 use crate::error::{Error, Result};
 use crate::executor::{Executor, HostListener};
+use crate::limits::Limits;
 use crate::ports::EphemeralRange;
 use crate::state::State;
 use crate::store::{Change, Store};
@@ -38,6 +39,7 @@ pub struct Settings {
     pub default_bridge: LinkName,
     /// Host ports handed out when a mapping names none.
     pub ephemeral: EphemeralRange,
+    pub limits: Limits,
 }
 
 pub struct Ops {
@@ -120,7 +122,9 @@ impl Ops {
         Fut: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        let running = InFlight::enter(&self.in_flight);
+        let max = self.settings.limits.inflight_ops;
+        let running = InFlight::enter(&self.in_flight, max)
+            .ok_or_else(|| Limits::exhausted("operations in flight", "--max-inflight-ops", max))?;
         let fut = op(self.clone());
         let task = tokio::spawn(async move {
             let _running = running;
@@ -185,9 +189,11 @@ fn change_subject(c: &Change) -> String {
 struct InFlight(Arc<AtomicUsize>);
 
 impl InFlight {
-    fn enter(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        Self(count.clone())
+    /// One more, unless `max` are running.
+    fn enter(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        let more = |n: usize| (n < max).then_some(n + 1);
+        count.fetch_update(Ordering::SeqCst, Ordering::SeqCst, more).ok()?;
+        Some(Self(count.clone()))
     }
 }
 

@@ -10,6 +10,7 @@ use crate::domain::sandbox::{
 use crate::domain::{LinkName, Mac, Ref, SandboxId};
 use crate::error::{Error, Result};
 use crate::executor::{EndpointArgs, HostListener, NetnsTarget};
+use crate::limits::Limits;
 use crate::model::{now, Endpoint, ModeKind, Netns, NetworkRecord, Phase, SandboxRecord};
 use crate::ports;
 use crate::state::State;
@@ -72,6 +73,10 @@ impl Ops {
                 return Err(Error::AlreadyExists(why));
             }
         }
+        let limits = self.settings.limits;
+        if st.sandboxes.len() >= limits.sandboxes {
+            return Err(Limits::exhausted("sandboxes", "--max-sandboxes", limits.sandboxes));
+        }
         let mut rec = SandboxRecord {
             id: fresh_sandbox_id(st),
             name: spec.name,
@@ -126,6 +131,14 @@ impl Ops {
                         ports::allocate(st, &spec.publish, listeners, self.settings.ephemeral)?;
                 }
             }
+        }
+        let owned = |s: &&SandboxRecord| matches!(s.netns, Netns::Owned(_));
+        if owned(&&rec) && st.sandboxes.values().filter(owned).count() >= limits.owned_netns {
+            return Err(Limits::exhausted(
+                "owned namespaces",
+                "--max-owned-netns",
+                limits.owned_netns,
+            ));
         }
         Ok(Plan::KernelWork(rec))
     }

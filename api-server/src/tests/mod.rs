@@ -19,6 +19,7 @@ use crate::domain::{LinkName, Ref, Subnet};
 use crate::error::Result;
 use crate::executor::{Executor, FirewallNetwork, FirewallPort};
 use crate::fake::FakeExecutor;
+use crate::limits::Limits;
 use crate::model::{Netns, Phase, SandboxRecord};
 use crate::ops::{firewall, Ops, Settings};
 use crate::ports::EphemeralRange;
@@ -47,31 +48,37 @@ fn settings() -> Settings {
         default_subnet: Subnet { base: "198.18.0.0".parse().unwrap(), prefix: 16 },
         default_bridge: LinkName::parse("b", "ct0", PREFIX).unwrap(),
         ephemeral: EphemeralRange(49153, 49160),
+        limits: Limits { bridge_ports: 8, ..Limits::default() },
     }
 }
 
 impl Env {
     /// A fresh api-server with the default network made.
     pub async fn new() -> Env {
+        Self::with_limits(settings().limits).await
+    }
+
+    pub async fn with_limits(limits: Limits) -> Env {
         let dir = std::env::temp_dir().join(format!("ctnet-unit-{:016x}", rand::random::<u64>()));
         let fake = Arc::new(FakeExecutor::default());
-        let ops = Self::open(&dir, fake.clone()).await;
+        let ops = Self::open(&dir, fake.clone(), limits).await;
         ops.reconcile().await.expect("first reconciliation");
         Env { ops, fake, dir: TempDir(dir) }
     }
 
-    async fn open(dir: &std::path::Path, fake: Arc<FakeExecutor>) -> Arc<Ops> {
+    async fn open(dir: &std::path::Path, fake: Arc<FakeExecutor>, limits: Limits) -> Arc<Ops> {
         let store = Store::open(dir).expect("open store");
         let exec: Arc<dyn Executor> = fake;
-        crate::open(store, exec, settings(), 8).await.expect("open")
+        crate::open(store, exec, Settings { limits, ..settings() }).await.expect("open")
     }
 
     /// api-server restarted on the same store and kernel: the old
     /// process's claims and tasks die with it.
     pub async fn restart(self) -> Env {
         let Env { ops, fake, dir } = self;
+        let limits = ops.settings().limits;
         drop(ops);
-        let ops = Self::open(&dir.0, fake.clone()).await;
+        let ops = Self::open(&dir.0, fake.clone(), limits).await;
         Env { ops, fake, dir }
     }
 

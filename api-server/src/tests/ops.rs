@@ -3,6 +3,7 @@ use super::*;
 use crate::error::Error;
 use crate::executor::{HostListener, NetnsTarget};
 use crate::fake::{Fault, Op};
+use crate::limits::Limits;
 use crate::model::ModeKind;
 
 fn mode(m: pb::create_sandbox_request::Mode) -> pb::CreateSandboxRequest {
@@ -479,4 +480,58 @@ async fn the_executor_contract_holds_for_the_fake() {
     let f = crate::contract::Fixture::new(PREFIX, 77);
     crate::contract::all(&fake, &f).await;
     assert_eq!(fake.kernel(), Default::default(), "the suite cleans up");
+}
+
+#[tokio::test]
+async fn the_sandbox_limit_answers_resource_exhausted() {
+    let env = Env::with_limits(Limits { sandboxes: 2, bridge_ports: 8, ..Limits::default() }).await;
+    env.bridge("a", &[]).await.unwrap();
+    env.sandbox(host_req()).await.unwrap();
+    let e = refused_without_change(&env, env.bridge("c", &[]).await).await;
+    assert!(matches!(e, Error::Exhausted(_)) && e.to_string().contains("--max-sandboxes"), "{e}");
+    assert_eq!(crate::api::status(e).code(), tonic::Code::ResourceExhausted);
+    env.delete("a").await.unwrap();
+    env.bridge("c", &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_owned_namespace_limit_counts_only_owned_namespaces() {
+    let env =
+        Env::with_limits(Limits { owned_netns: 1, bridge_ports: 8, ..Limits::default() }).await;
+    env.sandbox(none_req(None)).await.unwrap();
+    let e = refused_without_change(&env, env.bridge("b", &[]).await).await;
+    assert!(e.to_string().contains("--max-owned-netns"), "{e}");
+    // Host and runtime-owned namespaces cost ctnet nothing.
+    env.sandbox(host_req()).await.unwrap();
+    env.fake.tamper(|k| {
+        k.external.insert("/run/netns/r1".into());
+    });
+    env.sandbox(none_req(Some("/run/netns/r1"))).await.unwrap();
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn the_inflight_limit_counts_operations_whose_caller_left() {
+    let env =
+        Env::with_limits(Limits { inflight_ops: 2, bridge_ports: 8, ..Limits::default() }).await;
+    for n in 1..=2 {
+        env.fake.inject(Some(Op::Attach), n, Fault::Hang);
+    }
+    for name in ["a", "b"] {
+        // The caller gives up at once; the operation task goes on.
+        tokio::select! {
+            _ = env.bridge(name, &[]) => panic!("never hung"),
+            () = tokio::task::yield_now() => {}
+        }
+    }
+    env.fake.hung(2).await;
+    assert_eq!(env.ops.in_flight(), 2);
+    let before = env.fake.kernel();
+    let e = env.bridge("c", &[]).await.unwrap_err();
+    assert!(e.to_string().contains("--max-inflight-ops"), "{e}");
+    assert_eq!(env.fake.kernel(), before, "nothing half-made");
+    env.settle().await;
+    env.agree().await;
+    env.bridge("c", &[]).await.unwrap();
+    assert_eq!(env.ops.lock().await.sandboxes.len(), 3);
 }

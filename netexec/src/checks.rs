@@ -236,8 +236,10 @@ pub fn external_netns(
             format!("{path:?} is the directory itself, not a namespace file"),
         ));
     }
+    // O_PATH opens nothing: a FIFO, a device or a file on a hung mount is
+    // only named, never opened, so this cannot block or have side effects.
     let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
     let fd = nix::fcntl::openat2(&dir.fd, rel, how).map_err(|e| match e {
         nix::errno::Errno::ELOOP => {
@@ -246,12 +248,20 @@ pub fn external_netns(
         nix::errno::Errno::ENOENT => invalid(field, format!("{path:?} does not exist")),
         e => invalid(field, format!("{path:?}: {e}")),
     })?;
-    let file = std::fs::File::from(fd);
-    let fs = nix::sys::statfs::fstatfs(&file).map_err(|e| ExecError::step("fstatfs", e))?;
+    let not_netns = || invalid(field, format!("{path:?} is not a network namespace file"));
+    let fs = nix::sys::statfs::fstatfs(&fd).map_err(|e| ExecError::step("fstatfs", e))?;
+    if fs.filesystem_type().0 != NSFS_MAGIC {
+        return Err(not_netns());
+    }
+    // Only a namespace file is opened for real, through its O_PATH
+    // descriptor (the same inode, whatever the path names by now).
+    let reopen = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    let file =
+        std::fs::File::open(reopen).map_err(|e| ExecError::step("reopen namespace file", e))?;
     // SAFETY: ioctl on an fd we own, no pointer argument.
     let kind = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&file), NS_GET_NSTYPE) };
-    if fs.filesystem_type().0 as i64 != NSFS_MAGIC || kind != libc::CLONE_NEWNET {
-        return Err(invalid(field, format!("{path:?} is not a network namespace file")));
+    if kind != libc::CLONE_NEWNET {
+        return Err(not_netns());
     }
     let meta = file.metadata().map_err(|e| ExecError::step("fstat", e))?;
     if (meta.dev(), meta.ino()) == host {

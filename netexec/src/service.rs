@@ -53,17 +53,24 @@ impl ExecService {
         OwnedLinkName::parse(field, name, &self.cfg.prefix)
     }
 
-    fn netns_target(&self, r: Option<&wire::NetnsRef>) -> Result<NetnsTarget> {
+    /// The namespace a request names. A caller-named path is resolved and
+    /// opened on a blocking thread, never on a runtime worker.
+    async fn netns_target(&self, r: Option<&wire::NetnsRef>) -> Result<NetnsTarget> {
         match r.and_then(|r| r.kind.as_ref()) {
             Some(Kind::SandboxId(id)) => {
                 Ok(NetnsTarget::Owned(SandboxId::parse("netns.sandbox_id", id)?))
             }
-            Some(Kind::ExternalPath(p)) => Ok(NetnsTarget::External(checks::external_netns(
-                "netns.external_path",
-                p,
-                &self.cfg.allowed_dirs,
-                self.cfg.host_ns,
-            )?)),
+            Some(Kind::ExternalPath(p)) => {
+                let (cfg, path) = (self.cfg.clone(), p.clone());
+                let open = move || {
+                    let field = "netns.external_path";
+                    checks::external_netns(field, &path, &cfg.allowed_dirs, cfg.host_ns)
+                };
+                let file = tokio::task::spawn_blocking(open)
+                    .await
+                    .map_err(|e| ExecError::step("namespace open task", e))??;
+                Ok(NetnsTarget::External(file))
+            }
             None => Err(ExecError::InvalidArgument("netns: required".into())),
         }
     }
@@ -207,7 +214,7 @@ impl Executor for ExecService {
         &self,
         req: Request<wire::SetupLoopbackRequest>,
     ) -> Reply<wire::SetupLoopbackResponse> {
-        let target = self.netns_target(req.get_ref().netns.as_ref())?;
+        let target = self.netns_target(req.get_ref().netns.as_ref()).await?;
         let ns = self.open_target(target)?;
         crate::netns::run_in(Place::Existing(ns), |h| async move { kernel::loopback_up(&h).await })
             .await?;
@@ -220,7 +227,7 @@ impl Executor for ExecService {
         req: Request<wire::AttachEndpointRequest>,
     ) -> Reply<wire::AttachEndpointResponse> {
         let r = req.into_inner();
-        let target = self.netns_target(r.netns.as_ref())?;
+        let target = self.netns_target(r.netns.as_ref()).await?;
         let spec = self.parse_endpoint(&r)?;
         self.attach(spec, target).await?;
         tracing::info!("endpoint attached");
@@ -296,7 +303,7 @@ impl Executor for ExecService {
         &self,
         req: Request<wire::InspectNetnsRequest>,
     ) -> Reply<wire::InspectNetnsResponse> {
-        let target = self.netns_target(req.get_ref().netns.as_ref())?;
+        let target = self.netns_target(req.get_ref().netns.as_ref()).await?;
         let ns = self.open_target(target)?;
         let seen =
             crate::netns::run_in(Place::Existing(ns), |h| async move { kernel::inspect(&h).await })

@@ -67,3 +67,37 @@ async fn external_paths_that_are_not_namespaces_are_refused() {
     assert!(list.sandboxes.is_empty(), "no sandbox was recorded");
     st.finish().await;
 }
+
+#[tokio::test]
+async fn a_fifo_netns_path_is_refused_without_blocking_anyone() {
+    // open(2) of a FIFO waits for a writer: it used to block a tokio worker
+    // of netexec, hang unrelated creates for 25 s and more and turn health
+    // NOT_SERVING.
+    let st = Stack::start().await;
+    let fifo = st.runtime_dir.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut bad = req::bridge("fifo", &[]);
+    bad.netns_path = Some(fifo.display().to_string());
+    let mut c = st.client.clone();
+    let refused = tokio::spawn(async move { c.sandboxes.create_sandbox(bad).await });
+    let mut creates = Vec::new();
+    for i in 0..10 {
+        let mut c = st.client.clone();
+        creates.push(tokio::spawn(async move {
+            c.sandboxes.create_sandbox(req::bridge(&format!("u{i}"), &[])).await
+        }));
+    }
+    let err = refused.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("not a network namespace"), "{}", err.message());
+    let mut c = st.client.clone();
+    for (i, t) in creates.into_iter().enumerate() {
+        t.await.unwrap().unwrap_or_else(|e| panic!("create u{i}: {e:?}"));
+        c.sandboxes
+            .delete_sandbox(pb::DeleteSandboxRequest { sandbox: format!("u{i}") })
+            .await
+            .unwrap();
+    }
+    std::fs::remove_file(&fifo).unwrap();
+    st.finish().await;
+}

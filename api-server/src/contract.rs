@@ -32,6 +32,14 @@ impl Fixture {
         }
     }
 
+    pub fn network_owner(&self) -> Owner {
+        Owner::Network(self.network.clone())
+    }
+
+    pub fn sandbox_owner(&self) -> Owner {
+        Owner::Sandbox(self.sandbox.clone())
+    }
+
     fn host(&self, n: u32) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.subnet.base) + n)
     }
@@ -42,7 +50,8 @@ impl Fixture {
             address: self.host(1),
             prefix: self.subnet.prefix,
             mtu: 1500,
-            owner: Owner::Network(self.network.clone()),
+            owner: self.network_owner(),
+            adopt_untagged: false,
         }
     }
 
@@ -110,7 +119,7 @@ pub async fn bridges_are_idempotent(x: &dyn Executor, f: &Fixture) {
         "{c}: {listed:?}"
     );
     for _ in 0..2 {
-        ok(c, "delete bridge", x.delete_bridge(&f.bridge).await);
+        ok(c, "delete bridge", x.delete_bridge(&f.bridge, &f.network_owner()).await);
     }
     assert!(ok(c, "inventory", x.inventory().await).link(&f.bridge).is_none(), "{c}: bridge gone");
 }
@@ -149,12 +158,12 @@ pub async fn endpoints_are_idempotent(x: &dyn Executor, f: &Fixture) {
     assert!(eth0.is_some_and(|i| i.up && i.addresses == vec![want.clone()]), "{c}: {seen:?}");
     assert_eq!(seen.default_gateway, Some(f.host(1)), "{c}: default route");
     for _ in 0..2 {
-        ok(c, "detach", x.detach(&f.host_ifname, 0).await);
+        ok(c, "detach", x.detach(&f.host_ifname, &f.sandbox_owner(), 0).await);
     }
     let seen = ok(c, "inspect", x.inspect_netns(&target).await);
     assert!(seen.interfaces.iter().all(|i| i.name != "eth0"), "{c}: eth0 gone: {seen:?}");
     ok(c, "delete netns", x.delete_netns(&f.sandbox).await);
-    ok(c, "delete bridge", x.delete_bridge(&f.bridge).await);
+    ok(c, "delete bridge", x.delete_bridge(&f.bridge, &f.network_owner()).await);
 }
 
 /// Deleting a namespace takes the veths in it along.
@@ -164,12 +173,12 @@ pub async fn a_deleted_namespace_takes_its_endpoints(x: &dyn Executor, f: &Fixtu
     ok(c, "create netns", x.create_netns(&f.sandbox).await);
     ok(c, "attach", x.attach(&f.endpoint_args()).await);
     ok(c, "delete netns", x.delete_netns(&f.sandbox).await);
-    ok(c, "detach after the namespace", x.detach(&f.host_ifname, 2000).await);
+    ok(c, "detach after the namespace", x.detach(&f.host_ifname, &f.sandbox_owner(), 2000).await);
     assert!(
         ok(c, "inventory", x.inventory().await).link(&f.host_ifname).is_none(),
         "{c}: veth gone"
     );
-    ok(c, "delete bridge", x.delete_bridge(&f.bridge).await);
+    ok(c, "delete bridge", x.delete_bridge(&f.bridge, &f.network_owner()).await);
 }
 
 /// Firewall elements: adds and removes repeat without error; a full sync
@@ -195,15 +204,15 @@ pub async fn firewall_changes_are_idempotent(x: &dyn Executor, f: &Fixture) {
         ok(c, "remove", x.update_firewall(&remove).await);
     }
     ok(c, "sync empty", x.sync_firewall(&FirewallTable::default()).await);
-    ok(c, "delete bridge", x.delete_bridge(&f.bridge).await);
+    ok(c, "delete bridge", x.delete_bridge(&f.bridge, &f.network_owner()).await);
 }
 
 /// What is gone can be deleted again.
 pub async fn deleting_what_is_gone_succeeds(x: &dyn Executor, f: &Fixture) {
     let c = "deleting_what_is_gone_succeeds";
-    ok(c, "delete bridge", x.delete_bridge(&f.bridge).await);
+    ok(c, "delete bridge", x.delete_bridge(&f.bridge, &f.network_owner()).await);
     ok(c, "delete netns", x.delete_netns(&f.sandbox).await);
-    ok(c, "detach", x.detach(&f.host_ifname, 0).await);
+    ok(c, "detach", x.detach(&f.host_ifname, &f.sandbox_owner(), 0).await);
     let remove = FirewallDelta { remove_ports: vec![f.port()], ..Default::default() };
     ok(c, "remove port", x.update_firewall(&remove).await);
 }
@@ -229,8 +238,50 @@ pub async fn refusals_have_their_kinds(x: &dyn Executor, f: &Fixture) {
     let kind = refusal(c, "bridge over a veth", x.ensure_bridge(&over_veth).await);
     assert_eq!(kind, Refusal::Precondition, "{c}: not a bridge");
     ok(c, "delete netns", x.delete_netns(&f.sandbox).await);
-    ok(c, "detach", x.detach(&f.host_ifname, 2000).await);
-    ok(c, "delete bridge", x.delete_bridge(&f.bridge).await);
+    ok(c, "detach", x.detach(&f.host_ifname, &f.sandbox_owner(), 2000).await);
+    ok(c, "delete bridge", x.delete_bridge(&f.bridge, &f.network_owner()).await);
+}
+
+/// A link is changed or deleted only by a request naming its exact owner.
+pub async fn only_the_exact_owner_touches_a_link(x: &dyn Executor, f: &Fixture) {
+    let c = "only_the_exact_owner_touches_a_link";
+    ok(c, "ensure bridge", x.ensure_bridge(&f.bridge_args()).await);
+    ok(c, "create netns", x.create_netns(&f.sandbox).await);
+    ok(c, "attach", x.attach(&f.endpoint_args()).await);
+    let stranger = Owner::Sandbox(SandboxId::random());
+    let other_net = Owner::Network(NetworkId::random());
+    let kind =
+        refusal(c, "detach by another sandbox", x.detach(&f.host_ifname, &stranger, 0).await);
+    assert_eq!(kind, Refusal::Precondition, "{c}");
+    let kind = refusal(
+        c,
+        "delete bridge by another network",
+        x.delete_bridge(&f.bridge, &other_net).await,
+    );
+    assert_eq!(kind, Refusal::Precondition, "{c}");
+    let kind = refusal(
+        c,
+        "delete a veth as a bridge",
+        x.delete_bridge(&f.host_ifname, &f.sandbox_owner()).await,
+    );
+    assert_eq!(kind, Refusal::Precondition, "{c}");
+    let taken = BridgeArgs { owner: other_net, ..f.bridge_args() };
+    let kind = refusal(c, "another network's bridge name", x.ensure_bridge(&taken).await);
+    assert_eq!(kind, Refusal::Precondition, "{c}");
+    let stolen = EndpointArgs { owner: stranger, ..f.endpoint_args() };
+    assert_eq!(
+        refusal(c, "another sandbox's veth name", x.attach(&stolen).await),
+        Refusal::Precondition,
+        "{c}"
+    );
+    let inv = ok(c, "inventory", x.inventory().await);
+    assert!(
+        inv.link(&f.host_ifname).is_some() && inv.link(&f.bridge).is_some(),
+        "{c}: both survive"
+    );
+    ok(c, "delete netns", x.delete_netns(&f.sandbox).await);
+    ok(c, "detach", x.detach(&f.host_ifname, &f.sandbox_owner(), 2000).await);
+    ok(c, "delete bridge", x.delete_bridge(&f.bridge, &f.network_owner()).await);
 }
 
 /// Every case, in turn; each cleans up after itself.
@@ -242,4 +293,5 @@ pub async fn all(x: &dyn Executor, f: &Fixture) {
     firewall_changes_are_idempotent(x, f).await;
     deleting_what_is_gone_succeeds(x, f).await;
     refusals_have_their_kinds(x, f).await;
+    only_the_exact_owner_touches_a_link(x, f).await;
 }

@@ -113,6 +113,11 @@ fn refused(kind: Refusal, message: impl Into<String>) -> Error {
     Error::ExecutorRefused { kind, message: message.into() }
 }
 
+/// netexec's answer for a link that is not the requester's.
+fn not_this_objects(name: &LinkName, kind: &str) -> Error {
+    refused(Refusal::Precondition, format!("link {name} exists and is not this object's {kind}"))
+}
+
 fn pin_path(id: &SandboxId) -> PathBuf {
     PathBuf::from(format!("/fake/netns/{id}"))
 }
@@ -247,11 +252,6 @@ impl Kernel {
         }
     }
 
-    fn delete_link(&mut self, name: &str) {
-        self.bridges.remove(name);
-        self.endpoints.remove(name);
-    }
-
     /// The same key with other data is refused, as nft refuses it.
     fn add_port(&mut self, p: &FirewallPort) -> Result<()> {
         let same_key = |q: &FirewallPort| {
@@ -274,11 +274,9 @@ impl Executor for FakeExecutor {
 
     async fn ensure_bridge(&self, b: &BridgeArgs) -> Result<()> {
         self.call(Op::EnsureBridge, |k| {
-            if k.endpoints.contains_key(b.name.as_str()) {
-                return Err(refused(
-                    Refusal::Precondition,
-                    format!("link {} is not a bridge", b.name),
-                ));
+            let theirs = k.bridges.get(b.name.as_str()).is_some_and(|x| x.owner != b.owner);
+            if k.endpoints.contains_key(b.name.as_str()) || theirs {
+                return Err(not_this_objects(&b.name, "bridge"));
             }
             k.bridges.entry(b.name.to_string()).or_insert_with(|| b.clone());
             Ok(())
@@ -286,9 +284,13 @@ impl Executor for FakeExecutor {
         .await
     }
 
-    async fn delete_bridge(&self, name: &LinkName) -> Result<()> {
+    async fn delete_bridge(&self, name: &LinkName, owner: &Owner) -> Result<()> {
         self.call(Op::DeleteBridge, |k| {
-            k.delete_link(name.as_str());
+            let theirs = k.bridges.get(name.as_str()).is_some_and(|b| &b.owner != owner);
+            if theirs || k.endpoints.contains_key(name.as_str()) {
+                return Err(not_this_objects(name, "bridge"));
+            }
+            k.bridges.remove(name.as_str());
             Ok(())
         })
         .await
@@ -325,11 +327,10 @@ impl Executor for FakeExecutor {
                     format!("bridge {} does not exist", e.bridge),
                 ));
             }
-            if k.bridges.contains_key(e.host_ifname.as_str()) {
-                return Err(refused(
-                    Refusal::Precondition,
-                    format!("link {} exists", e.host_ifname),
-                ));
+            let theirs =
+                k.endpoints.get(e.host_ifname.as_str()).is_some_and(|x| x.owner != e.owner);
+            if k.bridges.contains_key(e.host_ifname.as_str()) || theirs {
+                return Err(not_this_objects(&e.host_ifname, "veth"));
             }
             k.endpoints.insert(e.host_ifname.to_string(), e.clone());
             Ok(())
@@ -337,9 +338,13 @@ impl Executor for FakeExecutor {
         .await
     }
 
-    async fn detach(&self, host_ifname: &LinkName, _grace_ms: u32) -> Result<()> {
+    async fn detach(&self, host_ifname: &LinkName, owner: &Owner, _grace_ms: u32) -> Result<()> {
         self.call(Op::Detach, |k| {
-            k.delete_link(host_ifname.as_str());
+            let theirs = k.endpoints.get(host_ifname.as_str()).is_some_and(|e| &e.owner != owner);
+            if theirs || k.bridges.contains_key(host_ifname.as_str()) {
+                return Err(not_this_objects(host_ifname, "veth"));
+            }
+            k.endpoints.remove(host_ifname.as_str());
             Ok(())
         })
         .await

@@ -62,6 +62,24 @@ pub struct BridgeSpec {
     pub address: AddrPrefix,
     pub mtu: u32,
     pub owner: Owner,
+    /// Adopt an untagged bridge of this name (reconciliation of a record).
+    pub adopt_untagged: bool,
+}
+
+/// The link kinds netexec makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bridge,
+    Veth,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Bridge => "bridge",
+            Kind::Veth => "veth",
+        }
+    }
 }
 
 /// One veth endpoint: host end on a bridge, peer inside a sandbox.
@@ -136,34 +154,32 @@ pub async fn all_links(handle: &Handle) -> Result<Vec<LinkFacts>> {
     Ok(msgs.iter().map(LinkFacts::from_message).collect())
 }
 
-/// An existing link (its name already carries our prefix) may be reused or
-/// deleted when it carries our tag, or when it carries no alias at all and
-/// is of the kind we make under that name: the kernel ignores an alias in a
-/// create request, so a netexec killed between creating a link and tagging
-/// it leaves exactly such a half-made link behind. Anything tagged by
-/// someone else is left alone.
-fn require_ours(link: &LinkFacts, kind: &str) -> Result<()> {
-    let half_made = link.alias.is_none() && link.kind.as_deref() == Some(kind);
-    if link.owner().is_none() && !half_made {
-        return Err(ExecError::FailedPrecondition(format!(
-            "link {} exists and is not owned by ctnet; rename or remove it",
-            link.name
-        )));
+/// An existing link may be reused, changed or deleted only when it is of the
+/// kind the request expects and carries exactly the tag of the object the
+/// request names. With `adopt_untagged`, a link of that kind with no alias
+/// at all is accepted too: the kernel ignores an alias in a create request,
+/// so a netexec killed between creating a link and tagging it leaves exactly
+/// such a half-made link, under the exact name its record implies. A link
+/// tagged for another object, or by anyone else, is left alone.
+fn require_owner(link: &LinkFacts, kind: Kind, owner: &Owner, adopt_untagged: bool) -> Result<()> {
+    let right_kind = link.kind.as_deref() == Some(kind.as_str());
+    let exact = link.alias.as_deref() == Some(owner.alias().as_str());
+    let half_made = adopt_untagged && link.alias.is_none();
+    if right_kind && (exact || half_made) {
+        return Ok(());
     }
-    Ok(())
+    Err(ExecError::FailedPrecondition(format!(
+        "link {} exists and is not this object's {}; choose another name, or rename or remove it",
+        link.name,
+        kind.as_str()
+    )))
 }
 
 pub async fn ensure_bridge(handle: &Handle, spec: &BridgeSpec) -> Result<()> {
     let index = match link_by_name(handle, spec.name.as_str()).await? {
         Some(link) => {
-            require_ours(&link, "bridge")?;
-            if link.kind.as_deref() != Some("bridge") {
-                return Err(ExecError::FailedPrecondition(format!(
-                    "link {} is not a bridge",
-                    link.name
-                )));
-            }
-            if link.owner().is_none() {
+            require_owner(&link, Kind::Bridge, &spec.owner, spec.adopt_untagged)?;
+            if link.alias.is_none() {
                 set_alias(handle, link.index, &spec.owner).await?;
             }
             link.index
@@ -202,12 +218,19 @@ fn ignore_exists(
     }
 }
 
-/// Deletes a link of ours by name; success if it is already gone.
-pub async fn delete_owned_link(handle: &Handle, name: &OwnedLinkName) -> Result<()> {
+/// Deletes `owner`'s link of this name and kind; success if it is already
+/// gone. A half-made veth (no alias) of the exact name is deleted too; a
+/// bridge only with its tag (an untagged one may be an operator's).
+pub async fn delete_owned_link(
+    handle: &Handle,
+    name: &OwnedLinkName,
+    kind: Kind,
+    owner: &Owner,
+) -> Result<()> {
     let Some(link) = link_by_name(handle, name.as_str()).await? else {
         return Ok(());
     };
-    require_ours(&link, link.kind.as_deref().filter(|k| *k == "bridge").unwrap_or("veth"))?;
+    require_owner(&link, kind, owner, kind == Kind::Veth)?;
     match handle.link().del(link.index).execute().await {
         Err(e) if netlink_errno(&e) == Some(ENODEV) => Ok(()),
         other => other.map_err(nl_err("delete link")),
@@ -241,8 +264,8 @@ pub async fn create_veth(
     netns: &std::fs::File,
 ) -> Result<bool> {
     if let Some(link) = link_by_name(handle, spec.host_ifname.as_str()).await? {
-        require_ours(&link, "veth")?;
-        if link.owner().is_none() {
+        require_owner(&link, Kind::Veth, &spec.owner, true)?;
+        if link.alias.is_none() {
             tag_port(handle, link.index, spec).await?;
         }
         return Ok(false);
@@ -250,6 +273,12 @@ pub async fn create_veth(
     let bridge = link_by_name(handle, spec.bridge.as_str()).await?.ok_or_else(|| {
         ExecError::NotFound(format!("bridge {} does not exist", spec.bridge.as_str()))
     })?;
+    if bridge.kind.as_deref() != Some("bridge") || bridge.owner().is_none() {
+        return Err(ExecError::FailedPrecondition(format!(
+            "{} is not a bridge of ctnet's",
+            spec.bridge.as_str()
+        )));
+    }
     let peer = LinkMessageBuilder::<LinkUnspec>::new()
         .name(spec.ifname.as_str().to_string())
         .address(spec.mac.to_vec())

@@ -111,7 +111,7 @@ impl ExecService {
         let t = std::time::Instant::now();
         let ns = self.open_target(target)?;
         let inside = ns.try_clone().map_err(|e| ExecError::step("dup netns fd", e))?;
-        kernel::create_veth(&self.host, &spec, &ns).await?;
+        let created = kernel::create_veth(&self.host, &spec, &ns).await?;
         let veth_us = t.elapsed().as_micros();
         let inside_spec = kernel::InsideSpec {
             ifname: spec.ifname.clone(),
@@ -124,9 +124,11 @@ impl ExecService {
             kernel::configure_inside(h, inside_spec)
         })
         .await;
-        if done.is_err() {
-            // All or nothing: a half-configured endpoint is removed again.
-            let _ = kernel::delete_owned_link(&self.host, &spec.host_ifname).await;
+        // All or nothing: a half-configured endpoint this request made is
+        // removed again (one that existed before is not this request's).
+        if done.is_err() && created {
+            let (name, owner) = (&spec.host_ifname, &spec.owner);
+            let _ = kernel::delete_owned_link(&self.host, name, kernel::Kind::Veth, owner).await;
         }
         tracing::debug!(veth_us, inside_us = t.elapsed().as_micros() - veth_us, "attach timing");
         done
@@ -161,6 +163,7 @@ impl Executor for ExecService {
             address: AddrPrefix::parse("address", &r.address)?,
             mtu: checks::parse_mtu("mtu", r.mtu)?,
             owner: Owner::parse("owner", &r.owner)?,
+            adopt_untagged: r.adopt_untagged,
         };
         kernel::ensure_bridge(&self.host, &spec).await?;
         tracing::info!("bridge ready");
@@ -173,7 +176,8 @@ impl Executor for ExecService {
         req: Request<wire::DeleteBridgeRequest>,
     ) -> Reply<wire::DeleteBridgeResponse> {
         let name = self.link_name("name", &req.get_ref().name)?;
-        kernel::delete_owned_link(&self.host, &name).await?;
+        let owner = Owner::parse("owner", &req.get_ref().owner)?;
+        kernel::delete_owned_link(&self.host, &name, kernel::Kind::Bridge, &owner).await?;
         tracing::info!("bridge deleted");
         ok(wire::DeleteBridgeResponse {})
     }
@@ -240,9 +244,10 @@ impl Executor for ExecService {
         req: Request<wire::DetachEndpointRequest>,
     ) -> Reply<wire::DetachEndpointResponse> {
         let name = self.link_name("host_ifname", &req.get_ref().host_ifname)?;
+        let owner = Owner::parse("owner", &req.get_ref().owner)?;
         let grace = std::time::Duration::from_millis(req.get_ref().grace_ms.min(5000).into());
         kernel::await_gone(&self.host, &name, grace).await?;
-        kernel::delete_owned_link(&self.host, &name).await?;
+        kernel::delete_owned_link(&self.host, &name, kernel::Kind::Veth, &owner).await?;
         tracing::info!("endpoint detached");
         ok(wire::DetachEndpointResponse {})
     }

@@ -23,6 +23,7 @@ async fn every_executor_operation_can_be_repeated() {
         address: "198.19.70.1/24".into(),
         mtu: 1500,
         owner: "net:00000000000000b1".into(),
+        adopt_untagged: false,
     };
     let attach = xpb::AttachEndpointRequest {
         netns: Some(xpb::NetnsRef { kind: Some(xpb::netns_ref::Kind::SandboxId(id.into())) }),
@@ -80,15 +81,21 @@ async fn every_executor_operation_can_be_repeated() {
     }
     assert!(st.nft_elements("ports_any").is_empty());
     for round in 0..2 {
-        let detach =
-            xpb::DetachEndpointRequest { host_ifname: "ctvidem00000000".into(), grace_ms: 0 };
+        let detach = xpb::DetachEndpointRequest {
+            host_ifname: "ctvidem00000000".into(),
+            grace_ms: 0,
+            owner: format!("sb:{id}"),
+        };
         x.detach_endpoint(detach).await.unwrap_or_else(|e| panic!("detach {round}: {e:?}"));
         x.delete_netns(xpb::DeleteNetnsRequest { sandbox_id: id.into() })
             .await
             .unwrap_or_else(|e| panic!("delete netns {round}: {e:?}"));
-        x.delete_bridge(xpb::DeleteBridgeRequest { name: "ctidem0".into() })
-            .await
-            .unwrap_or_else(|e| panic!("delete bridge {round}: {e:?}"));
+        x.delete_bridge(xpb::DeleteBridgeRequest {
+            name: "ctidem0".into(),
+            owner: "net:00000000000000b1".into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("delete bridge {round}: {e:?}"));
     }
     assert!(!netns::is_pin(&pin) && !pin.exists());
     assert!(

@@ -245,12 +245,21 @@ async fn forged_executor_requests_are_refused_and_change_nothing() {
     }
     for name in ["eth0", "lo", "ext0", "veth0"] {
         let err = x
-            .detach_endpoint(xpb::DetachEndpointRequest { host_ifname: name.into(), grace_ms: 0 })
+            .detach_endpoint(xpb::DetachEndpointRequest {
+                host_ifname: name.into(),
+                grace_ms: 0,
+                owner: "sb:00000000000000e1".into(),
+            })
             .await
             .expect_err(name);
         assert_eq!(err.code(), Code::PermissionDenied, "detach {name}");
-        let err =
-            x.delete_bridge(xpb::DeleteBridgeRequest { name: name.into() }).await.expect_err(name);
+        let err = x
+            .delete_bridge(xpb::DeleteBridgeRequest {
+                name: name.into(),
+                owner: "net:00000000000000b1".into(),
+            })
+            .await
+            .expect_err(name);
         assert_eq!(err.code(), Code::PermissionDenied, "delete bridge {name}");
     }
     for id in ["host", "../x", "/etc/passwd", ""] {

@@ -129,13 +129,14 @@ impl Executor for GrpcExecutor {
             address: format!("{}/{}", b.address, b.prefix),
             mtu: b.mtu,
             owner: b.owner.to_string(),
+            adopt_untagged: b.adopt_untagged,
         };
         self.client().ensure_bridge(req).await.map_err(from_status)?;
         Ok(())
     }
 
-    async fn delete_bridge(&self, name: &LinkName) -> Result<()> {
-        let req = wire::DeleteBridgeRequest { name: name.to_string() };
+    async fn delete_bridge(&self, name: &LinkName, owner: &Owner) -> Result<()> {
+        let req = wire::DeleteBridgeRequest { name: name.to_string(), owner: owner.to_string() };
         self.client().delete_bridge(req).await.map_err(from_status)?;
         Ok(())
     }
@@ -176,8 +177,12 @@ impl Executor for GrpcExecutor {
         Ok(())
     }
 
-    async fn detach(&self, host_ifname: &LinkName, grace_ms: u32) -> Result<()> {
-        let req = wire::DetachEndpointRequest { host_ifname: host_ifname.to_string(), grace_ms };
+    async fn detach(&self, host_ifname: &LinkName, owner: &Owner, grace_ms: u32) -> Result<()> {
+        let req = wire::DetachEndpointRequest {
+            host_ifname: host_ifname.to_string(),
+            grace_ms,
+            owner: owner.to_string(),
+        };
         self.client().detach_endpoint(req).await.map_err(from_status)?;
         Ok(())
     }

@@ -46,6 +46,10 @@ pub struct BridgeArgs {
     pub prefix: u8,
     pub mtu: u32,
     pub owner: Owner,
+    /// Reconciliation of an existing record: an untagged bridge of this
+    /// name (half-made by a netexec that died) is adopted. Never for a
+    /// fresh create, so an operator's untagged bridge is never taken.
+    pub adopt_untagged: bool,
 }
 
 /// Who answered a ping.
@@ -160,7 +164,9 @@ pub struct NetnsView {
 pub trait Executor: Send + Sync + 'static {
     async fn ping(&self) -> Result<PingInfo>;
     async fn ensure_bridge(&self, b: &BridgeArgs) -> Result<()>;
-    async fn delete_bridge(&self, name: &LinkName) -> Result<()>;
+    /// Deletes the bridge if it carries exactly `owner`'s tag; refused if
+    /// anyone else's link holds the name.
+    async fn delete_bridge(&self, name: &LinkName, owner: &Owner) -> Result<()>;
     /// Returns the pin path.
     async fn create_netns(&self, sandbox: &SandboxId) -> Result<PathBuf>;
     async fn delete_netns(&self, sandbox: &SandboxId) -> Result<()>;
@@ -168,7 +174,8 @@ pub trait Executor: Send + Sync + 'static {
     async fn attach(&self, e: &EndpointArgs) -> Result<()>;
     /// Deletes the endpoint, first waiting up to `grace_ms` for it to vanish
     /// with its just-unpinned namespace.
-    async fn detach(&self, host_ifname: &LinkName, grace_ms: u32) -> Result<()>;
+    /// Only `owner`'s veth (or a half-made untagged one of that name) goes.
+    async fn detach(&self, host_ifname: &LinkName, owner: &Owner, grace_ms: u32) -> Result<()>;
     /// Adds and removes firewall elements in one transaction.
     async fn update_firewall(&self, delta: &FirewallDelta) -> Result<()>;
     /// Replaces the whole firewall table with this one.

@@ -10,13 +10,16 @@ use crate::model::{now, NetworkRecord, Phase};
 use crate::state::State;
 use crate::store::Change;
 
-pub fn bridge_args(n: &NetworkRecord) -> BridgeArgs {
+/// What netexec needs to make the network's bridge; `adopt_untagged` only
+/// when reconciling a record whose bridge may be half-made.
+pub fn bridge_args(n: &NetworkRecord, adopt_untagged: bool) -> BridgeArgs {
     BridgeArgs {
         name: n.bridge.clone(),
         address: n.gateway,
         prefix: n.subnet.prefix,
         mtu: n.mtu,
         owner: n.owner(),
+        adopt_untagged,
     }
 }
 
@@ -83,7 +86,7 @@ impl Ops {
         // A refused bridge was not made by this request (a foreign link may
         // hold the name): there is nothing of ours to undo. When netexec was
         // unreachable the bridge may exist, so it is rolled back.
-        match self.exec.ensure_bridge(&bridge_args(&rec)).await {
+        match self.exec.ensure_bridge(&bridge_args(&rec, false)).await {
             Err(e) if !e.is_unavailable() => {
                 self.record_outcome(claim, Change::DelNetwork(rec.id.clone())).await?;
                 return Err(e);
@@ -107,7 +110,7 @@ impl Ops {
     /// Removes a network's kernel objects: elements first, then the bridge.
     pub(super) async fn unbuild_network(&self, rec: &NetworkRecord) -> Result<()> {
         self.remove_network_elements(rec).await?;
-        self.exec.delete_bridge(&rec.bridge).await
+        self.exec.delete_bridge(&rec.bridge, &rec.owner()).await
     }
 
     /// Undoes a failed create. If the undo fails too, the record stays as

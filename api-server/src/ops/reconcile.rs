@@ -76,7 +76,7 @@ impl Ops {
             if !pick(&rec) {
                 continue;
             }
-            self.exec.ensure_bridge(&super::network::bridge_args(&rec)).await?;
+            self.exec.ensure_bridge(&super::network::bridge_args(&rec, true)).await?;
             if elements == Elements::Add {
                 self.add_network_elements(&rec).await?;
             }
@@ -197,8 +197,8 @@ impl Ops {
                 LinkKind::Other => "link",
             };
             match l.kind {
-                LinkKind::Bridge => self.exec.delete_bridge(&name).await?,
-                _ => self.exec.detach(&name, 0).await?,
+                LinkKind::Bridge => self.exec.delete_bridge(&name, &l.owner).await?,
+                _ => self.exec.detach(&name, &l.owner, 0).await?,
             }
             removed.push(format!("{kind} {} (owner {})", l.name, l.owner));
         }

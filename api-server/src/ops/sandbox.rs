@@ -190,7 +190,7 @@ impl Ops {
             }
         }
         for ep in &rec.endpoints {
-            if let Err(e) = self.exec.detach(&ep.host_ifname, grace_ms).await {
+            if let Err(e) = self.exec.detach(&ep.host_ifname, &rec.owner(), grace_ms).await {
                 first_err.get_or_insert(e);
             }
         }
@@ -291,7 +291,7 @@ impl Ops {
     /// Removes one endpoint's ports, then the endpoint.
     pub(super) async fn unbuild_endpoint(&self, rec: &SandboxRecord, ep: &Endpoint) -> Result<()> {
         self.remove_ports(firewall::ports_of(rec, ep)).await?;
-        self.exec.detach(&ep.host_ifname, 0).await
+        self.exec.detach(&ep.host_ifname, &rec.owner(), 0).await
     }
 
     /// The endpoint is first recorded as not attached (the intent): once

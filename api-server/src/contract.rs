@@ -97,9 +97,18 @@ fn ok<T>(case: &str, step: &str, r: crate::error::Result<T>) -> T {
     r.unwrap_or_else(|e| panic!("contract {case}: {step}: {e}"))
 }
 
+/// The kind of a refusal; its message names no host path.
 fn refusal(case: &str, step: &str, r: crate::error::Result<()>) -> Refusal {
     match r {
-        Err(Error::ExecutorRefused { kind, .. }) => kind,
+        Err(Error::ExecutorRefused { kind, message }) => {
+            let leaked =
+                ["/proc", "/dev", "/run", "/sys", "/usr"].iter().find(|p| message.contains(*p));
+            assert!(
+                leaked.is_none(),
+                "contract {case}: {step}: the message names a host path: {message}"
+            );
+            kind
+        }
         other => panic!("contract {case}: {step}: expected a refusal, got {other:?}"),
     }
 }

@@ -86,7 +86,7 @@ impl State {
         // `used` holds the gateway besides one address per interface.
         if used.len() > self.bridge_max_ports {
             return Err(Error::Exhausted(format!(
-                "network {} has {} interfaces, the most its bridge may hold (--bridge-max-ports); create another network",
+                "network {} has {} interfaces, the most its Linux bridge holds (--bridge-max-ports); create another network",
                 net.name, self.bridge_max_ports
             )));
         }

@@ -62,7 +62,20 @@ impl ExecError {
 }
 
 impl From<ExecError> for Status {
+    /// A step's cause goes to netexec's log; the caller learns which step
+    /// failed and the errno, never a tool's output or a host path.
     fn from(e: ExecError) -> Status {
+        if let ExecError::Step { step, cause } = &e {
+            tracing::error!(%step, %cause, "kernel step failed");
+            let why = match cause {
+                Cause::Io(io) => io.kind().to_string(),
+                Cause::Errno(errno) => errno.desc().to_string(),
+                Cause::Netlink(rtnetlink::Error::NetlinkError(m)) => m.to_string(),
+                Cause::Reply(errno) => nix::errno::Errno::from_raw(*errno).desc().to_string(),
+                _ => "see netexec's log".to_string(),
+            };
+            return Status::internal(format!("{step} failed: {why}"));
+        }
         let message = e.to_string();
         match e {
             ExecError::InvalidArgument(_) => Status::invalid_argument(message),

@@ -71,6 +71,17 @@ pub fn labels_match(labels: &Labels, selector: &std::collections::HashMap<String
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
+/// Ranges no network may overlap: "this network", loopback, link-local,
+/// multicast and the reserved class E. Documentation, benchmark (198.18/15)
+/// and CGNAT (100.64/10) ranges stay allowed.
+const RESERVED: [(Subnet, &str); 5] = [
+    (Subnet { base: Ipv4Addr::new(0, 0, 0, 0), prefix: 8 }, "\"this network\""),
+    (Subnet { base: Ipv4Addr::new(127, 0, 0, 0), prefix: 8 }, "loopback"),
+    (Subnet { base: Ipv4Addr::new(169, 254, 0, 0), prefix: 16 }, "link-local"),
+    (Subnet { base: Ipv4Addr::new(224, 0, 0, 0), prefix: 4 }, "multicast"),
+    (Subnet { base: Ipv4Addr::new(240, 0, 0, 0), prefix: 4 }, "reserved (class E)"),
+];
+
 /// A canonical IPv4 subnet (no host bits set), prefix 8-30.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Subnet {
@@ -99,12 +110,11 @@ impl Subnet {
                 format!("{s:?} has host bits set; did you mean {canon}/{prefix}?"),
             ));
         }
-        if base.is_loopback()
-            || base.is_multicast()
-            || base.is_unspecified()
-            || u32::from(base) >= 0xF000_0000
-        {
-            return Err(Error::invalid(field, format!("{s:?} is not a unicast range")));
+        if let Some((range, what)) = RESERVED.iter().find(|(r, _)| net.overlaps(r)) {
+            return Err(Error::invalid(
+                field,
+                format!("{s:?} overlaps {range}, {what}, which no network may use"),
+            ));
         }
         Ok(net)
     }
@@ -212,6 +222,39 @@ mod tests {
             ["198.18.0.1/16", "198.18.0.0", "x/16", "198.18.0.0/31", "127.0.0.0/8", "224.0.0.0/8"]
         {
             assert!(Subnet::parse("s", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reserved_ranges_are_refused_and_their_neighbours_allowed() {
+        let reserved = [
+            "0.1.0.0/16",
+            "127.5.0.0/16",
+            "169.254.0.0/16",
+            "169.254.7.0/24",
+            "224.0.0.0/8",
+            "239.1.0.0/16",
+            "240.0.0.0/8",
+            "255.255.255.0/24",
+        ];
+        for bad in reserved {
+            let e = Subnet::parse("subnet", bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with("subnet:") && e.contains("which no network may use"),
+                "{bad}: {e}"
+            );
+        }
+        let allowed = [
+            "1.0.0.0/16",
+            "169.253.0.0/16",
+            "169.255.0.0/16",
+            "223.255.0.0/16",
+            "192.0.2.0/24",
+            "198.18.0.0/15",
+            "100.64.0.0/10",
+        ];
+        for ok in allowed {
+            assert!(Subnet::parse("subnet", ok).is_ok(), "{ok}");
         }
     }
 

@@ -53,7 +53,7 @@ impl NftFirewall {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| ExecError::step(&format!("run {}", self.nft.display()), e))?;
+            .map_err(|e| ExecError::step("run nft", e))?;
         if let Some(pid) = child.id() {
             let mut own = lock(&self.own);
             own.push_back(pid);
@@ -126,7 +126,8 @@ impl NftFirewall {
 /// calling thread: netexec's own, the host's (workers never switch).
 fn write_sysctl(key: &str, value: &str) -> Result<()> {
     let path = format!("/proc/sys/net/{key}");
-    std::fs::write(&path, value).map_err(|e| ExecError::step(&format!("write {path}"), e))
+    let step = format!("set sysctl net.{}", key.replace('/', "."));
+    std::fs::write(&path, value).map_err(|e| ExecError::step(&step, e))
 }
 
 #[tonic::async_trait]

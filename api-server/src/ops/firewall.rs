@@ -42,33 +42,42 @@ pub fn desired(st: &State) -> FirewallTable {
 }
 
 impl Ops {
+    /// A delta, alongside other deltas, never during a full rebuild.
+    async fn apply_delta(&self, delta: FirewallDelta) -> Result<()> {
+        let _shared = self.firewall.read().await;
+        self.exec.update_firewall(&delta).await
+    }
+
     pub(super) async fn add_ports(&self, ports: Vec<FirewallPort>) -> Result<()> {
         if ports.is_empty() {
             return Ok(());
         }
-        self.exec.update_firewall(&FirewallDelta { add_ports: ports, ..Default::default() }).await
+        self.apply_delta(FirewallDelta { add_ports: ports, ..Default::default() }).await
     }
 
     pub(super) async fn remove_ports(&self, ports: Vec<FirewallPort>) -> Result<()> {
         if ports.is_empty() {
             return Ok(());
         }
-        self.exec
-            .update_firewall(&FirewallDelta { remove_ports: ports, ..Default::default() })
-            .await
+        self.apply_delta(FirewallDelta { remove_ports: ports, ..Default::default() }).await
     }
 
     pub(super) async fn add_network_elements(&self, rec: &NetworkRecord) -> Result<()> {
-        let delta = FirewallDelta { add_networks: vec![network(rec)], ..Default::default() };
-        self.exec.update_firewall(&delta).await
+        self.apply_delta(FirewallDelta { add_networks: vec![network(rec)], ..Default::default() })
+            .await
     }
 
     pub(super) async fn remove_network_elements(&self, rec: &NetworkRecord) -> Result<()> {
-        let delta = FirewallDelta { remove_networks: vec![network(rec)], ..Default::default() };
-        self.exec.update_firewall(&delta).await
+        self.apply_delta(FirewallDelta {
+            remove_networks: vec![network(rec)],
+            ..Default::default()
+        })
+        .await
     }
 
+    /// The whole table, computed and applied with no delta in between.
     pub(super) async fn sync_firewall(&self) -> Result<()> {
+        let _alone = self.firewall.write().await;
         let table = desired(&*self.lock().await);
         self.exec.sync_firewall(&table).await
     }

@@ -47,6 +47,10 @@ pub struct Ops {
     claims: Claims,
     /// Operation tasks running, whether or not their caller still waits.
     in_flight: Arc<AtomicUsize>,
+    /// One firewall truth: deltas share it, a full rebuild holds it alone
+    /// from computing the desired table until netexec applied it, so a
+    /// rebuild from an older state never lands after a newer delta.
+    firewall: tokio::sync::RwLock<()>,
     store: Store,
     exec: Arc<dyn Executor>,
     settings: Settings,
@@ -58,6 +62,7 @@ impl Ops {
             state: Mutex::new(state),
             claims: Claims::default(),
             in_flight: Arc::default(),
+            firewall: tokio::sync::RwLock::new(()),
             store,
             exec,
             settings,

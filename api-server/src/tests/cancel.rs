@@ -158,3 +158,40 @@ async fn parallel_creates_of_one_name_take_it_once() {
     assert_eq!(ok, 1);
     env.agree().await;
 }
+
+/// One firewall truth: a full rebuild whose table was computed before a
+/// delete must not land after the delete's delta and bring its port back.
+/// The rebuild is held at netexec while the delete runs as far as it can;
+/// then the rebuild goes on.
+#[tokio::test]
+async fn a_stale_rebuild_never_brings_back_a_deleted_port() {
+    let env = Arc::new(Env::new().await);
+    env.bridge("web", &["8080:80"]).await.unwrap();
+    env.fake.inject(Some(Op::SyncFirewall), 1, Fault::Hang);
+    let rebuild = {
+        let env = env.clone();
+        tokio::spawn(async move { env.ops.garbage_collect().await })
+    };
+    env.fake.hung(1).await;
+    let updates = env.fake.count(Op::UpdateFirewall);
+    let delete = {
+        let env = env.clone();
+        tokio::spawn(async move { env.delete("web").await })
+    };
+    // The delete's delta may not reach netexec before the rebuild ended: it
+    // waits behind it (the old code applied it here, and the stale rebuild
+    // then re-added the port).
+    for _ in 0..200 {
+        if env.fake.count(Op::UpdateFirewall) > updates {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    assert_eq!(env.fake.count(Op::UpdateFirewall), updates, "a delta ran during the rebuild");
+    env.fake.release();
+    rebuild.await.unwrap().unwrap();
+    delete.await.unwrap().unwrap();
+    env.settle().await;
+    assert!(env.fake.kernel().fw_ports.is_empty(), "the deleted port came back");
+    env.agree().await;
+}

@@ -20,13 +20,23 @@ pub struct NftFirewall {
     mirror: Mutex<Option<FwState>>,
     /// Pids of our recent nft children: their generations are not drift.
     own: Mutex<VecDeque<u32>>,
+    /// One truth for the table: deltas share it (they touch disjoint
+    /// elements), a full rebuild or a restore holds it alone, so a rebuild
+    /// from an older mirror can never land after a newer delta.
+    order: tokio::sync::RwLock<()>,
 }
 
 const OWN_PIDS_KEPT: usize = 256;
 
 impl NftFirewall {
     pub fn new(nft: PathBuf, conntrack: PathBuf) -> Self {
-        Self { nft, conntrack, mirror: Mutex::new(None), own: Mutex::new(VecDeque::new()) }
+        Self {
+            nft,
+            conntrack,
+            mirror: Mutex::new(None),
+            own: Mutex::new(VecDeque::new()),
+            order: tokio::sync::RwLock::new(()),
+        }
     }
 
     pub fn is_own(&self, pid: u32) -> bool {
@@ -35,6 +45,7 @@ impl NftFirewall {
 
     /// Rebuilds the table from the mirror, if there is one yet.
     pub async fn restore(&self) -> Result<()> {
+        let _alone = self.order.write().await;
         let Some(state) = lock(&self.mirror).clone() else {
             return Ok(());
         };
@@ -141,6 +152,7 @@ impl Firewall for NftFirewall {
     }
 
     async fn update(&self, delta: &Delta) -> Result<()> {
+        let _shared = self.order.read().await;
         let script = render::delta(delta);
         if !script.is_empty() {
             self.run(&script).await?;
@@ -153,6 +165,7 @@ impl Firewall for NftFirewall {
     }
 
     async fn sync(&self, state: &FwState) -> Result<()> {
+        let _alone = self.order.write().await;
         self.run(&render::full(state)).await?;
         *lock(&self.mirror) = Some(state.clone());
         self.enable_routing(&state.networks)?;

@@ -71,6 +71,9 @@ pub fn hand_over_state(dir: &Path, to: Account) -> Result<(), BoxError> {
 /// signal, so it is set again (test harnesses and launchers rely on it).
 pub fn become_account(to: Account) -> Result<(), BoxError> {
     let pdeathsig = nix::sys::prctl::get_pdeathsig()?;
+    // While still root (CAP_SETPCAP): an empty bounding set, so nothing
+    // exec'd later can regain a capability.
+    caps::clear(None, caps::CapSet::Bounding)?;
     nix::unistd::setgroups(&[])?;
     nix::unistd::setresgid(to.gid, to.gid, to.gid)?;
     nix::unistd::setresuid(to.uid, to.uid, to.uid)?;

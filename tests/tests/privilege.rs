@@ -39,6 +39,9 @@ async fn netexec_holds_two_capabilities_and_a_filter_on_every_thread_api_holds_n
         assert_eq!(uids, vec![st.api_uid; 4], "real, effective, saved and fs uid");
         assert_eq!(status_field(&s, "CapEff:"), "0000000000000000");
         assert_eq!(status_field(&s, "CapPrm:"), "0000000000000000");
+        // An empty bounding set: not even a setuid binary could give it a
+        // capability back (it used to keep the full set).
+        assert_eq!(status_field(&s, "CapBnd:"), "0000000000000000", "CapBnd");
         assert_eq!(status_field(&s, "NoNewPrivs:"), "1");
     }
     st.finish().await;

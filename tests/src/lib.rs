@@ -296,14 +296,14 @@ impl Stack {
     /// Ends the test: asserts that the API has no sandboxes and the kernel
     /// holds no sandbox pins and no veths, stops the daemons, removes every
     /// namespace and mount, and asserts none is left.
+    /// Every sandbox, as a client lists them.
+    pub async fn list_sandboxes(&self) -> pb::ListSandboxesResponse {
+        let mut c = self.client.sandboxes.clone();
+        c.list_sandboxes(pb::ListSandboxesRequest::default()).await.unwrap().into_inner()
+    }
+
     pub async fn finish(mut self) {
-        let list = self
-            .client
-            .sandboxes
-            .list_sandboxes(pb::ListSandboxesRequest::default())
-            .await
-            .unwrap()
-            .into_inner();
+        let list = self.list_sandboxes().await;
         assert!(
             list.sandboxes.is_empty(),
             "sandboxes left: {:?}",

@@ -19,12 +19,7 @@ async fn snapshot(
             .await
             .unwrap()
             .into_inner(),
-        st.client
-            .sandboxes
-            .list_sandboxes(pb::ListSandboxesRequest::default())
-            .await
-            .unwrap()
-            .into_inner(),
+        st.list_sandboxes().await,
     )
 }
 

@@ -209,14 +209,7 @@ async fn chaos_with_kills_ends_all_or_nothing_and_consistent() {
 }
 
 async fn verify(st: &mut Stack, ext: &std::path::Path, model: &BTreeMap<String, Expected>) {
-    let list = st
-        .client
-        .sandboxes
-        .list_sandboxes(pb::ListSandboxesRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .sandboxes;
+    let list = st.list_sandboxes().await.sandboxes;
     let names: Vec<String> = list.iter().map(|s| s.name.clone()).collect();
     assert_eq!(
         names.iter().cloned().collect::<HashSet<_>>(),

@@ -57,13 +57,7 @@ async fn external_paths_that_are_not_namespaces_are_refused() {
         assert!(err.message().contains("netns"), "{}", err.message());
     }
     assert_eq!(net::link_names(&st.host), links, "no link was created");
-    let list = st
-        .client
-        .sandboxes
-        .list_sandboxes(pb::ListSandboxesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let list = st.list_sandboxes().await;
     assert!(list.sandboxes.is_empty(), "no sandbox was recorded");
     st.finish().await;
 }

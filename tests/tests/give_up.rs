@@ -60,21 +60,11 @@ async fn give_up(st: &Stack, i: u16, rng: &mut rand::rngs::StdRng) {
     }
 }
 
-async fn list(st: &Stack) -> Vec<pb::Sandbox> {
-    let mut c = st.client.clone();
-    c.sandboxes
-        .list_sandboxes(pb::ListSandboxesRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .sandboxes
-}
-
 /// Polls until the records stop changing and none is transient (bounded).
 async fn settled(st: &Stack) -> Vec<pb::Sandbox> {
     let mut last: Option<Vec<(String, i32)>> = None;
     for _ in 0..120 {
-        let now = list(st).await;
+        let now = st.list_sandboxes().await.sandboxes;
         let key: Vec<(String, i32)> = now.iter().map(|s| (s.id.clone(), s.state)).collect();
         let calm = now.iter().all(|s| s.state != pb::SandboxState::Creating as i32);
         if calm && last.as_ref() == Some(&key) {

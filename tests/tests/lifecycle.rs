@@ -77,13 +77,7 @@ async fn restart_keeps_networks_sandboxes_and_allocations() {
         .await
         .unwrap()
         .into_inner();
-    let sbs_before = st
-        .client
-        .sandboxes
-        .list_sandboxes(pb::ListSandboxesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let sbs_before = st.list_sandboxes().await;
 
     st.kill_api();
     st.start_api().await;
@@ -95,13 +89,7 @@ async fn restart_keeps_networks_sandboxes_and_allocations() {
         .await
         .unwrap()
         .into_inner();
-    let sbs_after = st
-        .client
-        .sandboxes
-        .list_sandboxes(pb::ListSandboxesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let sbs_after = st.list_sandboxes().await;
     assert_eq!(nets_before, nets_after);
     assert_eq!(sbs_before, sbs_after);
     // Allocations are kept: the next address is a fresh one, and traffic still flows.

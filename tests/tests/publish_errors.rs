@@ -16,13 +16,7 @@ fn publish(mut r: pb::CreateSandboxRequest, specs: &[&str]) -> pb::CreateSandbox
 async fn kernel_and_state(
     st: &mut Stack,
 ) -> (Vec<serde_json::Value>, Vec<serde_json::Value>, Vec<String>, usize) {
-    let list = st
-        .client
-        .sandboxes
-        .list_sandboxes(pb::ListSandboxesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let list = st.list_sandboxes().await;
     (
         st.nft_elements("ports_any"),
         st.nft_elements("ports_addr"),

@@ -104,26 +104,14 @@ async fn a_netexec_restart_changes_nothing_a_client_sees() {
     let ext = st.add_external();
     let a = st.create(req::published("a", &[], &["8081:80"])).await;
     let b = st.create(req::bridge("b", &[])).await;
-    let before = st
-        .client
-        .sandboxes
-        .list_sandboxes(pb::ListSandboxesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let before = st.list_sandboxes().await;
     st.kill_netexec();
     // The kernel keeps forwarding while netexec is gone.
     assert!(net::ping(&Stack::pin_of(&b), ip_of(&a, "eth0"), 3));
     assert!(reachable(&ext.pin, &Stack::pin_of(&a), 8081));
     st.start_netexec();
     st.wait_health(tonic_health::pb::health_check_response::ServingStatus::Serving).await;
-    let after = st
-        .client
-        .sandboxes
-        .list_sandboxes(pb::ListSandboxesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let after = st.list_sandboxes().await;
     assert_eq!(before, after);
     assert!(reachable(&ext.pin, &Stack::pin_of(&a), 8081));
     assert!(net::ping(&Stack::pin_of(&a), ip_of(&b, "eth0"), 3));

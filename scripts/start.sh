@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The start command: builds ctnet, then starts both daemons on this host
 # with the embedded state store under /var/lib/ctnet and the default
-# network "bridge" (bridge ctnet0, 172.30.0.0/16 unless CTNET_SUBNET says
-# otherwise). The API socket is /run/ctnet/ctnet.sock, group ctnet.
+# network "bridge" (bridge ctnet0 on CTNET_SUBNET if set, else the first
+# /16 of 172.17.0.0/12 the host leaves free). The API socket is
+# /run/ctnet/ctnet.sock, group ctnet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -39,7 +40,7 @@ nohup "$bin/ctnet-netexec" --socket "$run/netexec.sock" --netns-dir "$run/netns"
 echo $! >"$run/netexec.pid"
 nohup "$bin/ctnet-api" --user ctnet-api --socket "$run/ctnet.sock" --socket-group ctnet \
   --netexec-socket "$run/netexec.sock" --state-dir /var/lib/ctnet \
-  --default-subnet "${CTNET_SUBNET:-172.30.0.0/16}" \
+  ${CTNET_SUBNET:+--default-subnet "$CTNET_SUBNET"} \
   >>"$logs/api.log" 2>&1 </dev/null &
 echo $! >"$run/api.pid"
 
@@ -48,6 +49,11 @@ for _ in $(seq 100); do
     "$bin/ctnet" -H "$run/ctnet.sock" network ls
     echo "ctnet is serving on $run/ctnet.sock (logs in $logs); CLI: $bin/ctnet"
     exit 0
+  fi
+  if ! kill -0 "$(cat "$run/api.pid")" 2>/dev/null; then
+    echo "ctnet-api stopped:" >&2
+    tail -n 3 "$logs/api.log" >&2
+    exit 1
   fi
   sleep 0.1
 done

@@ -31,6 +31,7 @@ pub enum Op {
     UpdateFirewall,
     SyncFirewall,
     ListListeners,
+    HostRoutes,
     Inventory,
     InspectNetns,
 }
@@ -83,6 +84,8 @@ pub struct Kernel {
     pub fw_networks: HashSet<FirewallNetwork>,
     pub fw_ports: HashSet<FirewallPort>,
     pub listeners: Vec<HostListener>,
+    /// The host's addresses and routes, as a test sets them.
+    pub host: HostRoutes,
 }
 
 #[derive(Default)]
@@ -389,6 +392,10 @@ impl Executor for FakeExecutor {
 
     async fn list_listeners(&self) -> Result<Vec<HostListener>> {
         self.call(Op::ListListeners, |k| Ok(k.listeners.clone())).await
+    }
+
+    async fn host_routes(&self) -> Result<HostRoutes> {
+        self.call(Op::HostRoutes, |k| Ok(k.host.clone())).await
     }
 
     async fn inventory(&self) -> Result<Inventory> {

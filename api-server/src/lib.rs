@@ -66,9 +66,7 @@ pub async fn open(
         sandboxes = state.sandboxes.len(),
         "state loaded"
     );
-    let ops = Arc::new(Ops::new(state, store, exec, settings));
-    ops.ensure_default_network().await?;
-    Ok(ops)
+    Ok(Arc::new(Ops::new(state, store, exec, settings)))
 }
 
 /// Serves ctnet.v1 on `listener` until `shutdown` resolves.
@@ -83,7 +81,7 @@ pub async fn run(
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::NotServing).await;
     let watcher = Watcher { ops: ops.clone(), reporter, every: settings.health_interval };
-    let watch = tokio::spawn(watcher.run(settings.reconcile_interval));
+    let mut watch = tokio::spawn(watcher.run(settings.reconcile_interval));
 
     // Both reflection versions: grpcurl speaks v1, Python's grpcio-reflection v1alpha.
     let reflection = || {
@@ -103,10 +101,14 @@ pub async fn run(
         .add_service(NetworkServiceServer::new(api.clone()))
         .add_service(SandboxServiceServer::new(api.clone()))
         .add_service(MaintenanceServiceServer::new(api))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
-        .await;
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown);
+    // The watcher ends only when the service cannot go on (no default network).
+    let outcome = tokio::select! {
+        served = served => served.map_err(|e| Error::Internal(format!("server: {e}"))),
+        fatal = &mut watch => Err(fatal.unwrap_or_else(|e| Error::Internal(format!("watcher: {e}")))),
+    };
     watch.abort();
-    served.map_err(|e| Error::Internal(format!("server: {e}")))?;
+    outcome?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -131,7 +133,9 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn run(self, reconcile_every: Duration) {
+    /// Returns only the error that stops the service: the default network
+    /// has no subnet the host leaves free (or the named one overlaps it).
+    async fn run(self, reconcile_every: Duration) -> Error {
         let mut serving = false;
         let mut instance = None;
         let mut last_finish = tokio::time::Instant::now();
@@ -140,6 +144,10 @@ impl Watcher {
                 // A new instance is a netexec restart, even one too quick to be
                 // seen as unreachable: its firewall mirror is empty until synced.
                 Ok(p) if !serving || instance != Some(p.instance) => {
+                    let placed = self.ops.ensure_default_network().await;
+                    if let Err(e @ (Error::Conflict(_) | Error::Exhausted(_))) = placed {
+                        return e;
+                    }
                     match self.ops.reconcile().await {
                         Ok(()) => {
                             serving = true;

@@ -33,9 +33,15 @@ struct Args {
     /// Directory of the state store.
     #[arg(long, default_value = "/var/lib/ctnet")]
     state_dir: PathBuf,
-    /// Subnet of the default network "bridge", used when it is first created.
-    #[arg(long, default_value = "172.30.0.0/16")]
-    default_subnet: String,
+    /// Subnet of the default network "bridge", used when it is first created;
+    /// refused (ctnet-api exits naming the route) if the host uses any of it.
+    /// Without it: the first /16 of 172.17.0.0-172.31.255.255 the host leaves free.
+    #[arg(long)]
+    default_subnet: Option<String>,
+    /// Let networks overlap the host's addresses and routes (not recommended:
+    /// such a network takes traffic from the host's own LAN).
+    #[arg(long)]
+    allow_host_overlap: bool,
     /// Bridge name of the default network.
     #[arg(long, default_value = "ctnet0")]
     default_bridge: String,
@@ -107,8 +113,11 @@ fn start(args: Args) -> Result<(), BoxError> {
 }
 
 fn settings(args: &Args) -> Result<ctnet_api::Settings, BoxError> {
-    let default_subnet =
-        Subnet::parse("", &args.default_subnet).map_err(|e| e.for_field("--default-subnet"))?;
+    let default_subnet = args
+        .default_subnet
+        .as_deref()
+        .map(|s| Subnet::parse("", s).map_err(|e| e.for_field("--default-subnet")))
+        .transpose()?;
     let default_bridge = LinkName::parse("", &args.default_bridge, &args.link_prefix)
         .map_err(|e| e.for_field("--default-bridge"))?;
     let ephemeral = parse_port_range(&args.ephemeral_ports)
@@ -117,6 +126,7 @@ fn settings(args: &Args) -> Result<ctnet_api::Settings, BoxError> {
         ops: ctnet_api::ops::Settings {
             link_prefix: args.link_prefix.clone(),
             default_subnet,
+            allow_host_overlap: args.allow_host_overlap,
             default_bridge,
             ephemeral,
             limits: Limits {

@@ -435,22 +435,34 @@ pub async fn loopback_up(handle: &Handle) -> Result<()> {
     handle.link().set(lo).execute().await.map_err(nl_err("set lo up"))
 }
 
-/// Interfaces (with IPv4 addresses and whether they are up) and the IPv4
-/// default gateway, as seen from inside a namespace.
-pub async fn inspect(handle: &Handle) -> Result<ctnet_proto::exec::InspectNetnsResponse> {
-    use rtnetlink::packet_route::address::AddressAttribute;
-    use rtnetlink::packet_route::link::LinkFlags;
-    use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
-    let links: Vec<LinkMessage> =
-        handle.link().get().execute().try_collect().await.map_err(nl_err("dump links"))?;
-    let addrs: Vec<_> =
+/// Every link, address and IPv4 route the handle's namespace has.
+struct Dump {
+    links: Vec<LinkMessage>,
+    addrs: Vec<rtnetlink::packet_route::address::AddressMessage>,
+    routes: Vec<rtnetlink::packet_route::route::RouteMessage>,
+}
+
+async fn dump(handle: &Handle) -> Result<Dump> {
+    let links = handle.link().get().execute().try_collect().await.map_err(nl_err("dump links"))?;
+    let addrs =
         handle.address().get().execute().try_collect().await.map_err(nl_err("dump addresses"))?;
-    let mut interfaces = Vec::new();
-    for l in &links {
-        let facts = LinkFacts::from_message(l);
-        let addresses = addrs
+    let routes = handle
+        .route()
+        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+        .execute()
+        .try_collect()
+        .await
+        .map_err(nl_err("dump routes"))?;
+    Ok(Dump { links, addrs, routes })
+}
+
+impl Dump {
+    /// "a.b.c.d/len" of each IPv4 address on the link `index`.
+    fn ipv4_addresses(&self, index: u32) -> Vec<String> {
+        use rtnetlink::packet_route::address::AddressAttribute;
+        self.addrs
             .iter()
-            .filter(|a| a.header.index == facts.index)
+            .filter(|a| a.header.index == index)
             .filter_map(|a| {
                 a.attributes.iter().find_map(|at| match at {
                     AddressAttribute::Address(IpAddr::V4(v4)) => {
@@ -459,26 +471,105 @@ pub async fn inspect(handle: &Handle) -> Result<ctnet_proto::exec::InspectNetnsR
                     _ => None,
                 })
             })
-            .collect();
-        let up = l.header.flags.contains(LinkFlags::Up);
-        interfaces.push(ctnet_proto::exec::NetnsInterface { name: facts.name, addresses, up });
+            .collect()
     }
-    let routes: Vec<_> = handle
-        .route()
-        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-        .execute()
-        .try_collect()
-        .await
-        .map_err(nl_err("dump routes"))?;
-    let default_gateway = routes
+
+    fn link_name(&self, index: u32) -> String {
+        self.links
+            .iter()
+            .map(LinkFacts::from_message)
+            .find(|l| l.index == index)
+            .map(|l| l.name)
+            .unwrap_or_default()
+    }
+}
+
+fn route_gateway(r: &rtnetlink::packet_route::route::RouteMessage) -> Option<Ipv4Addr> {
+    use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+    r.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(*g),
+        _ => None,
+    })
+}
+
+/// The route's table: the header holds ids below 256, the attribute any.
+fn route_table(r: &rtnetlink::packet_route::route::RouteMessage) -> u32 {
+    use rtnetlink::packet_route::route::RouteAttribute;
+    r.attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(r.header.table.into())
+}
+
+/// Interfaces (with IPv4 addresses and whether they are up) and the IPv4
+/// default gateway, as seen from inside a namespace.
+pub async fn inspect(handle: &Handle) -> Result<ctnet_proto::exec::InspectNetnsResponse> {
+    use rtnetlink::packet_route::link::LinkFlags;
+    let seen = dump(handle).await?;
+    let interfaces = seen
+        .links
+        .iter()
+        .map(|l| {
+            let facts = LinkFacts::from_message(l);
+            let addresses = seen.ipv4_addresses(facts.index);
+            let up = l.header.flags.contains(LinkFlags::Up);
+            ctnet_proto::exec::NetnsInterface { name: facts.name, addresses, up }
+        })
+        .collect();
+    let default_gateway = seen
+        .routes
         .iter()
         .filter(|r| r.header.destination_prefix_length == 0)
-        .find_map(|r| {
-            r.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(g.to_string()),
-                _ => None,
-            })
-        })
+        .find_map(route_gateway)
+        .map(|g| g.to_string())
         .unwrap_or_default();
     Ok(ctnet_proto::exec::InspectNetnsResponse { interfaces, default_gateway })
+}
+
+const RT_TABLE_MAIN: u32 = 254;
+
+/// The namespace's IPv4 addresses and its main table's IPv4 routes.
+pub async fn host_routes(handle: &Handle) -> Result<ctnet_proto::exec::HostRoutesResponse> {
+    use ctnet_proto::exec::{HostAddress, HostRoute};
+    use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+    let seen = dump(handle).await?;
+    let addresses = seen
+        .links
+        .iter()
+        .map(LinkFacts::from_message)
+        .flat_map(|l| {
+            let interface = l.name.clone();
+            seen.ipv4_addresses(l.index)
+                .into_iter()
+                .map(move |address| HostAddress { interface: interface.clone(), address })
+        })
+        .collect();
+    let routes = seen
+        .routes
+        .iter()
+        .filter(|r| route_table(r) == RT_TABLE_MAIN)
+        .map(|r| {
+            let dst = r
+                .attributes
+                .iter()
+                .find_map(|a| match a {
+                    RouteAttribute::Destination(RouteAddress::Inet(d)) => Some(*d),
+                    _ => None,
+                })
+                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let oif = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            });
+            HostRoute {
+                destination: format!("{dst}/{}", r.header.destination_prefix_length),
+                interface: oif.map(|i| seen.link_name(i)).unwrap_or_default(),
+                gateway: route_gateway(r).map(|g| g.to_string()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    Ok(ctnet_proto::exec::HostRoutesResponse { addresses, routes })
 }

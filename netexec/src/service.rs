@@ -316,6 +316,13 @@ impl Executor for ExecService {
         ok(seen)
     }
 
+    async fn host_routes(
+        &self,
+        _: Request<wire::HostRoutesRequest>,
+    ) -> Reply<wire::HostRoutesResponse> {
+        ok(kernel::host_routes(&self.host).await?)
+    }
+
     async fn list_listeners(
         &self,
         _: Request<wire::ListListenersRequest>,

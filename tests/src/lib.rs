@@ -166,23 +166,35 @@ impl Stack {
     }
 
     pub async fn start_api(&mut self) {
-        let mut cmd = Command::new(bin("ctnet-api"));
-        cmd.arg("--socket").arg(&self.api_socket);
-        cmd.args([
-            "--socket-group",
-            "",
-            "--default-subnet",
-            DEFAULT_SUBNET,
-            "--health-interval-ms",
-            "100",
-        ]);
-        cmd.arg("--netexec-socket").arg(&self.exec_socket).arg("--state-dir").arg(&self.state_dir);
-        cmd.args(["--user", &format!("{}:{}", self.api_uid, self.api_gid)]);
+        let mut cmd = self.api_command(&self.api_socket, &self.state_dir);
+        cmd.args(["--default-subnet", DEFAULT_SUBNET]);
         cmd.args(&self.opts.api_args);
         self.api_starts += 1;
         let log = self.dir.join(format!("api-{}.log", self.api_starts));
         self.api = Some(spawn_in(&self.host, cmd, &log));
         self.client = self.wait_serving().await;
+    }
+
+    /// ctnet-api for this stack's netexec, as its account, serving `socket`
+    /// on the store in `state_dir`.
+    pub fn api_command(&self, socket: &Path, state_dir: &Path) -> Command {
+        let mut cmd = Command::new(bin("ctnet-api"));
+        cmd.arg("--socket").arg(socket);
+        cmd.args(["--socket-group", "", "--health-interval-ms", "100"]);
+        cmd.arg("--netexec-socket").arg(&self.exec_socket).arg("--state-dir").arg(state_dir);
+        cmd.args(["--user", &format!("{}:{}", self.api_uid, self.api_gid)]);
+        cmd
+    }
+
+    /// Runs `cmd` in the fake host, logging to `log` in the test directory.
+    pub fn spawn_in_host(&self, cmd: Command, log: &str) -> Child {
+        spawn_in(&self.host, cmd, &self.dir.join(log))
+    }
+
+    /// Adds a link the test owns (removed at cleanup, allowed by `finish`).
+    pub fn add_test_link(&mut self, name: &str, kind: &str) {
+        net::ip_do(&self.host, &["link", "add", name, "type", kind]);
+        self.test_links.push(name.into());
     }
 
     /// Waits (generously) until the API answers health checks with SERVING.

@@ -213,6 +213,30 @@ impl Executor for GrpcExecutor {
         Ok(r.listeners.iter().filter_map(listener).collect())
     }
 
+    async fn host_routes(&self) -> Result<HostRoutes> {
+        let r = self.client().host_routes(wire::HostRoutesRequest {}).await.map_err(from_status)?;
+        let r = r.into_inner();
+        let addresses = r
+            .addresses
+            .into_iter()
+            .filter_map(|a| {
+                Some(HostAddress { prefix: HostPrefix::parse(&a.address)?, interface: a.interface })
+            })
+            .collect();
+        let routes = r
+            .routes
+            .into_iter()
+            .filter_map(|r| {
+                Some(HostRoute {
+                    destination: HostPrefix::parse(&r.destination)?,
+                    gateway: r.gateway.parse().ok(),
+                    interface: r.interface,
+                })
+            })
+            .collect();
+        Ok(HostRoutes { addresses, routes })
+    }
+
     async fn inventory(&self) -> Result<Inventory> {
         let r = self.client().inventory(wire::InventoryRequest {}).await.map_err(from_status)?;
         let r = r.into_inner();

@@ -73,6 +73,75 @@ pub struct HostListener {
     pub shown: String,
 }
 
+/// An IPv4 prefix as the host has it: any length 0-32, host bits allowed
+/// (an address with its prefix length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostPrefix {
+    pub addr: Ipv4Addr,
+    pub len: u8,
+}
+
+impl HostPrefix {
+    /// "a.b.c.d/len"; None for anything else (netexec's answer is checked,
+    /// not trusted).
+    pub fn parse(s: &str) -> Option<Self> {
+        let (a, l) = s.split_once('/')?;
+        let len: u8 = l.parse().ok()?;
+        (len <= 32).then_some(HostPrefix { addr: a.parse().ok()?, len })
+    }
+
+    fn mask(&self) -> u32 {
+        u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0)
+    }
+
+    /// True when some address is in both.
+    pub fn overlaps(&self, s: &Subnet) -> bool {
+        let m = self.mask() & s.mask();
+        u32::from(self.addr) & m == u32::from(s.base) & m
+    }
+}
+
+impl std::fmt::Display for HostPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAddress {
+    pub interface: String,
+    pub prefix: HostPrefix,
+}
+
+/// A route of the host's main table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRoute {
+    pub destination: HostPrefix,
+    /// Empty when the route has no output interface.
+    pub interface: String,
+    pub gateway: Option<Ipv4Addr>,
+}
+
+impl std::fmt::Display for HostRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.destination)?;
+        if let Some(g) = self.gateway {
+            write!(f, " via {g}")?;
+        }
+        if !self.interface.is_empty() {
+            write!(f, " dev {}", self.interface)?;
+        }
+        Ok(())
+    }
+}
+
+/// The host namespace's IPv4 addresses and main-table routes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostRoutes {
+    pub addresses: Vec<HostAddress>,
+    pub routes: Vec<HostRoute>,
+}
+
 /// One network's firewall rules: its subnet masqueraded (unless internal),
 /// its bridge isolated from other networks' bridges.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -182,6 +251,8 @@ pub trait Executor: Send + Sync + 'static {
     async fn sync_firewall(&self, table: &FirewallTable) -> Result<()>;
     /// Sockets listening in the host namespace.
     async fn list_listeners(&self) -> Result<Vec<HostListener>>;
+    /// The host's addresses and main-table routes.
+    async fn host_routes(&self) -> Result<HostRoutes>;
     /// Tagged links and pins that exist.
     async fn inventory(&self) -> Result<Inventory>;
     /// What a sandbox namespace holds.

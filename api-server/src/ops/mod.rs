@@ -12,6 +12,7 @@
 pub mod check;
 pub mod claims;
 pub mod firewall;
+pub mod host;
 pub mod network;
 pub mod reconcile;
 pub mod sandbox;
@@ -32,10 +33,15 @@ use crate::state::State;
 use crate::store::{Change, Store};
 use claims::{Claim, Claims};
 
+#[derive(Clone)]
 pub struct Settings {
     /// Name prefix of the links netexec owns (bridges, veth host ends).
     pub link_prefix: String,
-    pub default_subnet: Subnet,
+    /// None: the first free /16 of the pool (see `host::DEFAULT_POOL`).
+    pub default_subnet: Option<Subnet>,
+    /// Networks may overlap the host's addresses and routes (an admin's
+    /// explicit choice).
+    pub allow_host_overlap: bool,
     pub default_bridge: LinkName,
     /// Host ports handed out when a mapping names none.
     pub ephemeral: EphemeralRange,

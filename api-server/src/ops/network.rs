@@ -58,6 +58,7 @@ fn fresh_network_id(st: &State) -> NetworkId {
 
 impl Ops {
     pub async fn create_network(&self, spec: NetworkSpec) -> Result<NetworkRecord> {
+        let host = self.exec.host_routes().await?;
         let (mut rec, claim) = {
             let mut st = self.lock().await;
             let id = fresh_network_id(&st);
@@ -65,6 +66,7 @@ impl Ops {
             let bridge =
                 spec.bridge_name.clone().unwrap_or_else(|| LinkName::for_network(prefix, &id));
             check_conflicts(&st, &spec.name, &bridge, &spec.subnet)?;
+            self.check_host(&st, &host, "subnet", &spec.subnet)?;
             let rec = NetworkRecord {
                 id,
                 name: spec.name,
@@ -152,18 +154,19 @@ impl Ops {
         Ok(())
     }
 
-    /// At start: the default network "bridge" exists in the store (its bridge
-    /// is made by reconciliation once netexec answers).
+    /// Once netexec answers: the default network "bridge" exists in the
+    /// store, on a subnet the host does not use (its bridge is made by the
+    /// reconciliation that follows).
     pub async fn ensure_default_network(&self) -> Result<()> {
-        let mut st = self.lock().await;
-        if let Some(n) = st.networks.values().find(|n| n.is_default) {
-            if n.subnet != self.settings.default_subnet {
-                tracing::warn!(stored = %n.subnet, flag = %self.settings.default_subnet,
-                    "the default network keeps its stored subnet; delete the state to change it");
-            }
+        if self.has_default_network().await {
             return Ok(());
         }
-        let subnet = self.settings.default_subnet;
+        let host = self.exec.host_routes().await?;
+        let mut st = self.lock().await;
+        if st.networks.values().any(|n| n.is_default) {
+            return Ok(());
+        }
+        let subnet = self.default_subnet(&st, &host)?;
         let name = Name::parse("name", DEFAULT_NETWORK)?;
         check_conflicts(&st, &name, &self.settings.default_bridge, &subnet)?;
         let rec = NetworkRecord {
@@ -180,6 +183,19 @@ impl Ops {
             is_default: true,
             phase: Phase::Creating,
         };
+        tracing::info!(%subnet, bridge = %rec.bridge, "default network recorded");
         self.commit(&mut st, Change::PutNetwork(rec)).await
+    }
+
+    async fn has_default_network(&self) -> bool {
+        let st = self.lock().await;
+        let Some(n) = st.networks.values().find(|n| n.is_default) else {
+            return false;
+        };
+        if let Some(flag) = self.settings.default_subnet.filter(|f| *f != n.subnet) {
+            tracing::warn!(stored = %n.subnet, %flag,
+                "the default network keeps its stored subnet; delete the state to change it");
+        }
+        true
     }
 }

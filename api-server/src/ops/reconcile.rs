@@ -33,6 +33,7 @@ impl Ops {
 
     /// The full reconciliation.
     pub async fn reconcile(&self) -> Result<()> {
+        self.ensure_default_network().await?;
         self.restore_networks(|n| n.phase != Phase::Deleting, Elements::Rebuilt).await?;
         // One atomic rebuild of the table from the records; interrupted
         // operations below then remove their own elements.

@@ -202,6 +202,7 @@ fault_tests! {
     connect_ports: Connect, UpdateFirewall, 1;
     disconnect_ports: Disconnect, UpdateFirewall, 1;
     disconnect_detach: Disconnect, Detach, 1;
+    create_network_host_routes: CreateNetwork, HostRoutes, 1;
     create_network_bridge: CreateNetwork, EnsureBridge, 1;
     create_network_elements: CreateNetwork, UpdateFirewall, 1;
     delete_network_elements: DeleteNetwork, UpdateFirewall, 1;

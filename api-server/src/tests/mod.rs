@@ -4,6 +4,7 @@
 //! that records, store and fake kernel say the same.
 mod cancel;
 mod faults;
+mod host;
 mod model;
 mod ops;
 
@@ -18,7 +19,7 @@ use crate::domain::sandbox::{ConnectSpec, DisconnectSpec, SandboxSpec};
 use crate::domain::{LinkName, Ref, Subnet};
 use crate::error::Result;
 use crate::executor::{Executor, FirewallNetwork, FirewallPort};
-use crate::fake::FakeExecutor;
+use crate::fake::{FakeExecutor, Kernel};
 use crate::limits::Limits;
 use crate::model::{Netns, Phase, SandboxRecord};
 use crate::ops::{firewall, Ops, Settings};
@@ -42,10 +43,11 @@ impl Drop for TempDir {
     }
 }
 
-fn settings() -> Settings {
+pub fn settings() -> Settings {
     Settings {
         link_prefix: PREFIX.into(),
-        default_subnet: Subnet { base: "198.18.0.0".parse().unwrap(), prefix: 16 },
+        default_subnet: Some(Subnet { base: "198.18.0.0".parse().unwrap(), prefix: 16 }),
+        allow_host_overlap: false,
         default_bridge: LinkName::parse("b", "ct0", PREFIX).unwrap(),
         ephemeral: EphemeralRange(49153, 49160),
         limits: Limits { bridge_ports: 8, ..Limits::default() },
@@ -59,26 +61,39 @@ impl Env {
     }
 
     pub async fn with_limits(limits: Limits) -> Env {
+        Self::with_settings(Settings { limits, ..settings() }, |_| {}).await
+    }
+
+    /// With these settings, on a fake kernel prepared by `host` (its
+    /// addresses and routes, say) before the first reconciliation.
+    pub async fn with_settings(settings: Settings, host: impl FnOnce(&mut Kernel)) -> Env {
+        let env = Self::unreconciled(settings, host).await;
+        env.ops.reconcile().await.expect("first reconciliation");
+        env
+    }
+
+    /// Opened, with no reconciliation yet (no default network either).
+    pub async fn unreconciled(settings: Settings, host: impl FnOnce(&mut Kernel)) -> Env {
         let dir = std::env::temp_dir().join(format!("ctnet-unit-{:016x}", rand::random::<u64>()));
         let fake = Arc::new(FakeExecutor::default());
-        let ops = Self::open(&dir, fake.clone(), limits).await;
-        ops.reconcile().await.expect("first reconciliation");
+        fake.tamper(host);
+        let ops = Self::open(&dir, fake.clone(), settings).await;
         Env { ops, fake, dir: TempDir(dir) }
     }
 
-    async fn open(dir: &std::path::Path, fake: Arc<FakeExecutor>, limits: Limits) -> Arc<Ops> {
+    async fn open(dir: &std::path::Path, fake: Arc<FakeExecutor>, settings: Settings) -> Arc<Ops> {
         let store = Store::open(dir).expect("open store");
         let exec: Arc<dyn Executor> = fake;
-        crate::open(store, exec, Settings { limits, ..settings() }).await.expect("open")
+        crate::open(store, exec, settings).await.expect("open")
     }
 
     /// api-server restarted on the same store and kernel: the old
     /// process's claims and tasks die with it.
     pub async fn restart(self) -> Env {
         let Env { ops, fake, dir } = self;
-        let limits = ops.settings().limits;
+        let settings = ops.settings().clone();
         drop(ops);
-        let ops = Self::open(&dir.0, fake.clone(), limits).await;
+        let ops = Self::open(&dir.0, fake.clone(), settings).await;
         Env { ops, fake, dir }
     }
 

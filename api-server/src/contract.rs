@@ -4,7 +4,7 @@
 //! the fake can never pass a case the real one fails.
 use std::net::Ipv4Addr;
 
-use crate::domain::{LinkName, Mac, NetworkId, SandboxId, Subnet};
+use crate::domain::{LinkName, Mac, NetworkId, SandboxId, StoreId, Subnet};
 use crate::error::{Error, Refusal};
 use crate::executor::*;
 use crate::model::Owner;
@@ -16,6 +16,8 @@ pub struct Fixture {
     pub sandbox: SandboxId,
     pub host_ifname: LinkName,
     pub subnet: Subnet,
+    /// The store whose objects these are.
+    pub store: StoreId,
 }
 
 impl Fixture {
@@ -29,15 +31,16 @@ impl Fixture {
             network,
             sandbox,
             subnet: Subnet { base: Ipv4Addr::new(198, 19, octet, 0), prefix: 24 },
+            store: StoreId::random(),
         }
     }
 
     pub fn network_owner(&self) -> Owner {
-        Owner::Network(self.network.clone())
+        Owner::Network(self.network.clone(), Some(self.store.clone()))
     }
 
     pub fn sandbox_owner(&self) -> Owner {
-        Owner::Sandbox(self.sandbox.clone())
+        Owner::Sandbox(self.sandbox.clone(), Some(self.store.clone()))
     }
 
     fn host(&self, n: u32) -> Ipv4Addr {
@@ -66,7 +69,7 @@ impl Fixture {
             gateway: Some(self.host(1)),
             mac: Mac::from_ipv4(self.host(2)),
             mtu: 1500,
-            owner: Owner::Sandbox(self.sandbox.clone()),
+            owner: self.sandbox_owner(),
             hairpin: true,
             announce: false,
         }
@@ -79,7 +82,7 @@ impl Fixture {
             host_port: 7070,
             target_ip: self.host(2),
             target_port: 80,
-            owner: Owner::Sandbox(self.sandbox.clone()),
+            owner: Owner::Sandbox(self.sandbox.clone(), None),
         }
     }
 
@@ -257,8 +260,13 @@ pub async fn only_the_exact_owner_touches_a_link(x: &dyn Executor, f: &Fixture) 
     ok(c, "ensure bridge", x.ensure_bridge(&f.bridge_args()).await);
     ok(c, "create netns", x.create_netns(&f.sandbox).await);
     ok(c, "attach", x.attach(&f.endpoint_args()).await);
-    let stranger = Owner::Sandbox(SandboxId::random());
-    let other_net = Owner::Network(NetworkId::random());
+    let stranger = Owner::Sandbox(SandboxId::random(), Some(f.store.clone()));
+    let other_net = Owner::Network(NetworkId::random(), Some(f.store.clone()));
+    // The same object's id under another store is another owner.
+    let other_store = f.sandbox_owner().with_store(&StoreId::random());
+    let kind =
+        refusal(c, "detach by another store", x.detach(&f.host_ifname, &other_store, 0).await);
+    assert_eq!(kind, Refusal::Precondition, "{c}");
     let kind =
         refusal(c, "detach by another sandbox", x.detach(&f.host_ifname, &stranger, 0).await);
     assert_eq!(kind, Refusal::Precondition, "{c}");
@@ -293,6 +301,32 @@ pub async fn only_the_exact_owner_touches_a_link(x: &dyn Executor, f: &Fixture) 
     ok(c, "delete bridge", x.delete_bridge(&f.bridge, &f.network_owner()).await);
 }
 
+/// A link changes hands (a store adopting it) only from its exact tag, and
+/// only as the kind it is.
+pub async fn a_link_is_retagged_only_from_its_exact_tag(x: &dyn Executor, f: &Fixture) {
+    let c = "a_link_is_retagged_only_from_its_exact_tag";
+    let old = Owner::Network(f.network.clone(), None);
+    ok(
+        c,
+        "ensure bridge",
+        x.ensure_bridge(&BridgeArgs { owner: old.clone(), ..f.bridge_args() }).await,
+    );
+    let mine = f.network_owner();
+    let stranger = Owner::Network(NetworkId::random(), None);
+    let bridge = LinkKind::Bridge;
+    let kind =
+        refusal(c, "retag from a wrong tag", x.retag(&f.bridge, bridge, &stranger, &mine).await);
+    assert_eq!(kind, Refusal::Precondition, "{c}");
+    let as_veth = x.retag(&f.bridge, LinkKind::Veth, &old, &mine).await;
+    assert_eq!(refusal(c, "retag as another kind", as_veth), Refusal::Precondition, "{c}");
+    let gone = x.retag(&f.host_ifname, LinkKind::Veth, &old, &mine).await;
+    assert_eq!(refusal(c, "retag what does not exist", gone), Refusal::NotFound, "{c}");
+    ok(c, "retag", x.retag(&f.bridge, bridge, &old, &mine).await);
+    let inv = ok(c, "inventory", x.inventory().await);
+    assert_eq!(inv.link(&f.bridge).map(|l| &l.owner), Some(&mine), "{c}: retagged");
+    ok(c, "delete bridge", x.delete_bridge(&f.bridge, &mine).await);
+}
+
 /// Every case, in turn; each cleans up after itself.
 pub async fn all(x: &dyn Executor, f: &Fixture) {
     bridges_are_idempotent(x, f).await;
@@ -303,4 +337,5 @@ pub async fn all(x: &dyn Executor, f: &Fixture) {
     deleting_what_is_gone_succeeds(x, f).await;
     refusals_have_their_kinds(x, f).await;
     only_the_exact_owner_touches_a_link(x, f).await;
+    a_link_is_retagged_only_from_its_exact_tag(x, f).await;
 }

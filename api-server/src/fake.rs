@@ -28,6 +28,7 @@ pub enum Op {
     SetupLoopback,
     Attach,
     Detach,
+    Retag,
     UpdateFirewall,
     SyncFirewall,
     ListListeners,
@@ -38,7 +39,7 @@ pub enum Op {
 
 impl Op {
     /// Operations that change the kernel.
-    pub const MUTATING: [Op; 8] = [
+    pub const MUTATING: [Op; 9] = [
         Op::EnsureBridge,
         Op::DeleteBridge,
         Op::CreateNetns,
@@ -46,6 +47,7 @@ impl Op {
         Op::SetupLoopback,
         Op::Attach,
         Op::Detach,
+        Op::Retag,
         Op::UpdateFirewall,
     ];
 }
@@ -349,6 +351,27 @@ impl Executor for FakeExecutor {
             }
             k.endpoints.remove(host_ifname.as_str());
             Ok(())
+        })
+        .await
+    }
+
+    async fn retag(&self, name: &LinkName, kind: LinkKind, from: &Owner, to: &Owner) -> Result<()> {
+        self.call(Op::Retag, |k| {
+            let exists =
+                k.bridges.contains_key(name.as_str()) || k.endpoints.contains_key(name.as_str());
+            let tag = match kind {
+                LinkKind::Bridge => k.bridges.get_mut(name.as_str()).map(|b| &mut b.owner),
+                LinkKind::Veth => k.endpoints.get_mut(name.as_str()).map(|e| &mut e.owner),
+                LinkKind::Other => None,
+            };
+            match tag {
+                Some(t) if t == from => {
+                    *t = to.clone();
+                    Ok(())
+                }
+                _ if exists => Err(not_this_objects(name, "link")),
+                _ => Err(refused(Refusal::NotFound, format!("link {name} does not exist"))),
+            }
         })
         .await
     }

@@ -8,6 +8,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::string_slice)
 )]
 pub mod api;
+pub mod conn;
 pub mod domain;
 pub mod error;
 pub mod executor;
@@ -33,7 +34,7 @@ use ctnet_proto::v1::maintenance_service_server::MaintenanceServiceServer;
 use ctnet_proto::v1::network_service_server::NetworkServiceServer;
 use ctnet_proto::v1::sandbox_service_server::SandboxServiceServer;
 use tokio::net::UnixListener;
-use tokio_stream::wrappers::UnixListenerStream;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
@@ -49,6 +50,8 @@ pub struct Settings {
     pub health_interval: Duration,
     /// How often operations interrupted in this process are finished.
     pub reconcile_interval: Duration,
+    /// Bounds on connections and requests.
+    pub conn: limits::ConnLimits,
 }
 
 /// Loads the state from the store and makes the operations layer.
@@ -94,20 +97,32 @@ pub async fn run(
     let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_err)?;
 
     let api = api::Api { ops };
+    let limits = settings.conn;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let accept = tokio::spawn(conn::accept_loop(listener, conn::Registry::new(limits), tx));
+    let max = limits.max_message;
     let served = tonic::transport::Server::builder()
+        // Dead peers are found by PINGs; idle ones by the accept stream.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .timeout(limits.rpc)
+        .concurrency_limit_per_connection(limits.per_connection_rpcs)
+        .max_concurrent_streams(u32::try_from(limits.per_connection_rpcs).unwrap_or(u32::MAX))
+        .layer(conn::InFlightLayer)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(NetworkServiceServer::new(api.clone()))
-        .add_service(SandboxServiceServer::new(api.clone()))
-        .add_service(MaintenanceServiceServer::new(api))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown);
+        .add_service(NetworkServiceServer::new(api.clone()).max_decoding_message_size(max))
+        .add_service(SandboxServiceServer::new(api.clone()).max_decoding_message_size(max))
+        .add_service(MaintenanceServiceServer::new(api).max_decoding_message_size(max))
+        .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown);
     // The watcher ends only when the service cannot go on (no default network).
     let outcome = tokio::select! {
         served = served => served.map_err(|e| Error::Internal(format!("server: {e}"))),
         fatal = &mut watch => Err(fatal.unwrap_or_else(|e| Error::Internal(format!("watcher: {e}")))),
     };
     watch.abort();
+    accept.abort();
     outcome?;
     tracing::info!("stopped");
     Ok(())
@@ -133,6 +148,22 @@ struct Watcher {
 }
 
 impl Watcher {
+    /// After a failed write (a full disk), a probe write each round: the
+    /// store takes writes again once space is freed, without a restart.
+    async fn store_writable(&self) -> bool {
+        let store = self.ops.store();
+        if store.is_healthy() {
+            return true;
+        }
+        match store.probe().await {
+            Ok(()) => {
+                tracing::info!("state store writable again");
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Returns only the error that stops the service: the default network
     /// has no subnet the host leaves free (or the named one overlaps it).
     async fn run(self, reconcile_every: Duration) -> Error {
@@ -140,10 +171,27 @@ impl Watcher {
         let mut instance = None;
         let mut last_finish = tokio::time::Instant::now();
         loop {
+            if !self.store_writable().await {
+                if serving {
+                    serving = false;
+                    set_health(&self.reporter, ServingStatus::NotServing).await;
+                }
+                tokio::time::sleep(self.every).await;
+                continue;
+            }
             match self.ops.ping().await {
                 // A new instance is a netexec restart, even one too quick to be
                 // seen as unreachable: its firewall mirror is empty until synced.
                 Ok(p) if !serving || instance != Some(p.instance) => {
+                    // Only at the first contact: what the store says it
+                    // owns is checked against the host before anything is
+                    // made or collected.
+                    if instance.is_none() {
+                        let checked = self.ops.check_identity().await;
+                        if let Err(e @ Error::Conflict(_)) = checked {
+                            return e;
+                        }
+                    }
                     let placed = self.ops.ensure_default_network().await;
                     if let Err(e @ (Error::Conflict(_) | Error::Exhausted(_))) = placed {
                         return e;

@@ -31,6 +31,45 @@ impl Default for Limits {
     }
 }
 
+/// Bounds on the API's connections and requests, enforced in the accept
+/// stream and in tower layers before any handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Connections of one peer uid (--max-connections-per-uid); more are
+    /// closed as soon as they are accepted.
+    pub per_uid: usize,
+    /// Connections in all (--max-connections); at the limit the oldest
+    /// connection with no RPC in flight is closed to admit a new one.
+    pub global: usize,
+    /// Time a connection has to finish the HTTP/2 handshake
+    /// (--handshake-timeout-ms): silent and preface-only ones are closed.
+    pub handshake: std::time::Duration,
+    /// Time a connection may stay with no RPC in flight (--idle-timeout-ms).
+    pub idle: std::time::Duration,
+    /// Deadline of every RPC (--rpc-timeout-ms); a mutation already started
+    /// finishes in its own task.
+    pub rpc: std::time::Duration,
+    /// Largest request message, in bytes (fixed).
+    pub max_message: usize,
+    /// RPCs in flight on one connection (fixed).
+    pub per_connection_rpcs: usize,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        use std::time::Duration;
+        Self {
+            per_uid: 64,
+            global: 512,
+            handshake: Duration::from_secs(10),
+            idle: Duration::from_secs(300),
+            rpc: Duration::from_secs(120),
+            max_message: 1 << 20,
+            per_connection_rpcs: 64,
+        }
+    }
+}
+
 impl Limits {
     /// The ResourceExhausted answer for a bound, naming it and its value.
     pub fn exhausted(what: &str, flag: &str, value: usize) -> Error {

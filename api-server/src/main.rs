@@ -12,7 +12,8 @@ use std::time::Duration;
 use clap::Parser;
 use ctnet_api::domain::{LinkName, Subnet};
 use ctnet_api::executor::GrpcExecutor;
-use ctnet_api::limits::{Limits, BRIDGE_MAX_PORTS};
+use ctnet_api::limits::{ConnLimits, Limits, BRIDGE_MAX_PORTS};
+use ctnet_api::ops::identity::Foreign;
 use ctnet_api::ports::EphemeralRange;
 use ctnet_api::store::Store;
 use tokio::net::UnixListener;
@@ -42,6 +43,12 @@ struct Args {
     /// such a network takes traffic from the host's own LAN).
     #[arg(long)]
     allow_host_overlap: bool,
+    /// Links made by another state store, or any ctnet object while the
+    /// store is empty: "refuse" to start, "adopt" (take those with records,
+    /// keep the rest untouched) or "discard" (take those with records,
+    /// delete the rest).
+    #[arg(long, default_value = "refuse")]
+    foreign_objects: String,
     /// Bridge name of the default network.
     #[arg(long, default_value = "ctnet0")]
     default_bridge: String,
@@ -63,6 +70,21 @@ struct Args {
     /// Mutating operations in flight (including those whose client left).
     #[arg(long, default_value_t = Limits::default().inflight_ops)]
     max_inflight_ops: usize,
+    /// Connections of one peer uid; more are closed when accepted.
+    #[arg(long, default_value_t = ConnLimits::default().per_uid)]
+    max_connections_per_uid: usize,
+    /// Connections in all; at the limit the oldest idle one is closed.
+    #[arg(long, default_value_t = ConnLimits::default().global)]
+    max_connections: usize,
+    /// Time a connection has to finish the HTTP/2 handshake, in milliseconds.
+    #[arg(long, default_value_t = millis(ConnLimits::default().handshake))]
+    handshake_timeout_ms: u64,
+    /// Time a connection may stay without an RPC, in milliseconds.
+    #[arg(long, default_value_t = millis(ConnLimits::default().idle))]
+    idle_timeout_ms: u64,
+    /// Deadline of every RPC, in milliseconds.
+    #[arg(long, default_value_t = millis(ConnLimits::default().rpc))]
+    rpc_timeout_ms: u64,
     /// How often netexec's reachability is checked, in milliseconds.
     #[arg(long, default_value_t = 500)]
     health_interval_ms: u64,
@@ -127,6 +149,8 @@ fn settings(args: &Args) -> Result<ctnet_api::Settings, BoxError> {
             link_prefix: args.link_prefix.clone(),
             default_subnet,
             allow_host_overlap: args.allow_host_overlap,
+            foreign: Foreign::parse(&args.foreign_objects)
+                .ok_or("--foreign-objects: expected refuse, adopt or discard")?,
             default_bridge,
             ephemeral,
             limits: Limits {
@@ -138,7 +162,19 @@ fn settings(args: &Args) -> Result<ctnet_api::Settings, BoxError> {
         },
         health_interval: Duration::from_millis(args.health_interval_ms),
         reconcile_interval: Duration::from_millis(args.reconcile_interval_ms),
+        conn: ConnLimits {
+            per_uid: args.max_connections_per_uid,
+            global: args.max_connections.max(1),
+            handshake: Duration::from_millis(args.handshake_timeout_ms),
+            idle: Duration::from_millis(args.idle_timeout_ms),
+            rpc: Duration::from_millis(args.rpc_timeout_ms),
+            ..ConnLimits::default()
+        },
     })
+}
+
+const fn millis(d: Duration) -> u64 {
+    d.as_millis() as u64
 }
 
 fn parse_port_range(s: &str) -> Option<EphemeralRange> {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::ports::Proto;
-use crate::domain::{Labels, LinkName, Mac, Name, NetworkId, SandboxId, Subnet};
+use crate::domain::{Labels, LinkName, Mac, Name, NetworkId, SandboxId, StoreId, Subnet};
 
 /// Where a resource is in its life. Creating and Deleting are intents
 /// recorded before the kernel work, so a crash can be finished or undone.
@@ -35,8 +35,9 @@ pub struct NetworkRecord {
 }
 
 impl NetworkRecord {
-    pub fn owner(&self) -> Owner {
-        Owner::Network(self.id.clone())
+    /// The tag of this network's bridge, made by `store`.
+    pub fn owner(&self, store: &StoreId) -> Owner {
+        Owner::Network(self.id.clone(), Some(store.clone()))
     }
 }
 
@@ -126,8 +127,9 @@ pub struct SandboxRecord {
 }
 
 impl SandboxRecord {
-    pub fn owner(&self) -> Owner {
-        Owner::Sandbox(self.id.clone())
+    /// The tag of this sandbox's links, made by `store`.
+    pub fn owner(&self, store: &StoreId) -> Owner {
+        Owner::Sandbox(self.id.clone(), Some(store.clone()))
     }
     pub fn display_name(&self) -> String {
         self.name.as_ref().map(|n| n.to_string()).unwrap_or_default()
@@ -144,33 +146,68 @@ impl std::fmt::Display for SandboxRecord {
     }
 }
 
-/// Whose a kernel object is: the tag netexec writes on links ("net:ID",
-/// "sb:ID") and on firewall elements.
+/// Whose a kernel object is: the tag netexec writes on links
+/// ("net:ID:STORE", "sb:ID:STORE") and on firewall elements. Tags made
+/// before stores had identities lack ":STORE".
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Owner {
-    Network(NetworkId),
-    Sandbox(SandboxId),
+    Network(NetworkId, Option<StoreId>),
+    Sandbox(SandboxId, Option<StoreId>),
     /// A tag this version does not know: never ours to judge.
     Other(String),
 }
 
 impl Owner {
     pub fn parse(tag: &str) -> Self {
-        let parsed = match tag.split_once(':') {
-            Some(("net", id)) => NetworkId::parse(id).map(Owner::Network),
-            Some(("sb", id)) => SandboxId::parse(id).map(Owner::Sandbox),
+        let mut parts = tag.split(':');
+        let (kind, id, store) = (parts.next(), parts.next(), parts.next());
+        let store = match store.map(StoreId::parse) {
+            None => Some(None),
+            Some(Some(s)) => Some(Some(s)),
+            Some(None) => None,
+        };
+        let parsed = match (kind, id.zip(store), parts.next()) {
+            (Some("net"), Some((id, store)), None) => {
+                NetworkId::parse(id).map(|id| Owner::Network(id, store))
+            }
+            (Some("sb"), Some((id, store)), None) => {
+                SandboxId::parse(id).map(|id| Owner::Sandbox(id, store))
+            }
             _ => None,
         };
         parsed.unwrap_or_else(|| Owner::Other(tag.to_string()))
+    }
+
+    /// The store that made the object; None for a tag of an older release
+    /// or one this version does not know.
+    pub fn store(&self) -> Option<&StoreId> {
+        match self {
+            Owner::Network(_, s) | Owner::Sandbox(_, s) => s.as_ref(),
+            Owner::Other(_) => None,
+        }
+    }
+
+    /// The same object's tag as `store` writes it.
+    pub fn with_store(&self, store: &StoreId) -> Owner {
+        match self {
+            Owner::Network(id, _) => Owner::Network(id.clone(), Some(store.clone())),
+            Owner::Sandbox(id, _) => Owner::Sandbox(id.clone(), Some(store.clone())),
+            Owner::Other(t) => Owner::Other(t.clone()),
+        }
     }
 }
 
 impl std::fmt::Display for Owner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Owner::Network(id) => write!(f, "net:{id}"),
-            Owner::Sandbox(id) => write!(f, "sb:{id}"),
-            Owner::Other(tag) => f.write_str(tag),
+        let (kind, id, store) = match self {
+            Owner::Network(id, s) => ("net", id.as_str(), s),
+            Owner::Sandbox(id, s) => ("sb", id.as_str(), s),
+            Owner::Other(tag) => return f.write_str(tag),
+        };
+        write!(f, "{kind}:{id}")?;
+        match store {
+            Some(s) => write!(f, ":{s}"),
+            None => Ok(()),
         }
     }
 }

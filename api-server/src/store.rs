@@ -1,16 +1,25 @@
 //! The crash-safe store: one redb file under the state directory. Every
 //! change is one durable transaction; records are JSON so a human can read a
 //! dump and the format can grow.
-use std::path::Path;
-use std::sync::Arc;
+//!
+//! The store has an identity, made with it and written into the tag of
+//! every kernel object it creates, so an emptied or foreign store is seen
+//! for what it is. A failed write (a full disk) closes the database; the
+//! next write or `probe` opens it again, so the service recovers by itself
+//! once writes succeed, and `is_healthy` says meanwhile that it cannot.
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::domain::{NetworkId, SandboxId};
+use crate::domain::{NetworkId, SandboxId, StoreId};
 use crate::error::{Error, Result};
 use crate::model::{NetworkRecord, SandboxRecord};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
 const SANDBOXES: TableDefinition<&str, &[u8]> = TableDefinition::new("sandboxes");
+/// "store_id": the identity; "probe": written to find out whether writes work.
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -22,7 +31,15 @@ pub enum Change {
 
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    /// None after a failed write: reopened by the next one.
+    db: Mutex<Option<Database>>,
+    id: StoreId,
+    healthy: AtomicBool,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -30,28 +47,92 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 impl Store {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::store("create the state directory", e))?;
-        let db = Database::create(dir.join("ctnet.redb")).map_err(|e| Error::store("open", e))?;
-        create_tables(&db).map_err(|e| Error::store("create tables", e))?;
-        Ok(Self { db: Arc::new(db) })
+        let path = dir.join("ctnet.redb");
+        let db = Database::create(&path).map_err(|e| Error::store("open", e))?;
+        let id = identity(&db).map_err(|e| Error::store("create tables", e))?;
+        let inner = Inner { path, db: Mutex::new(Some(db)), id, healthy: AtomicBool::new(true) };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// The identity written into the tags of the objects this store owns.
+    pub fn id(&self) -> &StoreId {
+        &self.inner.id
+    }
+
+    /// False from a failed write until a write succeeds again.
+    pub fn is_healthy(&self) -> bool {
+        self.inner.healthy.load(Ordering::SeqCst)
     }
 
     pub fn load(&self) -> Result<(Vec<NetworkRecord>, Vec<SandboxRecord>)> {
-        let read = || -> Result<_, BoxError> {
-            let txn = self.db.begin_read()?;
+        let read = |db: &Database| -> Result<_, BoxError> {
+            let txn = db.begin_read()?;
             Ok((read_all(&txn.open_table(NETWORKS)?)?, read_all(&txn.open_table(SANDBOXES)?)?))
         };
-        read().map_err(|e| Error::store("load", e))
+        self.inner.with_db(read).map_err(|e| Error::store("load", e))
     }
 
     /// Applies the change in one durable transaction. The commit's fsync
     /// blocks, so it runs off the async workers; once started it finishes
     /// even if the caller is dropped.
     pub async fn apply(&self, change: Change) -> Result<()> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || write(&db, change))
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.with_db(|db| write(db, change)))
             .await
             .map_err(|e| Error::store("write task", e))?
             .map_err(|e| Error::store("write", e))
+    }
+
+    /// One small durable write: does the store take writes again?
+    pub async fn probe(&self) -> Result<()> {
+        let inner = self.inner.clone();
+        let probe = |db: &Database| -> Result<(), BoxError> {
+            let txn = db.begin_write()?;
+            txn.open_table(META)?.insert("probe", crate::model::now().to_string().as_str())?;
+            txn.commit()?;
+            Ok(())
+        };
+        tokio::task::spawn_blocking(move || inner.with_db(probe))
+            .await
+            .map_err(|e| Error::store("write task", e))?
+            .map_err(|e| Error::store("write", e))
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Option<Database>> {
+        self.db.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the database, reopening it first if a failure closed it.
+    /// A failure closes it (redb refuses every write after a failed commit)
+    /// and marks the store unhealthy; a success marks it healthy.
+    fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T, BoxError>) -> Result<T, BoxError> {
+        let mut db = self.lock();
+        if db.is_none() {
+            *db = Some(Database::create(&self.path).inspect_err(|_| self.failed())?);
+            tracing::info!("state store reopened");
+        }
+        let Some(open) = db.as_ref() else {
+            return Err("state store not open".into());
+        };
+        match f(open) {
+            Ok(v) => {
+                self.healthy.store(true, Ordering::SeqCst);
+                Ok(v)
+            }
+            Err(e) => {
+                *db = None;
+                self.failed();
+                Err(e)
+            }
+        }
+    }
+
+    fn failed(&self) {
+        if self.healthy.swap(false, Ordering::SeqCst) {
+            tracing::error!("state store write failed: not serving until writes succeed again");
+        }
     }
 }
 
@@ -66,12 +147,27 @@ fn read_all<T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
-fn create_tables(db: &Database) -> Result<(), BoxError> {
+/// Makes the tables and returns the store's identity, made now if the store
+/// has none (a new store, or one of a release before identities).
+fn identity(db: &Database) -> Result<StoreId, BoxError> {
     let txn = db.begin_write()?;
     txn.open_table(NETWORKS)?;
     txn.open_table(SANDBOXES)?;
+    let id = {
+        let mut meta = txn.open_table(META)?;
+        let stored = meta.get("store_id")?.and_then(|v| StoreId::parse(v.value()));
+        match stored {
+            Some(id) => id,
+            None => {
+                let id = StoreId::random();
+                meta.insert("store_id", id.as_str())?;
+                tracing::info!(store = %id, "state store identity made");
+                id
+            }
+        }
+    };
     txn.commit()?;
-    Ok(())
+    Ok(id)
 }
 
 fn write(db: &Database, change: Change) -> Result<(), BoxError> {
@@ -79,20 +175,18 @@ fn write(db: &Database, change: Change) -> Result<(), BoxError> {
     {
         let mut nets = txn.open_table(NETWORKS)?;
         let mut sbs = txn.open_table(SANDBOXES)?;
-        {
-            match change {
-                Change::PutNetwork(n) => {
-                    nets.insert(n.id.as_str(), serde_json::to_vec(&n)?.as_slice())?;
-                }
-                Change::DelNetwork(id) => {
-                    nets.remove(id.as_str())?;
-                }
-                Change::PutSandbox(s) => {
-                    sbs.insert(s.id.as_str(), serde_json::to_vec(&s)?.as_slice())?;
-                }
-                Change::DelSandbox(id) => {
-                    sbs.remove(id.as_str())?;
-                }
+        match change {
+            Change::PutNetwork(n) => {
+                nets.insert(n.id.as_str(), serde_json::to_vec(&n)?.as_slice())?;
+            }
+            Change::DelNetwork(id) => {
+                nets.remove(id.as_str())?;
+            }
+            Change::PutSandbox(s) => {
+                sbs.insert(s.id.as_str(), serde_json::to_vec(&s)?.as_slice())?;
+            }
+            Change::DelSandbox(id) => {
+                sbs.remove(id.as_str())?;
             }
         }
     }

@@ -237,6 +237,21 @@ pub async fn delete_owned_link(
     }
 }
 
+/// Gives `from`'s link of this name and kind the tag `to`.
+pub async fn retag(
+    handle: &Handle,
+    name: &OwnedLinkName,
+    kind: Kind,
+    from: &Owner,
+    to: &Owner,
+) -> Result<()> {
+    let Some(link) = link_by_name(handle, name.as_str()).await? else {
+        return Err(ExecError::NotFound(format!("link {} does not exist", name.as_str())));
+    };
+    require_owner(&link, kind, from, false)?;
+    set_alias(handle, link.index, to).await
+}
+
 /// Waits up to `grace` for a link to disappear on its own (RTM_GETLINK
 /// does not take RTNL, so polling does not hold up other requests).
 pub async fn await_gone(

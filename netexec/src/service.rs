@@ -323,6 +323,27 @@ impl Executor for ExecService {
         ok(kernel::host_routes(&self.host).await?)
     }
 
+    #[tracing::instrument(skip_all, fields(name = %req.get_ref().name, to = %req.get_ref().to))]
+    async fn retag_link(
+        &self,
+        req: Request<wire::RetagLinkRequest>,
+    ) -> Reply<wire::RetagLinkResponse> {
+        let r = req.get_ref();
+        let name = self.link_name("name", &r.name)?;
+        let kind = match r.kind.as_str() {
+            "bridge" => kernel::Kind::Bridge,
+            "veth" => kernel::Kind::Veth,
+            other => {
+                let why = format!("kind: {other:?} is not \"bridge\" or \"veth\"");
+                return Err(ExecError::InvalidArgument(why).into());
+            }
+        };
+        let (from, to) = (Owner::parse("from", &r.from)?, Owner::parse("to", &r.to)?);
+        kernel::retag(&self.host, &name, kind, &from, &to).await?;
+        tracing::info!("link retagged");
+        ok(wire::RetagLinkResponse {})
+    }
+
     async fn list_listeners(
         &self,
         _: Request<wire::ListListenersRequest>,

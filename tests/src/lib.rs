@@ -38,6 +38,11 @@ pub fn bin(name: &str) -> PathBuf {
 pub struct Options {
     pub api_args: Vec<String>,
     pub netexec_args: Vec<String>,
+    /// ctnet-api runs in a private mount namespace with a tmpfs of this
+    /// size ("4m") on its state directory (a disk the test can fill).
+    pub state_tmpfs: Option<String>,
+    /// ctnet-api's RLIMIT_NOFILE (lowered at spawn).
+    pub api_nofile: Option<u64>,
 }
 
 pub struct Stack {
@@ -98,6 +103,33 @@ fn spawn_in(ns: &Path, mut cmd: Command, log: &Path) -> Child {
     let child = cmd.spawn().expect("spawn daemon");
     drop(ns_file);
     child
+}
+
+/// Makes `cmd` start in a mount namespace of its own with a tmpfs of
+/// `size` on `dir`: the mount dies with the process.
+fn private_tmpfs(cmd: &mut Command, dir: &Path, size: &str) {
+    use nix::mount::{mount, MsFlags};
+    use std::ffi::CString;
+    std::fs::create_dir_all(dir).expect("state dir");
+    let target = CString::new(dir.as_os_str().as_encoded_bytes()).expect("path");
+    let data = CString::new(format!("size={size},mode=0700")).expect("options");
+    // SAFETY: only unshare and mount (async-signal-safe syscalls) on
+    // strings made before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+            let none: Option<&std::ffi::CStr> = None;
+            mount(none, c"/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)?;
+            mount(
+                Some(c"tmpfs"),
+                target.as_c_str(),
+                Some(c"tmpfs"),
+                MsFlags::empty(),
+                Some(data.as_c_str()),
+            )?;
+            Ok(())
+        });
+    }
 }
 
 impl Stack {
@@ -169,6 +201,19 @@ impl Stack {
         let mut cmd = self.api_command(&self.api_socket, &self.state_dir);
         cmd.args(["--default-subnet", DEFAULT_SUBNET]);
         cmd.args(&self.opts.api_args);
+        if let Some(size) = &self.opts.state_tmpfs {
+            private_tmpfs(&mut cmd, &self.state_dir, size);
+        }
+        if let Some(n) = self.opts.api_nofile {
+            // SAFETY: setrlimit is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let r = nix::sys::resource::Resource::RLIMIT_NOFILE;
+                    nix::sys::resource::setrlimit(r, n, n)?;
+                    Ok(())
+                });
+            }
+        }
         self.api_starts += 1;
         let log = self.dir.join(format!("api-{}.log", self.api_starts));
         self.api = Some(spawn_in(&self.host, cmd, &log));
@@ -414,6 +459,16 @@ fn placeholder_client() -> Client {
         maintenance: pb::maintenance_service_client::MaintenanceServiceClient::new(channel.clone()),
         channel,
     }
+}
+
+/// Asserts a link alias is ctnet's tag for `kind` ("sb", "net") and `id`:
+/// `ctnet:KIND:ID:STORE`, STORE the 16 hex digits of the store's identity.
+pub fn assert_tag(alias: &serde_json::Value, kind: &str, id: &str) {
+    let alias = alias.as_str().unwrap_or_default();
+    let head = format!("ctnet:{kind}:{id}:");
+    let store = alias.strip_prefix(&head).unwrap_or_default();
+    let hex = store.len() == 16 && store.bytes().all(|b| b.is_ascii_hexdigit());
+    assert!(hex, "{alias:?} is not {head}<store>");
 }
 
 /// Request builders for the common cases.

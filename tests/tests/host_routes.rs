@@ -59,11 +59,11 @@ async fn networks_over_the_hosts_addresses_or_routes_are_refused() {
 async fn a_default_subnet_over_the_host_stops_ctnet_api_naming_the_address() {
     let mut st = Stack::start().await;
     add_lan(&mut st);
-    // A second ctnet-api on a store of its own: it stops before it ever
-    // reconciles, so the first one's objects are not at stake.
+    // A second ctnet-api on a store of its own (told to leave the first
+    // one's objects alone): it stops before it ever reconciles.
     let (socket, state) = (st.dir.join("second.sock"), st.dir.join("second-state"));
     let mut cmd = st.api_command(&socket, &state);
-    cmd.args(["--default-subnet", "198.19.80.0/24"]);
+    cmd.args(["--default-subnet", "198.19.80.0/24", "--foreign-objects", "adopt"]);
     let mut second = st.spawn_in_host(cmd, "second-api.log");
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {

@@ -42,7 +42,7 @@ async fn bridge_sandboxes_talk_to_each_other_and_the_gateway() {
     for s in [&a, &b] {
         let host_end = net::link(&st.host, &s.interfaces[0].host_interface).expect("host veth");
         assert_eq!(host_end["master"], "ctnet0");
-        assert_eq!(host_end["ifalias"], format!("ctnet:sb:{}", s.id));
+        ctnet_tests::assert_tag(&host_end["ifalias"], "sb", &s.id);
     }
     assert_eq!(net::addresses(&st.host, "ctnet0"), vec!["198.18.0.1/16".to_string()]);
 

@@ -12,7 +12,7 @@ async fn second_network_connect_and_disconnect() {
     assert_eq!(n.gateway, "198.19.7.1");
     let br = net::link(&st.host, "ct-backend").expect("bridge exists");
     assert_eq!(br["linkinfo"]["info_kind"], "bridge");
-    assert_eq!(br["ifalias"], format!("ctnet:net:{}", n.id));
+    ctnet_tests::assert_tag(&br["ifalias"], "net", &n.id);
     assert_eq!(net::addresses(&st.host, "ct-backend"), vec!["198.19.7.1/24".to_string()]);
 
     let a = st.create(req::bridge("a", &[])).await;

@@ -20,7 +20,7 @@ async fn a_network_cannot_take_another_sandboxs_veth() {
     let err = st.client.networks.create_network(steal).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     let link = net::link(&st.host, &veth).expect("the victim's veth survives");
-    assert_eq!(link["ifalias"], format!("ctnet:sb:{}", victim.id));
+    ctnet_tests::assert_tag(&link["ifalias"], "sb", &victim.id);
     assert!(net::ping(&Stack::pin_of(&peer), ip_of(&victim, "eth0"), 3), "and passes traffic");
     let nets = st.client.networks.list_networks(pb::ListNetworksRequest::default()).await.unwrap();
     assert!(nets.into_inner().networks.iter().all(|n| n.name != "thief"), "no record kept");

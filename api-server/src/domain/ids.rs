@@ -64,6 +64,7 @@ macro_rules! id_type {
 
 id_type!(SandboxId, "sandbox");
 id_type!(NetworkId, "network");
+id_type!(StoreId, "store");
 
 /// A reference to a resource by id or by name, as a caller gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]

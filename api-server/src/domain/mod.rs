@@ -8,4 +8,4 @@ pub mod ports;
 pub mod sandbox;
 
 pub use common::*;
-pub use ids::{LinkName, NetworkId, Ref, SandboxId};
+pub use ids::{LinkName, NetworkId, Ref, SandboxId, StoreId};

@@ -177,6 +177,22 @@ impl Executor for GrpcExecutor {
         Ok(())
     }
 
+    async fn retag(&self, name: &LinkName, kind: LinkKind, from: &Owner, to: &Owner) -> Result<()> {
+        let kind = match kind {
+            LinkKind::Bridge => "bridge",
+            LinkKind::Veth => "veth",
+            LinkKind::Other => "other",
+        };
+        let req = wire::RetagLinkRequest {
+            name: name.to_string(),
+            kind: kind.into(),
+            from: from.to_string(),
+            to: to.to_string(),
+        };
+        self.client().retag_link(req).await.map_err(from_status)?;
+        Ok(())
+    }
+
     async fn detach(&self, host_ifname: &LinkName, owner: &Owner, grace_ms: u32) -> Result<()> {
         let req = wire::DetachEndpointRequest {
             host_ifname: host_ifname.to_string(),

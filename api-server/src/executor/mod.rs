@@ -245,6 +245,9 @@ pub trait Executor: Send + Sync + 'static {
     /// with its just-unpinned namespace.
     /// Only `owner`'s veth (or a half-made untagged one of that name) goes.
     async fn detach(&self, host_ifname: &LinkName, owner: &Owner, grace_ms: u32) -> Result<()>;
+    /// Gives `from`'s link of this name and kind (bridge or veth) the tag
+    /// `to`; refused unless it carries exactly `from`.
+    async fn retag(&self, name: &LinkName, kind: LinkKind, from: &Owner, to: &Owner) -> Result<()>;
     /// Adds and removes firewall elements in one transaction.
     async fn update_firewall(&self, delta: &FirewallDelta) -> Result<()>;
     /// Replaces the whole firewall table with this one.

@@ -6,7 +6,7 @@ use super::Ops;
 use crate::domain::Ref;
 use crate::error::Result;
 use crate::executor::{Inventory, NetnsView};
-use crate::model::{Endpoint, Netns, NetworkRecord, Phase, SandboxRecord};
+use crate::model::{Endpoint, Netns, NetworkRecord, Owner, Phase};
 
 impl Ops {
     /// The differences found; empty when the sandbox is as recorded.
@@ -30,7 +30,7 @@ impl Ops {
             }
         }
         for (ep, net) in rec.endpoints.iter().zip(&nets) {
-            diffs.extend(host_end(&rec, ep, net.as_ref(), &inv));
+            diffs.extend(host_end(&rec.owner(self.store.id()), ep, net.as_ref(), &inv));
         }
         if !rec.endpoints.is_empty() {
             let seen = self.exec.inspect_netns(&endpoint_target(&rec)).await?;
@@ -46,7 +46,7 @@ impl Ops {
 
 /// What is wrong with an endpoint's host end.
 fn host_end(
-    rec: &SandboxRecord,
+    owner: &Owner,
     ep: &Endpoint,
     net: Option<&NetworkRecord>,
     inv: &Inventory,
@@ -55,7 +55,7 @@ fn host_end(
     let (ifname, host) = (&ep.ifname, &ep.host_ifname);
     match inv.link(host) {
         None => Some(format!("{ifname}: host veth {host} is missing")),
-        Some(l) if l.owner != rec.owner() => {
+        Some(l) if &l.owner != owner => {
             Some(format!("{ifname}: host veth {host} is tagged {:?}", l.owner.to_string()))
         }
         Some(l) if l.master != bridge => Some(format!(

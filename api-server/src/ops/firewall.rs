@@ -3,7 +3,7 @@
 use super::Ops;
 use crate::error::Result;
 use crate::executor::{FirewallDelta, FirewallNetwork, FirewallPort, FirewallTable};
-use crate::model::{Endpoint, NetworkRecord, Phase, SandboxRecord};
+use crate::model::{Endpoint, NetworkRecord, Owner, Phase, SandboxRecord};
 use crate::state::State;
 
 pub fn network(n: &NetworkRecord) -> FirewallNetwork {
@@ -17,7 +17,9 @@ pub fn ports_of(rec: &SandboxRecord, ep: &Endpoint) -> Vec<FirewallPort> {
         host_port: p.host_port,
         target_ip: ep.address,
         target_port: p.container_port,
-        owner: rec.owner(),
+        // The table is derived state, rebuilt whole from the records: its
+        // element comments name the sandbox only.
+        owner: Owner::Sandbox(rec.id.clone(), None),
     };
     ep.ports.iter().map(port).collect()
 }

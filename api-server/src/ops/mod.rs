@@ -13,6 +13,7 @@ pub mod check;
 pub mod claims;
 pub mod firewall;
 pub mod host;
+pub mod identity;
 pub mod network;
 pub mod reconcile;
 pub mod sandbox;
@@ -42,6 +43,8 @@ pub struct Settings {
     /// Networks may overlap the host's addresses and routes (an admin's
     /// explicit choice).
     pub allow_host_overlap: bool,
+    /// What to do with kernel objects another state store made.
+    pub foreign: identity::Foreign,
     pub default_bridge: LinkName,
     /// Host ports handed out when a mapping names none.
     pub ephemeral: EphemeralRange,

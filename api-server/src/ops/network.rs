@@ -3,7 +3,7 @@ use super::claims::Claim;
 use super::Ops;
 use crate::domain::network::{NetworkSpec, DEFAULT_MTU};
 use crate::domain::sandbox::DEFAULT_NETWORK;
-use crate::domain::{LinkName, Name, NetworkId, Ref, Subnet};
+use crate::domain::{LinkName, Name, NetworkId, Ref, StoreId, Subnet};
 use crate::error::{Error, Result};
 use crate::executor::BridgeArgs;
 use crate::model::{now, NetworkRecord, Phase};
@@ -12,13 +12,13 @@ use crate::store::Change;
 
 /// What netexec needs to make the network's bridge; `adopt_untagged` only
 /// when reconciling a record whose bridge may be half-made.
-pub fn bridge_args(n: &NetworkRecord, adopt_untagged: bool) -> BridgeArgs {
+pub fn bridge_args(n: &NetworkRecord, store: &StoreId, adopt_untagged: bool) -> BridgeArgs {
     BridgeArgs {
         name: n.bridge.clone(),
         address: n.gateway,
         prefix: n.subnet.prefix,
         mtu: n.mtu,
-        owner: n.owner(),
+        owner: n.owner(store),
         adopt_untagged,
     }
 }
@@ -88,7 +88,7 @@ impl Ops {
         // A refused bridge was not made by this request (a foreign link may
         // hold the name): there is nothing of ours to undo. When netexec was
         // unreachable the bridge may exist, so it is rolled back.
-        match self.exec.ensure_bridge(&bridge_args(&rec, false)).await {
+        match self.exec.ensure_bridge(&bridge_args(&rec, self.store.id(), false)).await {
             Err(e) if !e.is_unavailable() => {
                 self.record_outcome(claim, Change::DelNetwork(rec.id.clone())).await?;
                 return Err(e);
@@ -112,7 +112,7 @@ impl Ops {
     /// Removes a network's kernel objects: elements first, then the bridge.
     pub(super) async fn unbuild_network(&self, rec: &NetworkRecord) -> Result<()> {
         self.remove_network_elements(rec).await?;
-        self.exec.delete_bridge(&rec.bridge, &rec.owner()).await
+        self.exec.delete_bridge(&rec.bridge, &rec.owner(self.store.id())).await
     }
 
     /// Undoes a failed create. If the undo fails too, the record stays as

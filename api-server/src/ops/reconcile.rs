@@ -19,7 +19,7 @@ use super::Ops;
 use crate::domain::{LinkName, NetworkId, SandboxId};
 use crate::error::Result;
 use crate::executor::{Inventory, LinkKind, TaggedLink};
-use crate::model::{Netns, NetworkRecord, Owner, Phase, SandboxRecord};
+use crate::model::{Netns, NetworkRecord, Phase, SandboxRecord};
 use crate::state::State;
 use crate::store::Change;
 
@@ -34,6 +34,15 @@ impl Ops {
     /// The full reconciliation.
     pub async fn reconcile(&self) -> Result<()> {
         self.ensure_default_network().await?;
+        // Links this store has records of but that carry an older tag
+        // (or another store's, when the operator said adopt) become ours
+        // first: every later step asks for this store's exact tag.
+        self.adopt_links(&self.exec.inventory().await?).await?;
+        // Told to discard another store's objects: they go before this
+        // store's own are restored, as they may hold the names it needs.
+        if self.settings.foreign == super::identity::Foreign::Discard {
+            self.garbage_collect().await?;
+        }
         self.restore_networks(|n| n.phase != Phase::Deleting, Elements::Rebuilt).await?;
         // One atomic rebuild of the table from the records; interrupted
         // operations below then remove their own elements.
@@ -77,7 +86,9 @@ impl Ops {
             if !pick(&rec) {
                 continue;
             }
-            self.exec.ensure_bridge(&super::network::bridge_args(&rec, true)).await?;
+            self.exec
+                .ensure_bridge(&super::network::bridge_args(&rec, self.store.id(), true))
+                .await?;
             if elements == Elements::Add {
                 self.add_network_elements(&rec).await?;
             }
@@ -184,6 +195,8 @@ impl Ops {
     pub async fn garbage_collect(&self) -> Result<Vec<String>> {
         let inv = self.exec.inventory().await?;
         let (links, pins) = orphans(&*self.lock().await, &inv);
+        let links: Vec<_> = links.into_iter().filter(|l| self.collectable(l)).collect();
+        let pins = if self.pins_collectable() { pins } else { Vec::new() };
         let mut removed = Vec::new();
         // Veths before bridges: a bridge goes only once its ports are gone.
         let (bridges, others): (Vec<_>, Vec<_>) =
@@ -192,11 +205,7 @@ impl Ops {
             let Ok(name) = LinkName::parse("link", &l.name, &self.settings.link_prefix) else {
                 continue;
             };
-            let kind = match l.kind {
-                LinkKind::Bridge => "bridge",
-                LinkKind::Veth => "veth",
-                LinkKind::Other => "link",
-            };
+            let kind = l.kind.name();
             match l.kind {
                 LinkKind::Bridge => self.exec.delete_bridge(&name, &l.owner).await?,
                 _ => self.exec.detach(&name, &l.owner, 0).await?,
@@ -226,16 +235,7 @@ enum Elements {
 
 /// Tagged links and pins that no record owns.
 fn orphans(st: &State, inv: &Inventory) -> (Vec<TaggedLink>, Vec<SandboxId>) {
-    let owned_link = |l: &TaggedLink| match &l.owner {
-        Owner::Sandbox(id) => st
-            .sandboxes
-            .get(id)
-            .is_some_and(|s| s.endpoints.iter().any(|e| e.host_ifname.as_str() == l.name)),
-        Owner::Network(id) => st.networks.get(id).is_some_and(|n| n.bridge.as_str() == l.name),
-        // A tag format this version does not know: not ours to judge.
-        Owner::Other(_) => true,
-    };
-    let links = inv.links.iter().filter(|l| !owned_link(l)).cloned().collect();
+    let links = inv.links.iter().filter(|l| !super::identity::has_record(st, l)).cloned().collect();
     let owned_pin =
         |id: &&SandboxId| st.sandboxes.get(id).is_some_and(|s| matches!(s.netns, Netns::Owned(_)));
     let pins = inv.pins.iter().filter(|p| !owned_pin(p)).cloned().collect();

@@ -7,7 +7,7 @@ use super::Ops;
 use crate::domain::sandbox::{
     AttachSpec, ConnectSpec, DisconnectSpec, ModeSpec, SandboxSpec, MAX_INTERFACES,
 };
-use crate::domain::{LinkName, Mac, Ref, SandboxId};
+use crate::domain::{LinkName, Mac, Ref, SandboxId, StoreId};
 use crate::error::{Error, Result};
 use crate::executor::{EndpointArgs, HostListener, NetnsTarget};
 use crate::limits::Limits;
@@ -168,7 +168,7 @@ impl Ops {
         let net = self.lock().await.networks.get(&ep.network_id).cloned();
         let net =
             net.ok_or_else(|| Error::NotFound(format!("network {} vanished", ep.network_id)))?;
-        self.exec.attach(&endpoint_args(rec, ep, &net, target)).await
+        self.exec.attach(&endpoint_args(rec, ep, &net, target, self.store.id())).await
     }
 
     /// Removes a sandbox's kernel objects, best effort first, then reports
@@ -190,7 +190,9 @@ impl Ops {
             }
         }
         for ep in &rec.endpoints {
-            if let Err(e) = self.exec.detach(&ep.host_ifname, &rec.owner(), grace_ms).await {
+            if let Err(e) =
+                self.exec.detach(&ep.host_ifname, &rec.owner(self.store.id()), grace_ms).await
+            {
                 first_err.get_or_insert(e);
             }
         }
@@ -291,7 +293,7 @@ impl Ops {
     /// Removes one endpoint's ports, then the endpoint.
     pub(super) async fn unbuild_endpoint(&self, rec: &SandboxRecord, ep: &Endpoint) -> Result<()> {
         self.remove_ports(firewall::ports_of(rec, ep)).await?;
-        self.exec.detach(&ep.host_ifname, &rec.owner(), 0).await
+        self.exec.detach(&ep.host_ifname, &rec.owner(self.store.id()), 0).await
     }
 
     /// The endpoint is first recorded as not attached (the intent): once
@@ -332,6 +334,7 @@ pub(super) fn endpoint_args(
     ep: &Endpoint,
     net: &NetworkRecord,
     target: &NetnsTarget,
+    store: &StoreId,
 ) -> EndpointArgs {
     EndpointArgs {
         netns: target.clone(),
@@ -343,7 +346,7 @@ pub(super) fn endpoint_args(
         gateway: ep.default_route.then_some(net.gateway),
         mac: ep.mac,
         mtu: net.mtu,
-        owner: rec.owner(),
+        owner: rec.owner(store),
         // Reaching its own published ports through the host comes back in
         // on the same bridge port.
         hairpin: !net.internal,

@@ -5,6 +5,7 @@
 mod cancel;
 mod faults;
 mod host;
+mod identity;
 mod model;
 mod ops;
 
@@ -48,6 +49,7 @@ pub fn settings() -> Settings {
         link_prefix: PREFIX.into(),
         default_subnet: Some(Subnet { base: "198.18.0.0".parse().unwrap(), prefix: 16 }),
         allow_host_overlap: false,
+        foreign: crate::ops::identity::Foreign::Refuse,
         default_bridge: LinkName::parse("b", "ct0", PREFIX).unwrap(),
         ephemeral: EphemeralRange(49153, 49160),
         limits: Limits { bridge_ports: 8, ..Limits::default() },

@@ -381,7 +381,7 @@ async fn garbage_collection_removes_orphans_and_keeps_the_unknown() {
     env.fake.tamper(|k| {
         k.netns.insert(orphan.clone());
         let mut b = crate::contract::Fixture::new(PREFIX, 50).bridge_args();
-        b.owner = crate::model::Owner::Network(foreign.clone());
+        b.owner = crate::model::Owner::Network(foreign.clone(), Some(env.ops.store().id().clone()));
         k.bridges.insert(b.name.to_string(), b.clone());
         b.name = LinkName::parse("b", "ctunknown", PREFIX).unwrap();
         b.owner = crate::model::Owner::Other("someone:else".into());

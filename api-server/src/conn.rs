@@ -1,0 +1,451 @@
+//! Connection-level bounds, in the accept stream handed to tonic: limits per
+//! peer uid and in all (at the global limit the oldest connection with no
+//! RPC in flight makes room), a deadline for the HTTP/2 handshake, an idle
+//! timeout, and an accept loop that backs off when the process runs out of
+//! descriptors instead of spinning. A closed connection reads as EOF, so
+//! hyper drops it at once.
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::time::Instant;
+use tonic::codegen::http;
+use tonic::transport::server::Connected;
+
+use crate::limits::ConnLimits;
+
+/// One connection as the bounds see it.
+struct Shared {
+    id: u64,
+    uid: Option<u32>,
+    opened: Instant,
+    in_flight: AtomicUsize,
+    last_active: Mutex<Instant>,
+    handshaken: AtomicBool,
+    closed: AtomicBool,
+    reader: AtomicWaker,
+}
+
+impl Shared {
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.reader.wake();
+    }
+
+    fn touch(&self) {
+        *self.last_active.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    fn idle_since(&self) -> Instant {
+        *self.last_active.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What a request knows of its connection (tonic puts it in the request's
+/// extensions): the peer's uid, and the count of its RPCs in flight.
+#[derive(Clone)]
+pub struct ConnInfo {
+    shared: Arc<Shared>,
+}
+
+impl ConnInfo {
+    pub fn uid(&self) -> Option<u32> {
+        self.shared.uid
+    }
+}
+
+/// The connections open now.
+pub struct Registry {
+    conns: Mutex<Vec<Arc<Shared>>>,
+    limits: ConnLimits,
+    next_id: AtomicU64,
+}
+
+impl Registry {
+    pub fn new(limits: ConnLimits) -> Arc<Self> {
+        Arc::new(Self { conns: Mutex::default(), limits, next_id: AtomicU64::new(0) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Arc<Shared>>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Admits a connection of `uid`, or None when the uid is at its limit,
+    /// or everything is at the global limit and no connection is idle.
+    fn admit(&self, uid: Option<u32>) -> Option<Arc<Shared>> {
+        let mut conns = self.lock();
+        let of_uid = conns.iter().filter(|c| c.uid == uid).count();
+        if of_uid >= self.limits.per_uid {
+            tracing::debug!(
+                ?uid,
+                limit = self.limits.per_uid,
+                "connection refused: uid at its limit"
+            );
+            return None;
+        }
+        if conns.len() >= self.limits.global && !close_oldest_idle(&mut conns) {
+            return None;
+        }
+        let now = Instant::now();
+        let shared = Arc::new(Shared {
+            id: self.next_id.fetch_add(1, Ordering::SeqCst),
+            uid,
+            opened: now,
+            in_flight: AtomicUsize::new(0),
+            last_active: Mutex::new(now),
+            handshaken: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            reader: AtomicWaker::new(),
+        });
+        conns.push(shared.clone());
+        Some(shared)
+    }
+
+    /// Out of descriptors: the oldest idle connection makes room.
+    fn make_room(&self) {
+        close_oldest_idle(&mut self.lock());
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().retain(|c| c.id != id);
+    }
+
+    /// Closes connections past their handshake deadline or idle timeout.
+    fn sweep(&self) {
+        let now = Instant::now();
+        let mut conns = self.lock();
+        conns.retain(|c| {
+            let late = !c.handshaken.load(Ordering::SeqCst)
+                && now.duration_since(c.opened) >= self.limits.handshake;
+            let idle = c.in_flight.load(Ordering::SeqCst) == 0
+                && now.duration_since(c.idle_since()) >= self.limits.idle;
+            if late || idle {
+                tracing::debug!(uid = ?c.uid, late, idle, "connection closed");
+                c.close();
+            }
+            !(late || idle)
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Closes the oldest connection with no RPC in flight; false if none is idle.
+fn close_oldest_idle(conns: &mut Vec<Arc<Shared>>) -> bool {
+    let idle = conns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.in_flight.load(Ordering::SeqCst) == 0)
+        .min_by_key(|(_, c)| c.opened)
+        .map(|(i, _)| i);
+    let Some(oldest) = idle.map(|i| conns.swap_remove(i)) else {
+        return false;
+    };
+    oldest.close();
+    tracing::info!(uid = ?oldest.uid, "oldest idle connection closed to make room");
+    true
+}
+
+/// Accepts, bounds and hands connections to `tx` until the receiver is
+/// gone; sweeps the open ones meanwhile.
+pub async fn accept_loop(
+    listener: UnixListener,
+    registry: Arc<Registry>,
+    tx: tokio::sync::mpsc::Sender<io::Result<Conn>>,
+) {
+    let limits = registry.limits;
+    let every = (limits.handshake.min(limits.idle) / 4)
+        .clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut sweep = tokio::time::interval(every);
+    let mut starved = false;
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = sweep.tick() => {
+                registry.sweep();
+                continue;
+            }
+        };
+        match accepted {
+            Ok((io, _)) => {
+                starved = false;
+                let uid = io.peer_cred().ok().map(|c| c.uid());
+                let Some(shared) = registry.admit(uid) else {
+                    continue;
+                };
+                let conn = Conn {
+                    io,
+                    shared,
+                    registry: registry.clone(),
+                    handshake: Handshake::default(),
+                };
+                if tx.send(Ok(conn)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) if out_of_resources(&e) => {
+                if !starved {
+                    tracing::warn!(error = %e, "accept: out of resources; backing off");
+                    starved = true;
+                }
+                registry.sweep();
+                registry.make_room();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // A peer that went before its connection was accepted.
+            Err(e) => tracing::debug!(error = %e, "accept failed"),
+        }
+    }
+}
+
+fn out_of_resources(e: &io::Error) -> bool {
+    use nix::errno::Errno;
+    let code = e.raw_os_error().map(Errno::from_raw);
+    matches!(code, Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM))
+}
+
+/// Recognises the end of the HTTP/2 handshake from the client's bytes: the
+/// 24-byte preface, then frames until the client acknowledges the server's
+/// SETTINGS or opens a stream.
+#[derive(Default)]
+struct Handshake {
+    /// Bytes of the preface seen.
+    preface: usize,
+    /// The frame header being read, and how much of it is read.
+    header: [u8; 9],
+    header_len: usize,
+    /// Payload bytes of the current frame still to skip.
+    skip: usize,
+}
+
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const FRAME_HEADERS: u8 = 1;
+const FRAME_SETTINGS: u8 = 4;
+const FLAG_ACK: u8 = 1;
+
+impl Handshake {
+    /// Feeds bytes read from the client; true once the handshake is done.
+    fn feed(&mut self, mut bytes: &[u8]) -> bool {
+        while let Some((&b, rest)) = bytes.split_first() {
+            if self.preface < PREFACE.len() {
+                if PREFACE.get(self.preface) != Some(&b) {
+                    // Not HTTP/2: hyper closes it; until then it counts as
+                    // never handshaken.
+                    return false;
+                }
+                self.preface += 1;
+                bytes = rest;
+            } else if self.skip > 0 {
+                let n = self.skip.min(bytes.len());
+                self.skip -= n;
+                bytes = bytes.get(n..).unwrap_or_default();
+            } else {
+                if let Some(slot) = self.header.get_mut(self.header_len) {
+                    *slot = b;
+                }
+                self.header_len += 1;
+                bytes = rest;
+                if self.header_len == self.header.len() {
+                    self.header_len = 0;
+                    let [l0, l1, l2, kind, flags, ..] = self.header;
+                    let settings_ack = kind == FRAME_SETTINGS && flags & FLAG_ACK != 0;
+                    if settings_ack || kind == FRAME_HEADERS {
+                        return true;
+                    }
+                    self.skip = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
+                }
+            }
+        }
+        false
+    }
+}
+
+/// An accepted connection under the bounds.
+pub struct Conn {
+    io: UnixStream,
+    shared: Arc<Shared>,
+    registry: Arc<Registry>,
+    handshake: Handshake,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.registry.remove(self.shared.id);
+    }
+}
+
+impl Connected for Conn {
+    type ConnectInfo = ConnInfo;
+    fn connect_info(&self) -> ConnInfo {
+        ConnInfo { shared: self.shared.clone() }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.shared.reader.register(cx.waker());
+        if this.shared.closed.load(Ordering::SeqCst) {
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        if !this.shared.handshaken.load(Ordering::SeqCst) {
+            let new = buf.filled().get(before..).unwrap_or_default();
+            if this.handshake.feed(new) {
+                this.shared.handshaken.store(true, Ordering::SeqCst);
+                this.shared.touch();
+            }
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.shared.closed.load(Ordering::SeqCst) {
+            return Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()));
+        }
+        Pin::new(&mut this.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// A tower layer counting each connection's RPCs in flight, so the idle
+/// timeout and the global limit's eviction never close a connection that
+/// is being answered.
+#[derive(Clone, Default)]
+pub struct InFlightLayer;
+
+impl<S> tower::Layer<S> for InFlightLayer {
+    type Service = InFlight<S>;
+    fn layer(&self, inner: S) -> InFlight<S> {
+        InFlight { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct InFlight<S> {
+    inner: S,
+}
+
+/// One RPC in flight on its connection until dropped.
+struct Busy(Arc<Shared>);
+
+impl Busy {
+    fn enter(shared: Arc<Shared>) -> Self {
+        shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        shared.touch();
+        Busy(shared)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl<S, B> tower::Service<http::Request<B>> for InFlight<S>
+where
+    S: tower::Service<http::Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let busy = req.extensions().get::<ConnInfo>().map(|c| Busy::enter(c.shared.clone()));
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let out = fut.await;
+            drop(busy);
+            out
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len();
+        let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags, 0, 0, 0, 0];
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn the_handshake_ends_with_the_clients_settings_ack_in_any_chunking() {
+        let mut bytes = PREFACE.to_vec();
+        bytes.extend(frame(FRAME_SETTINGS, 0, &[0, 3, 0, 0, 0, 100]));
+        let preface_only = bytes.clone();
+        bytes.extend(frame(8, 0, &[0, 0, 1, 0])); // WINDOW_UPDATE
+        bytes.extend(frame(FRAME_SETTINGS, FLAG_ACK, &[]));
+        for chunk in [1, 2, 7, 9, 1000] {
+            let mut h = Handshake::default();
+            let done = bytes.chunks(chunk).any(|c| h.feed(c));
+            assert!(done, "chunks of {chunk}");
+            let mut h = Handshake::default();
+            assert!(
+                !preface_only.chunks(chunk).any(|c| h.feed(c)),
+                "preface only, chunks of {chunk}"
+            );
+        }
+        let mut h = Handshake::default();
+        assert!(!h.feed(b"GET / HTTP/1.1\r\n\r\n"), "not HTTP/2");
+    }
+
+    #[tokio::test]
+    async fn per_uid_then_global_limits_evict_only_idle_connections() {
+        let limits = ConnLimits { per_uid: 2, global: 3, ..ConnLimits::default() };
+        let r = Registry::new(limits);
+        let a1 = r.admit(Some(1)).unwrap();
+        let _a2 = r.admit(Some(1)).unwrap();
+        assert!(r.admit(Some(1)).is_none(), "uid 1 is at its limit");
+        let b1 = r.admit(Some(2)).unwrap();
+        a1.in_flight.store(1, Ordering::SeqCst);
+        // Global limit: the oldest idle one (a2: a1 is busy) makes room.
+        let _b2 = r.admit(Some(2)).unwrap();
+        assert!(!a1.closed.load(Ordering::SeqCst));
+        assert_eq!(r.len(), 3);
+        b1.in_flight.store(1, Ordering::SeqCst);
+        let busy = r.lock().iter().filter(|c| c.in_flight.load(Ordering::SeqCst) > 0).count();
+        assert_eq!(busy, 2);
+    }
+}

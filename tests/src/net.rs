@@ -256,3 +256,18 @@ pub fn element_comment(e: &Value) -> String {
     let key = if e.is_array() { &e[0] } else { e };
     key["elem"]["comment"].as_str().unwrap_or_default().to_string()
 }
+
+/// The host port of a `ports_*` map element as nft -j prints it: the key is
+/// the concatenation `proto . host_port` (with a comment, wrapped in "elem").
+pub fn element_host_port(e: &Value) -> u32 {
+    fn concat(v: &Value) -> Option<&Vec<Value>> {
+        v.get("concat").and_then(Value::as_array).or_else(|| {
+            let inner = v.get("elem").and_then(|e| e.get("val"))?;
+            concat(inner)
+        })
+    }
+    let key = if e.is_array() { &e[0] } else { e };
+    let parts = concat(key).unwrap_or_else(|| panic!("no proto . port key in {e}"));
+    let port = parts.iter().find_map(Value::as_u64).unwrap_or_else(|| panic!("no port in {e}"));
+    port as u32
+}

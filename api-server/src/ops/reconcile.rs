@@ -166,6 +166,16 @@ impl Ops {
         if rec.phase != Phase::Ready {
             return Ok(());
         }
+        // The inventory may predate the record: a create that finished
+        // while this reconciliation ran. Under the claim nothing changes
+        // this sandbox, so a fresh look is the truth.
+        let fresh;
+        let inv = if missing_something(&rec, inv) {
+            fresh = self.exec.inventory().await?;
+            &fresh
+        } else {
+            inv
+        };
         if matches!(rec.netns, Netns::Owned(_)) && !inv.pins.contains(&rec.id) {
             let why = "its network namespace is gone (host rebooted, or it was removed behind ctnet's back)";
             return self.mark_failed(rec, why).await;
@@ -231,6 +241,12 @@ impl Ops {
 enum Elements {
     Add,
     Rebuilt,
+}
+
+/// True when the inventory lacks the sandbox's pin or one of its veths.
+fn missing_something(rec: &SandboxRecord, inv: &Inventory) -> bool {
+    let pin = matches!(rec.netns, Netns::Owned(_)) && !inv.pins.contains(&rec.id);
+    pin || rec.endpoints.iter().any(|e| e.attached && inv.link(&e.host_ifname).is_none())
 }
 
 /// Tagged links and pins that no record owns.

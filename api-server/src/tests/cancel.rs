@@ -195,3 +195,23 @@ async fn a_stale_rebuild_never_brings_back_a_deleted_port() {
     assert!(env.fake.kernel().fw_ports.is_empty(), "the deleted port came back");
     env.agree().await;
 }
+
+/// A reconciliation judges each sandbox by an inventory taken before it
+/// claimed it; a create finished in between was marked failed ("its
+/// network namespace is gone"), as the three-client chaos test found.
+#[tokio::test]
+async fn a_create_finished_during_reconciliation_is_not_marked_failed() {
+    let env = Env::new().await;
+    // adopt_links takes the first inventory; the second is the one sandboxes
+    // are judged by: taken, then held while a create runs to the end.
+    env.fake.inject(Some(Op::Inventory), 2, Fault::HangAfter);
+    let ops = env.ops.clone();
+    let reconciling = tokio::spawn(async move { ops.reconcile().await });
+    env.fake.hung(1).await;
+    let late = env.bridge("late", &["8090:80"]).await.unwrap();
+    env.fake.release();
+    reconciling.await.unwrap().unwrap();
+    let phase = env.ops.lock().await.sandboxes[&late.id].phase.clone();
+    assert_eq!(phase, Phase::Ready);
+    env.agree().await;
+}

@@ -2,6 +2,7 @@
 //! keeps state in an embedded crash-safe store and asks ctnet-netexec, over
 //! the executor API, for every kernel change.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::string_slice)]
+mod confine;
 mod privilege;
 
 use std::os::unix::fs::PermissionsExt;
@@ -99,6 +100,10 @@ struct Args {
     /// Allow running as root (not recommended: ctnet-api needs no privilege).
     #[arg(long)]
     allow_root: bool,
+    /// Diagnostics: run the seccomp probes under the filter ("on") or
+    /// without it ("off", the control), print the results, exit.
+    #[arg(long, hide = true)]
+    probe_seccomp: Option<String>,
     /// Log format: "text" or "json".
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -109,6 +114,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 fn main() {
     let args = Args::parse();
     ctnet_proto::daemon::init_logging(&args.log_format);
+    if let Some(mode) = &args.probe_seccomp {
+        std::process::exit(confine::run_probe(mode == "on"));
+    }
     if let Err(e) = start(args) {
         tracing::error!(error = %e, "ctnet-api failed");
         std::process::exit(1);
@@ -130,6 +138,8 @@ fn start(args: Args) -> Result<(), BoxError> {
         privilege::become_account(to)?;
     }
     privilege::verify(args.allow_root)?;
+    // Single-threaded still: every thread the runtime makes inherits it.
+    confine::install()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(args, listener))
 }
@@ -184,6 +194,8 @@ fn parse_port_range(s: &str) -> Option<EphemeralRange> {
 }
 
 async fn run(args: Args, listener: std::os::unix::net::UnixListener) -> Result<(), BoxError> {
+    ctnet_proto::seccomp::verify_threads(0)
+        .map_err(|e| format!("refusing to serve, confinement incomplete: {e}"))?;
     let settings = settings(&args)?;
     let store = Store::open(&args.state_dir)?;
     let exec = Arc::new(GrpcExecutor::new(&args.netexec_socket)?);

@@ -3,17 +3,14 @@
 //! argument-level seccomp filter on every thread (CAP_SYS_ADMIN is only
 //! tolerable with one). Setup that needs more than that (shared pin
 //! directory, host pin, socket, mount namespace) happens before.
-use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use caps::{CapSet, Capability, CapsHashSet};
+use ctnet_proto::seccomp::{self, arg, eq, rule, Rules, SeccompCmpOp as Op};
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op,
-    SeccompCondition as Cond, SeccompFilter, SeccompRule, TargetArch,
-};
+use seccompiler::BpfProgram;
 
 /// What this netexec may do with namespaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,7 +27,7 @@ pub const KEEP: [Capability; 2] = [Capability::CAP_NET_ADMIN, Capability::CAP_SY
 pub const KEEP_MASK: u64 = (1 << 12) | (1 << 21);
 
 /// The errno the filter answers refused calls with.
-pub const REFUSED: u32 = libc::EPERM as u32;
+pub const REFUSED: u32 = seccomp::REFUSED;
 
 /// netexec's own mount namespace: the pin directory (and any runtime netns
 /// directory it reads) stay shared peers of the host's, so pins still reach
@@ -191,179 +188,26 @@ pub fn drop_capabilities() -> Result<(), caps::errors::CapsError> {
     Ok(())
 }
 
-// The filter is built from constants of this file; no input reaches it, and
-// a filter that does not build must stop netexec before it serves.
-#[allow(clippy::expect_used)]
-fn arg(index: u8, op: Op, value: u64) -> Cond {
-    Cond::new(index, Len::Qword, op, value).expect("valid seccomp condition")
-}
-
-// The filter is built from constants of this file; no input reaches it, and
-// a filter that does not build must stop netexec before it serves.
-#[allow(clippy::expect_used)]
-fn rule(conds: Vec<Cond>) -> SeccompRule {
-    SeccompRule::new(conds).expect("valid seccomp rule")
-}
-
-fn eq(index: u8, value: u64) -> SeccompRule {
-    rule(vec![arg(index, Op::Eq, value)])
-}
-
-/// Calls allowed whatever their arguments: what tokio, tonic, rtnetlink,
-/// glibc's thread and process creation, and the exec'd nft and conntrack
-/// need. Everything not listed (ptrace, bpf, kexec, module loading,
-/// keyctl, io_uring, perf, process_vm_*, open_by_handle_at, pivot_root,
-/// chroot, the new mount API ...) is refused.
-const PLAIN: &[i64] = &[
-    libc::SYS_read,
-    libc::SYS_write,
-    libc::SYS_readv,
-    libc::SYS_writev,
-    libc::SYS_pread64,
-    libc::SYS_pwrite64,
-    libc::SYS_close,
-    libc::SYS_close_range,
-    libc::SYS_fstat,
-    libc::SYS_newfstatat,
-    libc::SYS_statx,
-    libc::SYS_lseek,
+/// Calls netexec needs beyond the shared set, whatever their arguments:
+/// statfs (pin and netns_path checks), unlink (its socket), bind and listen
+/// (its socket), and running nft and conntrack (execve, wait).
+const EXTRA: &[i64] = &[
     libc::SYS_statfs,
     libc::SYS_fstatfs,
-    libc::SYS_mmap,
-    libc::SYS_munmap,
-    libc::SYS_mprotect,
-    libc::SYS_mremap,
-    libc::SYS_madvise,
-    libc::SYS_brk,
-    libc::SYS_rt_sigaction,
-    libc::SYS_rt_sigprocmask,
-    libc::SYS_rt_sigreturn,
-    libc::SYS_sigaltstack,
-    libc::SYS_ioctl,
-    libc::SYS_faccessat,
-    libc::SYS_faccessat2,
-    libc::SYS_pipe2,
-    libc::SYS_dup,
-    libc::SYS_dup3,
-    libc::SYS_fcntl,
-    libc::SYS_fsync,
-    libc::SYS_getcwd,
-    libc::SYS_openat,
-    libc::SYS_openat2,
-    libc::SYS_readlinkat,
-    libc::SYS_getdents64,
     libc::SYS_unlinkat,
-    libc::SYS_fadvise64,
-    libc::SYS_futex,
-    libc::SYS_set_robust_list,
-    libc::SYS_get_robust_list,
-    libc::SYS_sched_yield,
-    libc::SYS_sched_getaffinity,
-    libc::SYS_nanosleep,
-    libc::SYS_clock_nanosleep,
-    libc::SYS_clock_gettime,
-    libc::SYS_clock_getres,
-    libc::SYS_gettimeofday,
-    libc::SYS_getpid,
-    libc::SYS_gettid,
-    libc::SYS_getppid,
-    libc::SYS_getuid,
-    libc::SYS_geteuid,
-    libc::SYS_getgid,
-    libc::SYS_getegid,
-    libc::SYS_getgroups,
-    libc::SYS_getresuid,
-    libc::SYS_getresgid,
-    libc::SYS_capget,
-    libc::SYS_set_tid_address,
-    libc::SYS_rseq,
-    libc::SYS_prlimit64,
-    libc::SYS_getrandom,
-    libc::SYS_uname,
-    libc::SYS_sysinfo,
-    libc::SYS_epoll_create1,
-    libc::SYS_epoll_ctl,
-    libc::SYS_epoll_pwait,
-    libc::SYS_epoll_pwait2,
-    libc::SYS_eventfd2,
-    libc::SYS_ppoll,
-    libc::SYS_pselect6,
     libc::SYS_bind,
     libc::SYS_listen,
-    libc::SYS_accept4,
-    libc::SYS_connect,
-    libc::SYS_getsockname,
-    libc::SYS_getpeername,
-    libc::SYS_getsockopt,
-    libc::SYS_setsockopt,
-    libc::SYS_sendto,
-    libc::SYS_recvfrom,
-    libc::SYS_sendmsg,
-    libc::SYS_recvmsg,
-    libc::SYS_sendmmsg,
-    libc::SYS_recvmmsg,
-    libc::SYS_shutdown,
-    libc::SYS_exit,
-    libc::SYS_exit_group,
     libc::SYS_wait4,
     libc::SYS_waitid,
-    libc::SYS_tgkill,
     libc::SYS_execve,
     libc::SYS_pidfd_open,
-    libc::SYS_restart_syscall,
-    libc::SYS_membarrier,
-    // clone3 passes here and is answered ENOSYS by the second filter, so
-    // glibc falls back to clone, whose flags this filter can inspect.
-    libc::SYS_clone3,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_arch_prctl,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_open,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_stat,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_lstat,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_access,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_readlink,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_pipe,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_dup2,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_poll,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_epoll_wait,
     #[cfg(target_arch = "x86_64")]
     libc::SYS_unlink,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_getdents,
 ];
 
-const NEW_NAMESPACES: u64 = (libc::CLONE_NEWNS
-    | libc::CLONE_NEWUSER
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWCGROUP
-    | libc::CLONE_NEWTIME) as u64;
-
-/// prctl options glibc, Rust's std and the exec'd tools use.
-const PRCTL_OPTIONS: &[u64] = &[
-    libc::PR_SET_NAME as u64,
-    libc::PR_GET_NAME as u64,
-    libc::PR_CAPBSET_READ as u64,
-    libc::PR_GET_NO_NEW_PRIVS as u64,
-    libc::PR_GET_SECUREBITS as u64,
-    libc::PR_GET_KEEPCAPS as u64,
-    libc::PR_GET_DUMPABLE as u64,
-    0x5356_4d41, // PR_SET_VMA (glibc names its mappings)
-];
-
-fn rules(profile: Profile) -> BTreeMap<i64, Vec<SeccompRule>> {
-    let mut r: BTreeMap<i64, Vec<SeccompRule>> = PLAIN.iter().map(|s| (*s, vec![])).collect();
+fn rules(profile: Profile) -> Rules {
+    let mut r = seccomp::common_rules();
+    r.extend(EXTRA.iter().map(|s| (*s, vec![])));
     // Sockets: Unix (gRPC), and netlink for routes, nftables, sock_diag.
     let netlink = |proto: i32| {
         rule(vec![arg(0, Op::Eq, libc::AF_NETLINK as u64), arg(2, Op::Eq, proto as u64)])
@@ -377,10 +221,6 @@ fn rules(profile: Profile) -> BTreeMap<i64, Vec<SeccompRule>> {
             netlink(libc::NETLINK_SOCK_DIAG),
         ],
     );
-    r.insert(libc::SYS_socketpair, vec![eq(0, libc::AF_UNIX as u64)]);
-    // Threads and child processes, never in new namespaces.
-    r.insert(libc::SYS_clone, vec![rule(vec![arg(0, Op::MaskedEq(NEW_NAMESPACES), 0)])]);
-    r.insert(libc::SYS_prctl, PRCTL_OPTIONS.iter().map(|o| eq(0, *o)).collect());
     // Entering sandbox namespaces: network namespaces only.
     r.insert(libc::SYS_setns, vec![eq(1, libc::CLONE_NEWNET as u64)]);
     if profile == Profile::Creates {
@@ -393,42 +233,14 @@ fn rules(profile: Profile) -> BTreeMap<i64, Vec<SeccompRule>> {
     r
 }
 
-// The filter is built from constants of this file; no input reaches it, and
-// a filter that does not build must stop netexec before it serves.
-#[allow(clippy::expect_used)]
-fn arch() -> TargetArch {
-    TargetArch::try_from(std::env::consts::ARCH).expect("a seccomp-supported architecture")
-}
-
 /// The main filter (refuse what is not allowed) and the clone3 filter.
-// The filter is built from constants of this file; no input reaches it, and
-// a filter that does not build must stop netexec before it serves.
-#[allow(clippy::expect_used)]
 pub fn filters(profile: Profile) -> (BpfProgram, BpfProgram) {
-    let main = SeccompFilter::new(
-        rules(profile),
-        SeccompAction::Errno(REFUSED),
-        SeccompAction::Allow,
-        arch(),
-    )
-    .expect("valid filter");
-    let clone3 = SeccompFilter::new(
-        BTreeMap::from([(libc::SYS_clone3, vec![])]),
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-        arch(),
-    )
-    .expect("valid filter");
-    (main.try_into().expect("compiles"), clone3.try_into().expect("compiles"))
+    seccomp::filters(rules(profile))
 }
 
 /// Installs both filters on every thread (this also sets no_new_privs).
-/// The clone3 filter goes first: the main one refuses seccomp(2) itself,
-/// and for clone3 its ERRNO outranks the main filter's ALLOW either way.
 pub fn install(profile: Profile) -> Result<(), seccompiler::Error> {
-    let (main, clone3) = filters(profile);
-    seccompiler::apply_filter_all_threads(&clone3)?;
-    seccompiler::apply_filter_all_threads(&main)
+    seccomp::install(rules(profile))
 }
 
 /// Reads every thread's status: refuses to go on unless each holds exactly

@@ -13,6 +13,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::confine::{self, Profile};
+use ctnet_proto::seccomp::probe::{
+    bpf_map_create, in_child, ptrace_traceme, report, socket, sys, thread, unshare,
+};
 
 type Probe = (&'static str, fn(&Path) -> i32);
 
@@ -40,7 +43,7 @@ const ALLOWED: &[Probe] = &[
     ("socket_unix", |_| socket(libc::AF_UNIX, libc::SOCK_STREAM, 0)),
     ("netlink_route", |_| socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)),
     ("netlink_netfilter", |_| socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_NETFILTER)),
-    ("thread", |_| if std::thread::spawn(|| 1).join().is_ok() { 0 } else { libc::EPERM }),
+    ("thread", |_| thread()),
     ("exec", |_| match std::process::Command::new("true").status() {
         Ok(s) if s.success() => 0,
         Ok(_) => libc::ECHILD,
@@ -48,34 +51,10 @@ const ALLOWED: &[Probe] = &[
     }),
 ];
 
-/// 0 on success, else the errno.
-fn sys(rc: i32) -> i32 {
-    if rc < 0 {
-        std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
-    } else {
-        0
-    }
-}
-
-fn unshare(flags: i32) -> i32 {
-    // SAFETY: unshare takes no pointers; the probe runs in a throwaway child.
-    sys(unsafe { libc::unshare(flags) })
-}
-
 /// Returns the raw result: `with_netns_fd` turns it into an errno.
 fn setns(fd: i32, nstype: i32) -> i32 {
     // SAFETY: fd is an open namespace descriptor; no pointers are passed.
     unsafe { libc::setns(fd, nstype) }
-}
-
-fn ptrace_traceme() -> i32 {
-    // SAFETY: PTRACE_TRACEME takes no pointers (addr and data are ignored).
-    sys(unsafe { libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) } as i32)
-}
-
-fn socket(domain: i32, kind: i32, proto: i32) -> i32 {
-    // SAFETY: socket takes no pointers; the descriptor is left to process exit.
-    sys(unsafe { libc::socket(domain, kind, proto) })
 }
 
 fn mount(src: Option<&str>, target: &str, flags: libc::c_ulong) -> i32 {
@@ -110,55 +89,6 @@ fn bind_mount(scratch: &Path) -> i32 {
     sys(unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) })
 }
 
-fn bpf_map_create() -> i32 {
-    // union bpf_attr for BPF_MAP_CREATE: map_type, key_size, value_size, max_entries.
-    let mut attr = [0u32; 32];
-    attr[..4].copy_from_slice(&[2 /* BPF_MAP_TYPE_ARRAY */, 4, 4, 1]);
-    // SAFETY: attr is a live, zero-filled buffer larger than the union
-    // bpf(2) reads, and its size is passed with it.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            0, /* BPF_MAP_CREATE */
-            attr.as_ptr(),
-            std::mem::size_of_val(&attr),
-        )
-    };
-    sys(rc as i32)
-}
-
-/// Runs `probe` in a forked child; returns its result.
-fn in_child(probe: fn(&Path) -> i32, scratch: &Path) -> i32 {
-    // SAFETY: this process is single-threaded; the child only runs the probe
-    // and exits.
-    match unsafe { libc::fork() } {
-        // SAFETY: _exit ends the child without running the parent's destructors.
-        0 => unsafe { libc::_exit(probe(scratch)) },
-        pid if pid > 0 => {
-            let mut status = 0;
-            // SAFETY: status is a live i32 the call writes into.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                libc::EINTR
-            }
-        }
-        _ => sys(-1),
-    }
-}
-
-fn errno_name(code: i32) -> String {
-    match code {
-        0 => "ok".into(),
-        libc::EPERM => "EPERM".into(),
-        libc::EACCES => "EACCES".into(),
-        libc::EINVAL => "EINVAL".into(),
-        libc::ENOSYS => "ENOSYS".into(),
-        c => format!("errno {c}"),
-    }
-}
-
 pub fn run(profile: Profile, filter: bool, scratch: &Path) -> i32 {
     let own = std::fs::metadata("/proc/self/ns/mnt").map(|m| m.ino()).unwrap_or(0);
     let init = std::fs::metadata("/proc/1/ns/mnt").map(|m| m.ino()).unwrap_or(0);
@@ -176,13 +106,11 @@ pub fn run(profile: Profile, filter: bool, scratch: &Path) -> i32 {
     }
     // The allowed probes first: in the control run, the refused mount probes
     // really do remount this (throwaway) namespace's root read-only.
-    let results: Vec<String> = ALLOWED
+    let results: Vec<(&str, i32)> = ALLOWED
         .iter()
         .chain(REFUSED)
-        .map(|(name, probe)| format!("\"{name}\": \"{}\"", errno_name(in_child(*probe, scratch))))
+        .map(|(name, probe)| (*name, in_child(|| probe(scratch))))
         .collect();
-    // A plain JSON object on stdout: this is a diagnostic subcommand's output.
-    use std::io::Write;
-    let _ = writeln!(std::io::stdout(), "{{{}}}", results.join(", "));
+    report(&results);
     0
 }

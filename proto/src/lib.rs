@@ -17,3 +17,5 @@ pub const PUBLIC_FILE_DESCRIPTOR_SET: &[u8] =
 
 #[cfg(feature = "daemon")]
 pub mod daemon;
+#[cfg(feature = "daemon")]
+pub mod seccomp;

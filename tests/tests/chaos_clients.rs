@@ -194,7 +194,7 @@ async fn three_clients_under_kills_end_consistent() {
     let nft_ports: BTreeSet<u32> = st
         .nft_elements("ports_any")
         .iter()
-        .map(|e| ctnet_tests::net::element_host_port(e))
+        .map(ctnet_tests::net::element_host_port)
         .collect();
     assert_eq!(nft_ports, record_ports, "nft port elements = records' ports");
     let mut veths = st.host_veths();

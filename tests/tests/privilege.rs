@@ -43,6 +43,8 @@ async fn netexec_holds_two_capabilities_and_a_filter_on_every_thread_api_holds_n
         // capability back (it used to keep the full set).
         assert_eq!(status_field(&s, "CapBnd:"), "0000000000000000", "CapBnd");
         assert_eq!(status_field(&s, "NoNewPrivs:"), "1");
+        // Its own filter on every thread (it used to have none).
+        assert_eq!(status_field(&s, "Seccomp:"), "2", "ctnet-api's filter");
     }
     st.finish().await;
 }
@@ -114,6 +116,29 @@ const NEEDED: [&str; 8] = [
     "thread",
     "exec",
 ];
+
+/// ctnet-api's probes: under its filter or without it (the control).
+fn api_probe(filter: &str) -> serde_json::Value {
+    let out = std::process::Command::new(ctnet_tests::bin("ctnet-api"))
+        .args(["--probe-seccomp", filter])
+        .output()
+        .expect("run ctnet-api --probe-seccomp");
+    assert!(out.status.success(), "probe: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("probe JSON")
+}
+
+#[test]
+fn ctnet_apis_filter_refuses_what_it_does_not_need() {
+    let (control, filtered) = (api_probe("off"), api_probe("on"));
+    let refused = ["socket_inet", "socket_netlink", "unshare_newuser", "ptrace", "bpf", "exec"];
+    for p in refused {
+        assert_eq!(control[p], "ok", "control: {p} works without the filter");
+        assert_eq!(filtered[p], "EPERM", "ctnet-api's filter must refuse {p}");
+    }
+    for p in ["socket_unix", "thread"] {
+        assert_eq!((&control[p], &filtered[p]), (&"ok".into(), &"ok".into()), "{p}");
+    }
+}
 
 #[test]
 fn seccomp_refuses_what_netexec_does_not_need() {

@@ -461,6 +461,17 @@ fn placeholder_client() -> Client {
     }
 }
 
+/// The seed of a chaos test: CTNET_CHAOS_SEED, or a random one; printed
+/// so a failing run can be replayed.
+pub fn chaos_seed() -> u64 {
+    let seed = std::env::var("CTNET_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("chaos seed: {seed} (replay with CTNET_CHAOS_SEED={seed})");
+    seed
+}
+
 /// Asserts a link alias is ctnet's tag for `kind` ("sb", "net") and `id`:
 /// `ctnet:KIND:ID:STORE`, STORE the 16 hex digits of the store's identity.
 pub fn assert_tag(alias: &serde_json::Value, kind: &str, id: &str) {

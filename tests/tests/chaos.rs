@@ -57,11 +57,7 @@ fn networks_of(s: &pb::Sandbox) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_with_kills_ends_all_or_nothing_and_consistent() {
-    let seed: u64 = std::env::var("CTNET_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    println!("chaos seed: {seed} (replay with CTNET_CHAOS_SEED={seed})");
+    let seed = ctnet_tests::chaos_seed();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut st = Stack::start().await;
     let ext = st.add_external();

@@ -115,11 +115,7 @@ async fn client_loop(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_clients_under_kills_end_consistent() {
-    let seed: u64 = std::env::var("CTNET_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    println!("chaos seed: {seed} (replay with CTNET_CHAOS_SEED={seed})");
+    let seed = ctnet_tests::chaos_seed();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut st = Stack::start().await;
     for (name, subnet) in [("blue", "198.19.52.0/24"), ("green", "198.19.53.0/24")] {

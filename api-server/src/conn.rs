@@ -339,22 +339,43 @@ impl AsyncWrite for Conn {
     }
 }
 
-/// A tower layer counting each connection's RPCs in flight, so the idle
-/// timeout and the global limit's eviction never close a connection that
-/// is being answered.
-#[derive(Clone, Default)]
-pub struct InFlightLayer;
+/// The request-level tower layer: it counts each connection's RPCs in
+/// flight, so the idle timeout and the global limit's eviction never close
+/// a connection that is being answered, and it answers a request message
+/// over the size limit with ResourceExhausted. (tonic refuses it from its
+/// length prefix, before reading it, with OutOfRange; no handler of ours
+/// answers OutOfRange.)
+#[derive(Clone)]
+pub struct RequestLayer {
+    pub max_message: usize,
+}
 
-impl<S> tower::Layer<S> for InFlightLayer {
+impl<S> tower::Layer<S> for RequestLayer {
     type Service = InFlight<S>;
     fn layer(&self, inner: S) -> InFlight<S> {
-        InFlight { inner }
+        InFlight { inner, max_message: self.max_message }
     }
 }
 
 #[derive(Clone)]
 pub struct InFlight<S> {
     inner: S,
+    max_message: usize,
+}
+
+const GRPC_OUT_OF_RANGE: &str = "11";
+const GRPC_RESOURCE_EXHAUSTED: &str = "8";
+
+/// tonic's OutOfRange for an oversized message, as ResourceExhausted.
+fn oversize_exhausted<B>(resp: &mut http::Response<B>, max: usize) {
+    let h = resp.headers_mut();
+    if h.get("grpc-status").is_some_and(|s| s == GRPC_OUT_OF_RANGE) {
+        let msg = format!("request message too large: the limit is {max} bytes");
+        if let Ok(v) = http::HeaderValue::from_str(&msg.replace(' ', "%20")) {
+            h.insert("grpc-status", http::HeaderValue::from_static(GRPC_RESOURCE_EXHAUSTED));
+            h.insert("grpc-message", v);
+        }
+    }
 }
 
 /// One RPC in flight on its connection until dropped.
@@ -375,9 +396,9 @@ impl Drop for Busy {
     }
 }
 
-impl<S, B> tower::Service<http::Request<B>> for InFlight<S>
+impl<S, B, R> tower::Service<http::Request<B>> for InFlight<S>
 where
-    S: tower::Service<http::Request<B>>,
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
     S::Future: Send + 'static,
 {
     type Response = S::Response;
@@ -390,10 +411,13 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let busy = req.extensions().get::<ConnInfo>().map(|c| Busy::enter(c.shared.clone()));
-        let fut = self.inner.call(req);
+        let (fut, max) = (self.inner.call(req), self.max_message);
         Box::pin(async move {
-            let out = fut.await;
+            let mut out = fut.await;
             drop(busy);
+            if let Ok(resp) = &mut out {
+                oversize_exhausted(resp, max);
+            }
             out
         })
     }

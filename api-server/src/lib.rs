@@ -108,7 +108,7 @@ pub async fn run(
         .timeout(limits.rpc)
         .concurrency_limit_per_connection(limits.per_connection_rpcs)
         .max_concurrent_streams(u32::try_from(limits.per_connection_rpcs).unwrap_or(u32::MAX))
-        .layer(conn::InFlightLayer)
+        .layer(conn::RequestLayer { max_message: max })
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

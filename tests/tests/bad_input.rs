@@ -286,3 +286,20 @@ async fn bad_sandboxes_are_refused_without_change() {
     st.delete("hostbox").await;
     st.finish().await;
 }
+
+/// A request message over the size limit is refused from its length
+/// prefix, before it is read, with ResourceExhausted; nothing changes and
+/// the connection serves the next request.
+#[tokio::test]
+async fn an_oversized_request_is_resource_exhausted_without_change() {
+    let mut st = Stack::start().await;
+    let before = snapshot(&mut st).await;
+    let huge = pb::CreateSandboxRequest { name: Some("x".repeat(2 << 20)), ..req::bridge("", &[]) };
+    let err = st.client.sandboxes.create_sandbox(huge).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("1048576 bytes"), "{}", err.message());
+    assert_eq!(snapshot(&mut st).await, before);
+    st.create(req::bridge("after", &[])).await;
+    st.delete("after").await;
+    st.finish().await;
+}

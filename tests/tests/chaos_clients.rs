@@ -187,11 +187,8 @@ async fn three_clients_under_kills_end_consistent() {
     // records' veths and pins.
     let record_ports: BTreeSet<u32> =
         list.iter().flat_map(|s| s.ports.iter().map(|p| p.host_port)).collect();
-    let nft_ports: BTreeSet<u32> = st
-        .nft_elements("ports_any")
-        .iter()
-        .map(ctnet_tests::net::element_host_port)
-        .collect();
+    let nft_ports: BTreeSet<u32> =
+        st.nft_elements("ports_any").iter().map(ctnet_tests::net::element_host_port).collect();
     assert_eq!(nft_ports, record_ports, "nft port elements = records' ports");
     let mut veths = st.host_veths();
     veths.sort();

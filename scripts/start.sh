@@ -3,7 +3,8 @@
 # with the embedded state store under /var/lib/ctnet and the default
 # network "bridge" (bridge ctnet0 on CTNET_SUBNET if set, else the first
 # /16 of 172.17.0.0/12 the host leaves free). The API socket is
-# /run/ctnet/ctnet.sock, group ctnet.
+# /run/ctnet/ctnet.sock, group ctnet. CTNET_API_REMOTE adds the TLS
+# listener, e.g. "--listen 0.0.0.0:7443 --tls-cert F --tls-key F --tls-client-ca F".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -41,6 +42,7 @@ echo $! >"$run/netexec.pid"
 nohup "$bin/ctnet-api" --user ctnet-api --socket "$run/ctnet.sock" --socket-group ctnet \
   --netexec-socket "$run/netexec.sock" --state-dir /var/lib/ctnet \
   ${CTNET_SUBNET:+--default-subnet "$CTNET_SUBNET"} \
+  ${CTNET_API_REMOTE:-} \
   >>"$logs/api.log" 2>&1 </dev/null &
 echo $! >"$run/api.pid"
 

@@ -1,29 +1,45 @@
-//! Connection-level bounds, in the accept stream handed to tonic: limits per
-//! peer uid and in all (at the global limit the oldest connection with no
+//! Connection-level bounds, in the accept stream handed to tonic, for the
+//! Unix socket and the TLS listener alike: limits per peer (uid, or source
+//! address over TCP) and in all (at the global limit the oldest connection with no
 //! RPC in flight makes room), a deadline for the HTTP/2 handshake, an idle
 //! timeout, and an accept loop that backs off when the process runs out of
-//! descriptors instead of spinning. A closed connection reads as EOF, so
-//! hyper drops it at once.
+//! descriptors instead of spinning; over TCP a per-address rate of new
+//! connections before the TLS handshake. A closed connection reads as EOF,
+//! so hyper drops it at once. Each connection carries its caller's
+//! identity, which the request layer hands to every request.
+use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::time::Instant;
 use tonic::codegen::http;
 use tonic::transport::server::Connected;
 
+use crate::identity::Identity;
 use crate::limits::ConnLimits;
+use crate::tls::ServerTls;
+
+/// Whose share of the per-peer limit a connection takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Peer {
+    Uid(Option<u32>),
+    Addr(IpAddr),
+}
 
 /// One connection as the bounds see it.
 struct Shared {
     id: u64,
-    uid: Option<u32>,
+    peer: Peer,
+    /// Set at accept (Unix) or after the TLS handshake.
+    identity: OnceLock<Identity>,
     opened: Instant,
     in_flight: AtomicUsize,
     last_active: Mutex<Instant>,
@@ -48,15 +64,15 @@ impl Shared {
 }
 
 /// What a request knows of its connection (tonic puts it in the request's
-/// extensions): the peer's uid, and the count of its RPCs in flight.
+/// extensions): the caller's identity, and the count of its RPCs in flight.
 #[derive(Clone)]
 pub struct ConnInfo {
     shared: Arc<Shared>,
 }
 
 impl ConnInfo {
-    pub fn uid(&self) -> Option<u32> {
-        self.shared.uid
+    pub fn identity(&self) -> Option<&Identity> {
+        self.shared.identity.get()
     }
 }
 
@@ -76,17 +92,12 @@ impl Registry {
         self.conns.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Admits a connection of `uid`, or None when the uid is at its limit,
-    /// or everything is at the global limit and no connection is idle.
-    fn admit(&self, uid: Option<u32>) -> Option<Arc<Shared>> {
+    /// Admits a connection of `peer`, or None when the peer is at its
+    /// limit, or everything is at the global limit and no connection is idle.
+    fn admit(&self, peer: Peer) -> Option<Arc<Shared>> {
         let mut conns = self.lock();
-        let of_uid = conns.iter().filter(|c| c.uid == uid).count();
-        if of_uid >= self.limits.per_uid {
-            tracing::debug!(
-                ?uid,
-                limit = self.limits.per_uid,
-                "connection refused: uid at its limit"
-            );
+        if conns.iter().filter(|c| c.peer == peer).count() >= self.limits.per_uid {
+            tracing::debug!(?peer, "connection refused: peer at its limit");
             return None;
         }
         if conns.len() >= self.limits.global && !close_oldest_idle(&mut conns) {
@@ -95,7 +106,8 @@ impl Registry {
         let now = Instant::now();
         let shared = Arc::new(Shared {
             id: self.next_id.fetch_add(1, Ordering::SeqCst),
-            uid,
+            peer,
+            identity: OnceLock::new(),
             opened: now,
             in_flight: AtomicUsize::new(0),
             last_active: Mutex::new(now),
@@ -126,7 +138,7 @@ impl Registry {
             let idle = c.in_flight.load(Ordering::SeqCst) == 0
                 && now.duration_since(c.idle_since()) >= self.limits.idle;
             if late || idle {
-                tracing::debug!(uid = ?c.uid, late, idle, "connection closed");
+                tracing::debug!(peer = ?c.peer, late, idle, "connection closed");
                 c.close();
             }
             !(late || idle)
@@ -154,59 +166,155 @@ fn close_oldest_idle(conns: &mut Vec<Arc<Shared>>) -> bool {
         return false;
     };
     oldest.close();
-    tracing::info!(uid = ?oldest.uid, "oldest idle connection closed to make room");
+    tracing::info!(peer = ?oldest.peer, "oldest idle connection closed to make room");
     true
 }
 
-/// Accepts, bounds and hands connections to `tx` until the receiver is
-/// gone; sweeps the open ones meanwhile.
-pub async fn accept_loop(
-    listener: UnixListener,
-    registry: Arc<Registry>,
-    tx: tokio::sync::mpsc::Sender<io::Result<Conn>>,
-) {
+pub type Incoming = tokio::sync::mpsc::Sender<io::Result<Conn>>;
+
+/// Sweeps the open connections until the server is gone.
+pub async fn sweep_loop(registry: Arc<Registry>) {
     let limits = registry.limits;
     let every = (limits.handshake.min(limits.idle) / 4)
         .clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut sweep = tokio::time::interval(every);
+    loop {
+        sweep.tick().await;
+        registry.sweep();
+    }
+}
+
+/// After a failed accept(2): out of descriptors, the oldest idle connection
+/// makes room and the loop waits, never spins.
+async fn after_accept_error(e: &io::Error, registry: &Registry, starved: &mut bool) {
+    if !out_of_resources(e) {
+        // A peer that went before its connection was accepted.
+        tracing::debug!(error = %e, "accept failed");
+        return;
+    }
+    if !*starved {
+        tracing::warn!(error = %e, "accept: out of resources; backing off");
+        *starved = true;
+    }
+    registry.sweep();
+    registry.make_room();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Accepts, bounds and hands Unix-socket connections to `tx` until the
+/// receiver is gone.
+pub async fn accept_unix(listener: UnixListener, registry: Arc<Registry>, tx: Incoming) {
     let mut starved = false;
     loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = sweep.tick() => {
-                registry.sweep();
+        let io = match listener.accept().await {
+            Ok((io, _)) => io,
+            Err(e) => {
+                after_accept_error(&e, &registry, &mut starved).await;
                 continue;
             }
         };
-        match accepted {
-            Ok((io, _)) => {
-                starved = false;
-                let uid = io.peer_cred().ok().map(|c| c.uid());
-                let Some(shared) = registry.admit(uid) else {
-                    continue;
-                };
-                let conn = Conn {
-                    io,
-                    shared,
-                    registry: registry.clone(),
-                    handshake: Handshake::default(),
-                };
-                if tx.send(Ok(conn)).await.is_err() {
+        starved = false;
+        let identity = Identity::of_unix(&io);
+        let uid = match &identity {
+            Some(Identity::Local { uid, .. }) => Some(*uid),
+            _ => None,
+        };
+        let Some(shared) = registry.admit(Peer::Uid(uid)) else {
+            continue;
+        };
+        if let Some(id) = identity {
+            let _ = shared.identity.set(id);
+        }
+        if tx.send(Ok(Conn::new(Stream::Unix(io), shared, &registry))).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Accepts TCP connections, rate-limited per source address before the
+/// handshake and bounded like the Unix ones; completes each TLS handshake
+/// (client certificate required) in its own task under the handshake
+/// deadline, and hands the connection to `tx` with the certificate's
+/// identity.
+pub async fn accept_tls(
+    listener: TcpListener,
+    tls: Arc<ServerTls>,
+    registry: Arc<Registry>,
+    tx: Incoming,
+) {
+    let mut starved = false;
+    let mut rate = Rate::new(registry.limits.handshakes_per_addr);
+    loop {
+        let (tcp, addr) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                after_accept_error(&e, &registry, &mut starved).await;
+                continue;
+            }
+        };
+        starved = false;
+        if !rate.allow(addr.ip()) {
+            tracing::debug!(%addr, "TLS connection refused: too many from this address");
+            continue;
+        }
+        let Some(shared) = registry.admit(Peer::Addr(addr.ip())) else {
+            continue;
+        };
+        let (acceptor, registry, tx) = (tls.acceptor(), registry.clone(), tx.clone());
+        tokio::spawn(async move {
+            let deadline = registry.limits.handshake;
+            let stream = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::info!(%addr, error = %e, "TLS handshake refused");
+                    registry.remove(shared.id);
                     return;
                 }
-            }
-            Err(e) if out_of_resources(&e) => {
-                if !starved {
-                    tracing::warn!(error = %e, "accept: out of resources; backing off");
-                    starved = true;
+                Err(_) => {
+                    tracing::info!(%addr, "TLS handshake timed out");
+                    registry.remove(shared.id);
+                    return;
                 }
-                registry.sweep();
-                registry.make_room();
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            let cert = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
+            if let Some(id) = cert.and_then(|c| Identity::of_certificate(c.as_ref())) {
+                let _ = shared.identity.set(id);
             }
-            // A peer that went before its connection was accepted.
-            Err(e) => tracing::debug!(error = %e, "accept failed"),
+            let conn = Conn::new(Stream::Tls(Box::new(stream)), shared, &registry);
+            let _ = tx.send(Ok(conn)).await;
+        });
+    }
+}
+
+/// New connections per source address: a token bucket of `per_sec` a
+/// second, twice that as burst.
+struct Rate {
+    per_sec: f64,
+    buckets: HashMap<IpAddr, (f64, Instant)>,
+}
+
+impl Rate {
+    fn new(per_sec: u32) -> Self {
+        Self { per_sec: f64::from(per_sec.max(1)), buckets: HashMap::new() }
+    }
+
+    fn allow(&mut self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let (rate, burst) = (self.per_sec, self.per_sec * 2.0);
+        let level =
+            |t: f64, at: Instant| (t + now.duration_since(at).as_secs_f64() * rate).min(burst);
+        if self.buckets.len() > 4096 {
+            // Forget the addresses whose buckets are full again.
+            self.buckets.retain(|_, (t, at)| level(*t, *at) < burst);
         }
+        let (tokens, at) = self.buckets.entry(ip).or_insert((burst, now));
+        *tokens = level(*tokens, *at);
+        *at = now;
+        if *tokens < 1.0 {
+            return false;
+        }
+        *tokens -= 1.0;
+        true
     }
 }
 
@@ -272,12 +380,62 @@ impl Handshake {
     }
 }
 
+/// The transport under a connection.
+pub enum Stream {
+    Unix(UnixStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// Runs `$e` with `$s` bound to the pinned inner stream.
+macro_rules! on_stream {
+    ($self:expr, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Stream::Unix($s) => {
+                let $s = Pin::new($s);
+                $e
+            }
+            Stream::Tls($s) => {
+                let $s = Pin::new($s.as_mut());
+                $e
+            }
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        on_stream!(self, s => s.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        on_stream!(self, s => s.poll_write(cx, b))
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        on_stream!(self, s => s.poll_flush(cx))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        on_stream!(self, s => s.poll_shutdown(cx))
+    }
+}
+
 /// An accepted connection under the bounds.
 pub struct Conn {
-    io: UnixStream,
+    io: Stream,
     shared: Arc<Shared>,
     registry: Arc<Registry>,
     handshake: Handshake,
+}
+
+impl Conn {
+    fn new(io: Stream, shared: Arc<Shared>, registry: &Arc<Registry>) -> Self {
+        Conn { io, shared, registry: registry.clone(), handshake: Handshake::default() }
+    }
 }
 
 impl Drop for Conn {
@@ -347,6 +505,7 @@ impl AsyncWrite for Conn {
 /// answers OutOfRange.)
 #[derive(Clone)]
 pub struct RequestLayer {
+    /// Largest request message, for the ResourceExhausted answer.
     pub max_message: usize,
 }
 
@@ -399,6 +558,8 @@ impl Drop for Busy {
 impl<S, B, R> tower::Service<http::Request<B>> for InFlight<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    R: Default + Send + 'static,
+    S::Error: Send + 'static,
     S::Future: Send + 'static,
 {
     type Response = S::Response;
@@ -409,8 +570,19 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let busy = req.extensions().get::<ConnInfo>().map(|c| Busy::enter(c.shared.clone()));
+    /// Authenticates the call: its connection's identity goes into the
+    /// request's extensions, and a call without one is Unauthenticated.
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let info = req.extensions().get::<ConnInfo>().cloned();
+        let Some((info, identity)) = info.and_then(|c| Some((c.clone(), c.identity()?.clone())))
+        else {
+            let refused = tonic::Status::unauthenticated(
+                "no caller identity: connect over the Unix socket or with a client certificate",
+            );
+            return Box::pin(async move { Ok(refused.into_http()) });
+        };
+        req.extensions_mut().insert(identity);
+        let busy = Busy::enter(info.shared.clone());
         let (fut, max) = (self.inner.call(req), self.max_message);
         Box::pin(async move {
             let mut out = fut.await;
@@ -459,13 +631,13 @@ mod tests {
     async fn per_uid_then_global_limits_evict_only_idle_connections() {
         let limits = ConnLimits { per_uid: 2, global: 3, ..ConnLimits::default() };
         let r = Registry::new(limits);
-        let a1 = r.admit(Some(1)).unwrap();
-        let _a2 = r.admit(Some(1)).unwrap();
-        assert!(r.admit(Some(1)).is_none(), "uid 1 is at its limit");
-        let b1 = r.admit(Some(2)).unwrap();
+        let a1 = r.admit(Peer::Uid(Some(1))).unwrap();
+        let _a2 = r.admit(Peer::Uid(Some(1))).unwrap();
+        assert!(r.admit(Peer::Uid(Some(1))).is_none(), "uid 1 is at its limit");
+        let b1 = r.admit(Peer::Uid(Some(2))).unwrap();
         a1.in_flight.store(1, Ordering::SeqCst);
         // Global limit: the oldest idle one (a2: a1 is busy) makes room.
-        let _b2 = r.admit(Some(2)).unwrap();
+        let _b2 = r.admit(Peer::Uid(Some(2))).unwrap();
         assert!(!a1.closed.load(Ordering::SeqCst));
         assert_eq!(r.len(), 3);
         b1.in_flight.store(1, Ordering::SeqCst);

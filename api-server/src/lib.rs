@@ -12,12 +12,14 @@ pub mod conn;
 pub mod domain;
 pub mod error;
 pub mod executor;
+pub mod identity;
 pub mod limits;
 pub mod model;
 pub mod ops;
 pub mod ports;
 pub mod state;
 pub mod store;
+pub mod tls;
 
 #[cfg(any(test, feature = "fake"))]
 pub mod contract;
@@ -72,9 +74,16 @@ pub async fn open(
     Ok(Arc::new(Ops::new(state, store, exec, settings)))
 }
 
-/// Serves ctnet.v1 on `listener` until `shutdown` resolves.
+/// The optional remote listener: TCP, TLS only, client certificates required.
+pub struct Remote {
+    pub listener: tokio::net::TcpListener,
+    pub tls: Arc<tls::ServerTls>,
+}
+
+/// Serves ctnet.v1 on `listener` (and `remote`) until `shutdown` resolves.
 pub async fn run(
     listener: UnixListener,
+    remote: Option<Remote>,
     exec: Arc<dyn Executor>,
     store: Store,
     settings: Settings,
@@ -99,7 +108,15 @@ pub async fn run(
     let api = api::Api { ops };
     let limits = settings.conn;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let accept = tokio::spawn(conn::accept_loop(listener, conn::Registry::new(limits), tx));
+    let registry = conn::Registry::new(limits);
+    let mut tasks = vec![
+        tokio::spawn(conn::sweep_loop(registry.clone())),
+        tokio::spawn(conn::accept_unix(listener, registry.clone(), tx.clone())),
+    ];
+    if let Some(r) = remote {
+        tasks.push(tokio::spawn(reload_on_sighup(r.tls.clone())?));
+        tasks.push(tokio::spawn(conn::accept_tls(r.listener, r.tls, registry, tx)));
+    }
     let max = limits.max_message;
     let served = tonic::transport::Server::builder()
         // Dead peers are found by PINGs; idle ones by the accept stream.
@@ -122,10 +139,28 @@ pub async fn run(
         fatal = &mut watch => Err(fatal.unwrap_or_else(|e| Error::Internal(format!("watcher: {e}")))),
     };
     watch.abort();
-    accept.abort();
+    tasks.iter().for_each(|t| t.abort());
     outcome?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP reloads the TLS certificate, key and CA bundle: new connections
+/// get them, established ones keep theirs; a failed reload keeps the old.
+fn reload_on_sighup(tls: Arc<tls::ServerTls>) -> Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup =
+        signal(SignalKind::hangup()).map_err(|e| Error::Internal(format!("SIGHUP: {e}")))?;
+    Ok(async move {
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate, key and CA reloaded"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIGHUP: TLS reload failed; the old certificate stays")
+                }
+            }
+        }
+    })
 }
 
 const SERVICES: [&str; 4] =

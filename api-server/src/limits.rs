@@ -53,6 +53,9 @@ pub struct ConnLimits {
     pub max_message: usize,
     /// RPCs in flight on one connection (fixed).
     pub per_connection_rpcs: usize,
+    /// New TLS connections a second from one source address, twice that as
+    /// burst, before any handshake work (--tls-handshakes-per-address).
+    pub handshakes_per_addr: u32,
 }
 
 impl Default for ConnLimits {
@@ -66,6 +69,7 @@ impl Default for ConnLimits {
             rpc: Duration::from_secs(120),
             max_message: 1 << 20,
             per_connection_rpcs: 64,
+            handshakes_per_addr: 20,
         }
     }
 }

@@ -104,6 +104,23 @@ struct Args {
     /// without it ("off", the control), print the results, exit.
     #[arg(long, hide = true)]
     probe_seccomp: Option<String>,
+    /// Also serve on this TCP address ("ADDR:PORT"), TLS only with a client
+    /// certificate signed by --tls-client-ca. Under systemd the socket comes
+    /// from ctnet-api-remote.socket instead.
+    #[arg(long)]
+    listen: Option<String>,
+    /// The remote listener's certificate chain (PEM), readable by ctnet-api.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// Its private key (PEM), readable by ctnet-api.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) client certificates must chain to.
+    #[arg(long)]
+    tls_client_ca: Option<PathBuf>,
+    /// New TLS connections a second from one source address (twice that as burst).
+    #[arg(long, default_value_t = ConnLimits::default().handshakes_per_addr)]
+    tls_handshakes_per_address: u32,
     /// Log format: "text" or "json".
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -129,10 +146,18 @@ fn start(args: Args) -> Result<(), BoxError> {
     // The state directory and the store are the service's alone (0700/0600).
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let account = args.user.as_deref().map(privilege::parse_account).transpose()?;
-    let listener = match ctnet_proto::daemon::inherited_listener() {
+    let inherited = ctnet_proto::daemon::inherited_sockets();
+    let listener = match inherited.unix {
         Some(l) => l,
         None => bind_socket(&args, account)?,
     };
+    // Bound before the filter (which has no bind): a port below 1024 works too.
+    let tcp = match (inherited.tcp, &args.listen) {
+        (Some(l), _) => Some(l),
+        (None, Some(addr)) => Some(bind_tcp(addr)?),
+        (None, None) => None,
+    };
+    let tls = tcp.as_ref().map(|_| tls_files(&args)).transpose()?;
     if let Some(to) = account.filter(|_| nix::unistd::Uid::current().is_root()) {
         privilege::hand_over_state(&args.state_dir, to)?;
         privilege::become_account(to)?;
@@ -141,7 +166,29 @@ fn start(args: Args) -> Result<(), BoxError> {
     // Single-threaded still: every thread the runtime makes inherits it.
     confine::install()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(args, listener))
+    runtime.block_on(run(args, listener, tcp.zip(tls)))
+}
+
+fn bind_tcp(addr: &str) -> Result<std::net::TcpListener, BoxError> {
+    let l = std::net::TcpListener::bind(addr).map_err(|e| format!("--listen {addr}: {e}"))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// The remote listener exists only with TLS and client certificates.
+fn tls_files(args: &Args) -> Result<ctnet_api::tls::TlsFiles, BoxError> {
+    match (&args.tls_cert, &args.tls_key, &args.tls_client_ca) {
+        (Some(cert), Some(key), Some(ca)) => Ok(ctnet_api::tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: ca.clone(),
+        }),
+        _ => {
+            Err("a TCP listener needs --tls-cert, --tls-key and --tls-client-ca: it is TLS only, \
+                  with client certificates"
+                .into())
+        }
+    }
 }
 
 fn settings(args: &Args) -> Result<ctnet_api::Settings, BoxError> {
@@ -178,6 +225,7 @@ fn settings(args: &Args) -> Result<ctnet_api::Settings, BoxError> {
             handshake: Duration::from_millis(args.handshake_timeout_ms),
             idle: Duration::from_millis(args.idle_timeout_ms),
             rpc: Duration::from_millis(args.rpc_timeout_ms),
+            handshakes_per_addr: args.tls_handshakes_per_address,
             ..ConnLimits::default()
         },
     })
@@ -193,7 +241,11 @@ fn parse_port_range(s: &str) -> Option<EphemeralRange> {
     (lo >= 1 && lo <= hi).then_some(EphemeralRange(lo, hi))
 }
 
-async fn run(args: Args, listener: std::os::unix::net::UnixListener) -> Result<(), BoxError> {
+async fn run(
+    args: Args,
+    listener: std::os::unix::net::UnixListener,
+    tcp: Option<(std::net::TcpListener, ctnet_api::tls::TlsFiles)>,
+) -> Result<(), BoxError> {
     ctnet_proto::seccomp::verify_threads(0)
         .map_err(|e| format!("refusing to serve, confinement incomplete: {e}"))?;
     let settings = settings(&args)?;
@@ -202,7 +254,17 @@ async fn run(args: Args, listener: std::os::unix::net::UnixListener) -> Result<(
     let listener = UnixListener::from_std(listener)?;
     tracing::info!(socket = %args.socket.display(), uid = nix::unistd::getuid().as_raw(), "serving ctnet.v1");
     let shutdown = ctnet_proto::daemon::shutdown_signal();
-    ctnet_api::run(listener, exec, store, settings, shutdown).await?;
+    // Read as ctnet-api's account, as a SIGHUP reload will.
+    let remote = match tcp {
+        Some((l, files)) => {
+            let tls = ctnet_api::tls::ServerTls::load(files)?;
+            let listener = tokio::net::TcpListener::from_std(l)?;
+            tracing::info!(address = %listener.local_addr()?, "serving ctnet.v1 over TLS (client certificates required)");
+            Some(ctnet_api::Remote { listener, tls: Arc::new(tls) })
+        }
+        None => None,
+    };
+    ctnet_api::run(listener, remote, exec, store, settings, shutdown).await?;
     Ok(())
 }
 

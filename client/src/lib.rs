@@ -1,4 +1,5 @@
-//! Rust client for ctnet's public API (ctnet.v1) over its Unix socket.
+//! Rust client for ctnet's public API (ctnet.v1), over its Unix socket or
+//! over TLS with a client certificate.
 use std::collections::HashMap;
 
 pub use ctnet_proto::v1 as pb;
@@ -23,12 +24,59 @@ pub struct Client {
 /// Connects to `addr`: a socket path, or a `unix://PATH` URI.
 pub async fn connect(addr: &str) -> Result<Client, tonic::transport::Error> {
     let channel = Endpoint::from_shared(to_uri(addr))?.connect().await?;
-    Ok(Client {
-        networks: NetworkServiceClient::new(channel.clone()),
-        sandboxes: SandboxServiceClient::new(channel.clone()),
-        maintenance: MaintenanceServiceClient::new(channel.clone()),
-        channel,
-    })
+    Ok(Client::on(channel))
+}
+
+/// The PEM files of a remote connection: the CA that signed the server's
+/// certificate, and this client's certificate and key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// Environment variables naming the TLS files, like DOCKER_CERT_PATH's.
+pub const CACERT_ENV: &str = "CTNET_CACERT";
+pub const CERT_ENV: &str = "CTNET_CERT";
+pub const KEY_ENV: &str = "CTNET_KEY";
+
+/// Connects to `addr`: a socket path, `unix://PATH`, or `tls://HOST:PORT`
+/// (which needs `tls`).
+pub async fn connect_to(addr: &str, tls: Option<&TlsFiles>) -> Result<Client, String> {
+    let Some(hostport) = addr.strip_prefix("tls://") else {
+        return connect(addr).await.map_err(|e| format!("{e}"));
+    };
+    let files = tls.ok_or("tls:// needs --cacert, --cert and --key")?;
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let config = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(read(&files.ca)?))
+        .identity(tonic::transport::Identity::from_pem(read(&files.cert)?, read(&files.key)?));
+    let endpoint = Endpoint::from_shared(format!("https://{hostport}"))
+        .and_then(|e| e.tls_config(config))
+        .map_err(|e| format!("{e}"))?;
+    let channel = endpoint.connect().await.map_err(|e| {
+        use std::error::Error;
+        let mut msg = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            msg = format!("{msg}: {c}");
+            cause = c.source();
+        }
+        msg
+    })?;
+    Ok(Client::on(channel))
+}
+
+impl Client {
+    fn on(channel: Channel) -> Self {
+        Client {
+            networks: NetworkServiceClient::new(channel.clone()),
+            sandboxes: SandboxServiceClient::new(channel.clone()),
+            maintenance: MaintenanceServiceClient::new(channel.clone()),
+            channel,
+        }
+    }
 }
 
 fn to_uri(addr: &str) -> String {

@@ -8,9 +8,18 @@ use serde_json::Value;
 #[derive(Parser)]
 #[command(name = "ctnet", version, about = "Container networking as a service")]
 struct Cli {
-    /// Server address: a Unix socket path or unix://PATH.
+    /// Server address: a Unix socket path, unix://PATH, or tls://HOST:PORT.
     #[arg(short = 'H', long, global = true, env = ctnet_client::HOST_ENV, default_value = ctnet_client::DEFAULT_SOCKET)]
     host: String,
+    /// For tls://: the CA that signed the server's certificate (PEM).
+    #[arg(long, global = true, env = ctnet_client::CACERT_ENV)]
+    cacert: Option<std::path::PathBuf>,
+    /// For tls://: this client's certificate (PEM).
+    #[arg(long, global = true, env = ctnet_client::CERT_ENV)]
+    cert: Option<std::path::PathBuf>,
+    /// For tls://: this client's private key (PEM).
+    #[arg(long, global = true, env = ctnet_client::KEY_ENV)]
+    key: Option<std::path::PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -30,6 +39,8 @@ enum Command {
     Status,
     /// Remove kernel objects carrying ctnet's tag that nothing owns; lists them.
     Gc,
+    /// Show the identity the server sees for this caller.
+    Whoami,
 }
 
 #[derive(Subcommand)]
@@ -152,13 +163,20 @@ fn pretty(v: Value) -> String {
 }
 
 async fn run(cli: Cli) -> Result<String, String> {
-    let client = ctnet_client::connect(&cli.host)
+    let tls = match (&cli.cacert, &cli.cert, &cli.key) {
+        (Some(ca), Some(cert), Some(key)) => {
+            Some(ctnet_client::TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() })
+        }
+        _ => None,
+    };
+    let client = ctnet_client::connect_to(&cli.host, tls.as_ref())
         .await
         .map_err(|e| format!("cannot reach ctnet at {}: {e}", cli.host))?;
     match cli.command {
         Command::Network(cmd) => network(client, cmd, cli.json).await,
         Command::Sandbox(cmd) => sandbox(client, cmd, cli.json).await,
         Command::Status => status(client).await,
+        Command::Whoami => whoami(client, cli.json).await,
         Command::Gc => {
             let mut c = client;
             let removed = c
@@ -175,6 +193,21 @@ async fn run(cli: Cli) -> Result<String, String> {
             })
         }
     }
+}
+
+async fn whoami(mut c: Client, json: bool) -> Result<String, String> {
+    let me = c.maintenance.who_am_i(pb::WhoAmIRequest {}).await.map_err(status_msg)?.into_inner();
+    if json {
+        return Ok(pretty(serde_json::json!({
+            "kind": me.kind, "name": me.name, "uid": me.uid, "gid": me.gid, "groups": me.groups,
+        })));
+    }
+    let mut out = format!("{} ({})\n", me.name, me.kind);
+    if let (Some(uid), Some(gid)) = (me.uid, me.gid) {
+        let groups: Vec<String> = me.groups.iter().map(u32::to_string).collect();
+        out += &format!("uid {uid} gid {gid} groups {}\n", groups.join(","));
+    }
+    Ok(out)
 }
 
 /// grpc.health.v1: SERVING once netexec is reachable and state reconciled.

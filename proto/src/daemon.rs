@@ -27,19 +27,64 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// The listening socket systemd passed (socket activation: LISTEN_PID is
-/// ours and LISTEN_FDS >= 1, the socket is fd 3), if any.
-pub fn inherited_listener() -> Option<std::os::unix::net::UnixListener> {
-    use std::os::fd::FromRawFd;
-    let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
-    let fds: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
-    if pid != std::process::id() || fds < 1 {
-        return None;
+/// The listening sockets systemd passed (socket activation: LISTEN_PID is
+/// ours, LISTEN_FDS sockets from fd 3 on), by family: the Unix one and a
+/// TCP one, if any.
+pub struct Inherited {
+    pub unix: Option<std::os::unix::net::UnixListener>,
+    pub tcp: Option<std::net::TcpListener>,
+}
+
+pub fn inherited_sockets() -> Inherited {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut found = Inherited { unix: None, tcp: None };
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
+    let (Some(pid), Some(fds)) = (env("LISTEN_PID"), env("LISTEN_FDS")) else {
+        return found;
+    };
+    if pid != std::process::id() {
+        return found;
     }
-    // SAFETY: systemd hands fd 3 to this process for exactly this purpose.
-    let listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(3) };
-    // SAFETY: fd 3 is ours; mark it close-on-exec (nft must not inherit it).
-    unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) };
-    listener.set_nonblocking(true).ok()?;
-    Some(listener)
+    for fd in 3..3 + fds.min(16) as i32 {
+        // SAFETY: systemd hands these descriptors to this process for
+        // exactly this purpose; each is taken once. Close-on-exec: nft must
+        // not inherit them.
+        let owned = unsafe {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            OwnedFd::from_raw_fd(fd)
+        };
+        match socket_family(&owned) {
+            Some(libc::AF_UNIX) => found.unix = Some(owned.into()),
+            Some(libc::AF_INET | libc::AF_INET6) => found.tcp = Some(owned.into()),
+            _ => {}
+        }
+    }
+    for l in found.unix.iter() {
+        let _ = l.set_nonblocking(true);
+    }
+    for l in found.tcp.iter() {
+        let _ = l.set_nonblocking(true);
+    }
+    found
+}
+
+fn socket_family(fd: &std::os::fd::OwnedFd) -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a zeroed sockaddr_storage is a valid buffer; its size is passed.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: addr and len are live for the call; the kernel writes at most len bytes.
+    let rc = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(i32::from(addr.ss_family))
+}
+
+/// The Unix listening socket systemd passed, if any.
+pub fn inherited_listener() -> Option<std::os::unix::net::UnixListener> {
+    inherited_sockets().unix
 }

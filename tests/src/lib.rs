@@ -5,7 +5,9 @@
 pub mod bench;
 pub mod net;
 pub mod netns;
+pub mod pki;
 pub mod raw;
+pub mod remote;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;

@@ -32,6 +32,7 @@ fn units_verify_and_meet_their_exposure_targets() {
         "ctnet-netexec.service",
         "ctnet-netexec-join-only.service",
         "ctnet-api.socket",
+        "ctnet-api-remote.socket",
         "ctnet-netexec.socket",
     ] {
         let out = analyze(&dir, &["verify", "--man=no", &format!("./{unit}")]);

@@ -34,6 +34,9 @@ pub enum Error {
     /// A bound or a pool is used up.
     #[error("{0}")]
     Exhausted(String),
+    /// The caller's tenant may not do this (a policy permission).
+    #[error("{0}")]
+    Denied(String),
     /// netexec could not be reached, or did not answer in time.
     #[error("netexec is unavailable: {0}")]
     ExecutorUnavailable(String),

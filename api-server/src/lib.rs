@@ -16,6 +16,7 @@ pub mod identity;
 pub mod limits;
 pub mod model;
 pub mod ops;
+pub mod policy;
 pub mod ports;
 pub mod state;
 pub mod store;

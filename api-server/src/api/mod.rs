@@ -30,6 +30,7 @@ pub fn status(e: Error) -> Status {
         Error::AlreadyExists(_) => Status::already_exists(message),
         Error::Conflict(_) => Status::failed_precondition(message),
         Error::Exhausted(_) => Status::resource_exhausted(message),
+        Error::Denied(_) => Status::permission_denied(message),
         Error::ExecutorUnavailable(_) => Status::unavailable(message),
         Error::ExecutorRefused { kind, .. } => match kind {
             Refusal::Invalid => Status::invalid_argument(message),
@@ -66,6 +67,7 @@ mod tests {
             (Error::AlreadyExists("x".into()), Code::AlreadyExists),
             (Error::Conflict("x".into()), Code::FailedPrecondition),
             (Error::Exhausted("x".into()), Code::ResourceExhausted),
+            (Error::Denied("x".into()), Code::PermissionDenied),
             (Error::ExecutorUnavailable("x".into()), Code::Unavailable),
             (refused(Refusal::Invalid), Code::InvalidArgument),
             (refused(Refusal::NotFound), Code::NotFound),

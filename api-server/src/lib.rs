@@ -55,6 +55,8 @@ pub struct Settings {
     pub reconcile_interval: Duration,
     /// Bounds on connections and requests.
     pub conn: limits::ConnLimits,
+    /// The tenancy policy (the open one without --policy).
+    pub policy: Arc<policy::PolicyHolder>,
 }
 
 /// Loads the state from the store and makes the operations layer.
@@ -106,7 +108,8 @@ pub async fn run(
     let reflection_v1 = reflection().build_v1().map_err(reflection_err)?;
     let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_err)?;
 
-    let api = api::Api { ops };
+    let policy = settings.policy.clone();
+    let api = api::Api { ops, policy: policy.clone() };
     let limits = settings.conn;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let registry = conn::Registry::new(limits);
@@ -114,8 +117,8 @@ pub async fn run(
         tokio::spawn(conn::sweep_loop(registry.clone())),
         tokio::spawn(conn::accept_unix(listener, registry.clone(), tx.clone())),
     ];
+    tasks.push(tokio::spawn(reload_on_sighup(remote.as_ref().map(|r| r.tls.clone()), policy)?));
     if let Some(r) = remote {
-        tasks.push(tokio::spawn(reload_on_sighup(r.tls.clone())?));
         tasks.push(tokio::spawn(conn::accept_tls(r.listener, r.tls, registry, tx)));
     }
     let max = limits.max_message;
@@ -146,18 +149,32 @@ pub async fn run(
     Ok(())
 }
 
-/// SIGHUP reloads the TLS certificate, key and CA bundle: new connections
-/// get them, established ones keep theirs; a failed reload keeps the old.
-fn reload_on_sighup(tls: Arc<tls::ServerTls>) -> Result<impl Future<Output = ()>> {
+/// SIGHUP reloads the TLS certificate, key and CA bundle (new connections
+/// get them, established ones keep theirs) and the policy file; whatever
+/// fails to reload keeps its old version and the log says why.
+fn reload_on_sighup(
+    tls: Option<Arc<tls::ServerTls>>,
+    policy: Arc<policy::PolicyHolder>,
+) -> Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup =
         signal(SignalKind::hangup()).map_err(|e| Error::Internal(format!("SIGHUP: {e}")))?;
     Ok(async move {
         while hup.recv().await.is_some() {
-            match tls.reload() {
-                Ok(()) => tracing::info!("SIGHUP: TLS certificate, key and CA reloaded"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "SIGHUP: TLS reload failed; the old certificate stays")
+            if let Some(tls) = &tls {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate, key and CA reloaded"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "SIGHUP: TLS reload failed; the old certificate stays")
+                    }
+                }
+            }
+            if policy.has_file() {
+                match policy.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: policy reloaded"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "SIGHUP: policy reload failed; the old policy stays")
+                    }
                 }
             }
         }

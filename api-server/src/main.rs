@@ -121,6 +121,10 @@ struct Args {
     /// New TLS connections a second from one source address (twice that as burst).
     #[arg(long, default_value_t = ConnLimits::default().handshakes_per_addr)]
     tls_handshakes_per_address: u32,
+    /// Tenancy policy (TOML): tenants, their members, quotas and
+    /// permissions. Without it every caller is the admin.
+    #[arg(long)]
+    policy: Option<PathBuf>,
     /// Log format: "text" or "json".
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -228,6 +232,7 @@ fn settings(args: &Args) -> Result<ctnet_api::Settings, BoxError> {
             handshakes_per_addr: args.tls_handshakes_per_address,
             ..ConnLimits::default()
         },
+        policy: Arc::new(ctnet_api::policy::PolicyHolder::new(args.policy.clone())?),
     })
 }
 

@@ -22,6 +22,9 @@ pub enum Phase {
 pub struct NetworkRecord {
     pub id: NetworkId,
     pub name: Name,
+    /// The tenant that created it; records made before tenants are the admin's.
+    #[serde(default = "admin_tenant")]
+    pub tenant: String,
     pub subnet: Subnet,
     pub gateway: Ipv4Addr,
     pub bridge: LinkName,
@@ -118,6 +121,9 @@ impl Netns {
 pub struct SandboxRecord {
     pub id: SandboxId,
     pub name: Option<Name>,
+    /// The tenant that created it; records made before tenants are the admin's.
+    #[serde(default = "admin_tenant")]
+    pub tenant: String,
     pub labels: Labels,
     pub mode: ModeKind,
     pub netns: Netns,
@@ -210,6 +216,10 @@ impl std::fmt::Display for Owner {
             None => Ok(()),
         }
     }
+}
+
+fn admin_tenant() -> String {
+    crate::policy::ADMIN.into()
 }
 
 pub fn now() -> i64 {

@@ -139,7 +139,8 @@ impl Policy {
         if !self.enforced || self.admins.exact(id) || self.admins.by_group(id) {
             return Ok(Caller::admin());
         }
-        let tenant = |t: &Arc<TenantRules>| Caller { tenant: t.name.clone(), rules: Some(t.clone()) };
+        let tenant =
+            |t: &Arc<TenantRules>| Caller { tenant: t.name.clone(), rules: Some(t.clone()) };
         if let Some(t) = self.tenants.values().find(|t| t.members.exact(id)) {
             return Ok(tenant(t));
         }
@@ -172,7 +173,9 @@ impl Policy {
         let mut tenants = BTreeMap::new();
         for (name, t) in raw.tenants {
             if name == ADMIN || crate::domain::Name::parse("tenant", &name).is_err() {
-                return Err(format!("[tenants.{name}]: not a valid tenant name (and not {ADMIN:?})"));
+                return Err(format!(
+                    "[tenants.{name}]: not a valid tenant name (and not {ADMIN:?})"
+                ));
             }
             let rules = t.rules(&name).map_err(|e| format!("[tenants.{name}]: {e}"))?;
             claim(&rules.members, &format!("[tenants.{name}]"))?;
@@ -285,16 +288,23 @@ impl RawTenant {
         let pool_prefix = self.pool_prefix.unwrap_or(24);
         if let Some(p) = pool {
             if !(p.prefix..=30).contains(&pool_prefix) {
-                return Err(format!("pool_prefix {pool_prefix} must be between {} and 30", p.prefix));
+                return Err(format!(
+                    "pool_prefix {pool_prefix} must be between {} and 30",
+                    p.prefix
+                ));
             }
         }
-        let mut subnets: Vec<Subnet> =
-            self.subnets.iter().map(|s| subnet("subnets", s)).collect::<std::result::Result<_, _>>()?;
+        let mut subnets: Vec<Subnet> = self
+            .subnets
+            .iter()
+            .map(|s| subnet("subnets", s))
+            .collect::<std::result::Result<_, _>>()?;
         if subnets.is_empty() {
             subnets.extend(pool);
         }
         let host_ports = self.allow.host_ports.as_deref().map(parse_range).transpose()?;
-        let members = RawMembers { uids: self.uids, groups: self.groups, certificates: self.certificates };
+        let members =
+            RawMembers { uids: self.uids, groups: self.groups, certificates: self.certificates };
         Ok(TenantRules {
             name: name.to_string(),
             members: members.members(),
@@ -358,7 +368,10 @@ groups = [2002]
         let a = p.caller(&local(1001, &[])).unwrap();
         assert_eq!(a.tenant, "alpha");
         let rules = a.rules.unwrap();
-        assert_eq!((rules.quota.networks, rules.quota.sandboxes, rules.quota.owned_netns), (2, 3, 32));
+        assert_eq!(
+            (rules.quota.networks, rules.quota.sandboxes, rules.quota.owned_netns),
+            (2, 3, 32)
+        );
         assert_eq!(rules.allow.host_ports, Some((30000, 30999)));
         assert!(!rules.allow.host_mode, "off unless said");
         assert_eq!(rules.subnets, vec![Subnet::parse("s", "10.210.0.0/16").unwrap()]);

@@ -9,6 +9,7 @@ use crate::domain::ports::{HostPort, PortRequest, Proto};
 use crate::error::{Error, Result};
 use crate::executor::HostListener;
 use crate::model::{overlap, PublishedPort, SandboxRecord};
+use crate::policy::Caller;
 use crate::state::State;
 
 /// Where ports come from when a request does not name one.
@@ -22,23 +23,28 @@ struct Taken<'a> {
     listeners: &'a [HostListener],
     /// Ports granted earlier in the same request.
     granted: Vec<PublishedPort>,
+    /// Who asks: another tenant's sandbox is not named to it.
+    viewer: &'a Caller,
 }
 
 impl<'a> Taken<'a> {
-    fn new(st: &'a State, listeners: &'a [HostListener]) -> Self {
+    fn new(st: &'a State, viewer: &'a Caller, listeners: &'a [HostListener]) -> Self {
         let mut published: HashMap<(Proto, u16), Vec<_>> = HashMap::new();
         for s in st.sandboxes.values() {
             for p in s.endpoints.iter().flat_map(|e| &e.ports) {
                 published.entry((p.proto, p.host_port)).or_default().push((p, s));
             }
         }
-        Self { published, listeners, granted: Vec::new() }
+        Self { published, listeners, granted: Vec::new(), viewer }
     }
 
     /// Why the port is not free, if it is not.
     fn holder(&self, proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> Option<String> {
         let holders = self.published.get(&(proto, port)).into_iter().flatten();
         if let Some((_, s)) = holders.into_iter().find(|(p, _)| p.clashes(proto, ip, port)) {
+            if !self.viewer.sees(&s.tenant) {
+                return Some("already published by another tenant's sandbox".into());
+            }
             return Some(format!("already published by sandbox {s}"));
         }
         if self.granted.iter().any(|p| p.clashes(proto, ip, port)) {
@@ -65,11 +71,12 @@ fn shown(proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> String {
 
 pub fn allocate(
     st: &State,
+    viewer: &Caller,
     requests: &[PortRequest],
     listeners: &[HostListener],
     range: EphemeralRange,
 ) -> Result<Vec<PublishedPort>> {
-    let mut taken = Taken::new(st, listeners);
+    let mut taken = Taken::new(st, viewer, listeners);
     for r in requests {
         let port = match r.host_port {
             HostPort::Fixed(p) => {

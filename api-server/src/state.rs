@@ -8,6 +8,27 @@ use crate::domain::{Mac, NetworkId, Ref, SandboxId, Subnet};
 use crate::error::{Error, Result};
 use crate::limits::BRIDGE_MAX_PORTS;
 use crate::model::{Netns, NetworkRecord, SandboxRecord};
+use crate::policy::{Caller, ADMIN};
+
+/// The tenant and name a reference means: `tenant/name` for the admin (a
+/// tenant's own prefix is accepted too), else a name in the caller's tenant.
+fn scoped<'a>(caller: &'a Caller, r: &'a Ref) -> (&'a str, &'a str) {
+    match r.as_str().split_once('/') {
+        Some((t, n)) if caller.sees(t) => (t, n),
+        // Another tenant's prefix: a name no record of the caller's has.
+        Some(_) => (caller.tenant.as_str(), r.as_str()),
+        None => (caller.tenant.as_str(), r.as_str()),
+    }
+}
+
+/// An admin network the policy lets `caller`'s tenant attach to.
+pub fn shared_with(caller: &Caller, n: &NetworkRecord) -> bool {
+    n.tenant == ADMIN
+        && caller
+            .rules
+            .as_ref()
+            .is_some_and(|r| r.shared_networks.iter().any(|s| s == n.name.as_str()))
+}
 
 pub struct State {
     pub networks: BTreeMap<NetworkId, NetworkRecord>,
@@ -25,18 +46,43 @@ impl State {
         }
     }
 
-    pub fn network(&self, r: &Ref) -> Result<&NetworkRecord> {
+    /// A network `caller` may use, by id, by name in its own tenant, by
+    /// `tenant/name` (the admin), or an admin network the policy shares with
+    /// it. Another tenant's is NotFound: existence is not leaked.
+    pub fn network(&self, caller: &Caller, r: &Ref) -> Result<&NetworkRecord> {
+        let (tenant, name) = scoped(caller, r);
+        let usable = |n: &&NetworkRecord| caller.sees(&n.tenant) || shared_with(caller, n);
         let by_id = NetworkId::parse(r.as_str()).and_then(|id| self.networks.get(&id));
+        let named =
+            |t: &str| self.networks.values().find(|n| n.tenant == t && n.name.as_str() == name);
+        let shared = || named(ADMIN).filter(|n| shared_with(caller, n));
         by_id
-            .or_else(|| self.networks.values().find(|n| n.name.as_str() == r.as_str()))
+            .filter(usable)
+            .or_else(|| named(tenant))
+            .or_else(shared)
             .ok_or_else(|| Error::NotFound(format!("network {:?} does not exist", r.as_str())))
     }
 
-    pub fn sandbox(&self, r: &Ref) -> Result<&SandboxRecord> {
-        let by_id = SandboxId::parse(r.as_str()).and_then(|id| self.sandboxes.get(&id));
+    /// A network of a tenant `caller` sees (not merely one shared with it):
+    /// what it may change or delete.
+    pub fn own_network(&self, caller: &Caller, r: &Ref) -> Result<&NetworkRecord> {
+        self.network(caller, r)
+            .ok()
+            .filter(|n| caller.sees(&n.tenant))
+            .ok_or_else(|| Error::NotFound(format!("network {:?} does not exist", r.as_str())))
+    }
+
+    /// A sandbox of a tenant `caller` sees, by id, by name in its own
+    /// tenant, or by `tenant/name` (the admin).
+    pub fn sandbox(&self, caller: &Caller, r: &Ref) -> Result<&SandboxRecord> {
+        let (tenant, name) = scoped(caller, r);
+        let by_id = SandboxId::parse(r.as_str())
+            .and_then(|id| self.sandboxes.get(&id))
+            .filter(|s| caller.sees(&s.tenant));
         let by_name = || {
-            let named =
-                |s: &&SandboxRecord| s.name.as_ref().is_some_and(|n| n.as_str() == r.as_str());
+            let named = |s: &&SandboxRecord| {
+                s.tenant == tenant && s.name.as_ref().is_some_and(|n| n.as_str() == name)
+            };
             self.sandboxes.values().find(named)
         };
         by_id

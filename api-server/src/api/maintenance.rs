@@ -9,8 +9,11 @@ use crate::identity::Identity;
 impl MaintenanceService for Api {
     async fn garbage_collect(
         &self,
-        _: Request<pb::GarbageCollectRequest>,
+        req: Request<pb::GarbageCollectRequest>,
     ) -> Reply<pb::GarbageCollectResponse> {
+        if !self.caller(&req)?.is_admin() {
+            return Err(tonic::Status::permission_denied("garbage collection is the admin's"));
+        }
         let removed = self.ops.spawn(|ops| async move { ops.garbage_collect().await }).await?;
         Ok(Response::new(pb::GarbageCollectResponse { removed }))
     }

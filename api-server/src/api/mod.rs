@@ -11,11 +11,26 @@ use std::sync::Arc;
 use tonic::Status;
 
 use crate::error::{Error, Refusal};
+use crate::identity::Identity;
 use crate::ops::Ops;
+use crate::policy::{Caller, PolicyHolder};
 
 #[derive(Clone)]
 pub struct Api {
     pub ops: Arc<Ops>,
+    pub policy: Arc<PolicyHolder>,
+}
+
+impl Api {
+    /// The caller of a request, from the identity the request layer put
+    /// into it and the policy in force.
+    pub fn caller<T>(&self, req: &tonic::Request<T>) -> Result<Caller, Status> {
+        let id = req
+            .extensions()
+            .get::<Identity>()
+            .ok_or_else(|| Status::unauthenticated("no caller identity"))?;
+        Ok(self.policy.get().caller(id)?)
+    }
 }
 
 pub type Reply<T> = Result<tonic::Response<T>, Status>;

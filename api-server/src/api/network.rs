@@ -6,19 +6,24 @@ use super::{Api, Reply};
 use crate::domain::network::NetworkSpec;
 use crate::domain::{labels_match, Ref};
 use crate::model::NetworkRecord;
-use crate::state::State;
+use crate::policy::Caller;
+use crate::state::{shared_with, State};
 
 /// Renders a network with the sandboxes attached to it, ordered by address.
-pub fn view(st: &State, n: &NetworkRecord) -> pb::Network {
+/// Renders a network for `caller`: another tenant's sandboxes on a shared
+/// network are not shown.
+pub fn view(st: &State, caller: &Caller, n: &NetworkRecord) -> pb::Network {
     let mut attached: Vec<_> = st
         .attached_to(&n.id)
         .into_iter()
+        .filter(|s| caller.sees(&s.tenant))
         .flat_map(|s| s.endpoints.iter().filter(|e| e.network_id == n.id).map(move |e| (s, e)))
         .collect();
     attached.sort_by_key(|(_, e)| u32::from(e.address));
     pb::Network {
         id: n.id.to_string(),
         name: n.name.to_string(),
+        tenant: n.tenant.clone(),
         driver: "bridge".into(),
         subnet: n.subnet.to_string(),
         gateway: n.gateway.to_string(),
@@ -45,31 +50,35 @@ pub fn view(st: &State, n: &NetworkRecord) -> pb::Network {
 #[tonic::async_trait]
 impl NetworkService for Api {
     async fn create_network(&self, req: Request<pb::CreateNetworkRequest>) -> Reply<pb::Network> {
+        let caller = self.caller(&req)?;
         let spec = NetworkSpec::parse(req.get_ref(), &self.ops.settings().link_prefix)?;
-        let rec = self.ops.spawn(|ops| async move { ops.create_network(spec).await }).await?;
+        let c = caller.clone();
+        let rec = self.ops.spawn(|ops| async move { ops.create_network(&c, spec).await }).await?;
         let st = self.ops.lock().await;
-        Ok(Response::new(view(&st, &rec)))
+        Ok(Response::new(view(&st, &caller, &rec)))
     }
 
     async fn get_network(&self, req: Request<pb::GetNetworkRequest>) -> Reply<pb::Network> {
-        let r = Ref::parse("network", &req.get_ref().network)?;
+        let (caller, r) = (self.caller(&req)?, Ref::parse("network", &req.get_ref().network)?);
         let st = self.ops.lock().await;
-        Ok(Response::new(view(&st, st.network(&r)?)))
+        Ok(Response::new(view(&st, &caller, st.network(&caller, &r)?)))
     }
 
     async fn list_networks(
         &self,
         req: Request<pb::ListNetworksRequest>,
     ) -> Reply<pb::ListNetworksResponse> {
-        let sel = &req.get_ref().label_selector;
+        let (caller, sel) = (self.caller(&req)?, &req.get_ref().label_selector);
         let st = self.ops.lock().await;
+        let usable = |n: &&NetworkRecord| caller.sees(&n.tenant) || shared_with(&caller, n);
         let mut networks: Vec<pb::Network> = st
             .networks
             .values()
+            .filter(usable)
             .filter(|n| labels_match(&n.labels, sel))
-            .map(|n| view(&st, n))
+            .map(|n| view(&st, &caller, n))
             .collect();
-        networks.sort_by(|a, b| a.name.cmp(&b.name));
+        networks.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
         Ok(Response::new(pb::ListNetworksResponse { networks }))
     }
 
@@ -77,8 +86,8 @@ impl NetworkService for Api {
         &self,
         req: Request<pb::DeleteNetworkRequest>,
     ) -> Reply<pb::DeleteNetworkResponse> {
-        let r = Ref::parse("network", &req.get_ref().network)?;
-        self.ops.spawn(|ops| async move { ops.delete_network(&r).await }).await?;
+        let (caller, r) = (self.caller(&req)?, Ref::parse("network", &req.get_ref().network)?);
+        self.ops.spawn(|ops| async move { ops.delete_network(&caller, &r).await }).await?;
         Ok(Response::new(pb::DeleteNetworkResponse {}))
     }
 }

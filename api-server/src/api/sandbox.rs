@@ -27,6 +27,7 @@ pub fn view(st: &State, s: &SandboxRecord) -> pb::Sandbox {
     pb::Sandbox {
         id: s.id.to_string(),
         name: s.display_name(),
+        tenant: s.tenant.clone(),
         labels: s.labels.clone().into_iter().collect(),
         mode: mode as i32,
         container_target: match &s.netns {
@@ -86,25 +87,26 @@ impl Api {
 #[tonic::async_trait]
 impl SandboxService for Api {
     async fn create_sandbox(&self, req: Request<pb::CreateSandboxRequest>) -> Reply<pb::Sandbox> {
-        let spec = SandboxSpec::parse(req.get_ref())?;
-        let rec = self.ops.spawn(|ops| async move { ops.create_sandbox(spec).await }).await?;
+        let (caller, spec) = (self.caller(&req)?, SandboxSpec::parse(req.get_ref())?);
+        let rec =
+            self.ops.spawn(|ops| async move { ops.create_sandbox(&caller, spec).await }).await?;
         Ok(Response::new(self.render(&rec).await))
     }
 
     async fn get_sandbox(&self, req: Request<pb::GetSandboxRequest>) -> Reply<pb::Sandbox> {
-        let r = Ref::parse("sandbox", &req.get_ref().sandbox)?;
+        let (caller, r) = (self.caller(&req)?, Ref::parse("sandbox", &req.get_ref().sandbox)?);
         let st = self.ops.lock().await;
-        Ok(Response::new(view(&st, st.sandbox(&r)?)))
+        Ok(Response::new(view(&st, st.sandbox(&caller, &r)?)))
     }
 
     async fn list_sandboxes(
         &self,
         req: Request<pb::ListSandboxesRequest>,
     ) -> Reply<pb::ListSandboxesResponse> {
-        let sel = &req.get_ref().label_selector;
+        let (caller, sel) = (self.caller(&req)?, &req.get_ref().label_selector);
         let st = self.ops.lock().await;
-        let mut list: Vec<&SandboxRecord> =
-            st.sandboxes.values().filter(|s| labels_match(&s.labels, sel)).collect();
+        let shown = |s: &&SandboxRecord| caller.sees(&s.tenant) && labels_match(&s.labels, sel);
+        let mut list: Vec<&SandboxRecord> = st.sandboxes.values().filter(shown).collect();
         list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(Response::new(pb::ListSandboxesResponse {
             sandboxes: list.into_iter().map(|s| view(&st, s)).collect(),
@@ -115,25 +117,25 @@ impl SandboxService for Api {
         &self,
         req: Request<pb::DeleteSandboxRequest>,
     ) -> Reply<pb::DeleteSandboxResponse> {
-        let r = Ref::parse("sandbox", &req.get_ref().sandbox)?;
-        self.ops.spawn(|ops| async move { ops.delete_sandbox(&r).await }).await?;
+        let (caller, r) = (self.caller(&req)?, Ref::parse("sandbox", &req.get_ref().sandbox)?);
+        self.ops.spawn(|ops| async move { ops.delete_sandbox(&caller, &r).await }).await?;
         Ok(Response::new(pb::DeleteSandboxResponse {}))
     }
 
     async fn connect(&self, req: Request<pb::ConnectRequest>) -> Reply<pb::Sandbox> {
-        let spec = ConnectSpec::parse(req.get_ref())?;
-        let rec = self.ops.spawn(|ops| async move { ops.connect(spec).await }).await?;
+        let (caller, spec) = (self.caller(&req)?, ConnectSpec::parse(req.get_ref())?);
+        let rec = self.ops.spawn(|ops| async move { ops.connect(&caller, spec).await }).await?;
         Ok(Response::new(self.render(&rec).await))
     }
 
     async fn disconnect(&self, req: Request<pb::DisconnectRequest>) -> Reply<pb::Sandbox> {
-        let spec = DisconnectSpec::parse(req.get_ref())?;
-        let rec = self.ops.spawn(|ops| async move { ops.disconnect(spec).await }).await?;
+        let (caller, spec) = (self.caller(&req)?, DisconnectSpec::parse(req.get_ref())?);
+        let rec = self.ops.spawn(|ops| async move { ops.disconnect(&caller, spec).await }).await?;
         Ok(Response::new(self.render(&rec).await))
     }
 
     async fn check(&self, req: Request<pb::CheckRequest>) -> Reply<pb::CheckResponse> {
-        let r = Ref::parse("sandbox", &req.get_ref().sandbox)?;
-        Ok(Response::new(pb::CheckResponse { differences: self.ops.check(&r).await? }))
+        let (caller, r) = (self.caller(&req)?, Ref::parse("sandbox", &req.get_ref().sandbox)?);
+        Ok(Response::new(pb::CheckResponse { differences: self.ops.check(&caller, &r).await? }))
     }
 }

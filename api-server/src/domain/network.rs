@@ -14,14 +14,28 @@ pub const DEFAULT_MTU: u32 = 1500;
 #[derive(Debug, Clone)]
 pub struct NetworkSpec {
     pub name: Name,
-    pub subnet: Subnet,
-    pub gateway: Ipv4Addr,
+    /// None: a subnet from the caller's tenant's address pool.
+    pub addressing: Option<Addressing>,
     /// None: derived from the network id once it exists.
     pub bridge_name: Option<LinkName>,
     pub mtu: u32,
     pub internal: bool,
     pub icc: bool,
     pub labels: Labels,
+}
+
+/// An explicit subnet and its gateway (the bridge's own address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addressing {
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+}
+
+impl Addressing {
+    /// The first usable address is the gateway.
+    pub fn of(subnet: Subnet) -> Self {
+        Addressing { subnet, gateway: Ipv4Addr::from(subnet.hosts().0) }
+    }
 }
 
 impl NetworkSpec {
@@ -33,13 +47,17 @@ impl NetworkSpec {
                 format!("{:?} is not supported; the only driver is \"bridge\"", r.driver),
             ));
         }
-        if r.subnet.is_empty() {
-            return Err(Error::invalid("subnet", "required, e.g. \"172.31.5.0/24\""));
-        }
-        let subnet = Subnet::parse("subnet", &r.subnet)?;
-        let gateway = match &r.gateway {
-            Some(g) => parse_gateway(g, &subnet)?,
-            None => Ipv4Addr::from(subnet.hosts().0),
+        let addressing = match (r.subnet.as_str(), &r.gateway) {
+            ("", None) => None,
+            ("", Some(_)) => return Err(Error::invalid("gateway", "needs a subnet")),
+            (s, g) => {
+                let subnet = Subnet::parse("subnet", s)?;
+                let gateway = match g {
+                    Some(g) => parse_gateway(g, &subnet)?,
+                    None => Ipv4Addr::from(subnet.hosts().0),
+                };
+                Some(Addressing { subnet, gateway })
+            }
         };
         let bridge_name = r
             .bridge_name
@@ -53,8 +71,7 @@ impl NetworkSpec {
         };
         Ok(Self {
             name,
-            subnet,
-            gateway,
+            addressing,
             bridge_name,
             mtu,
             internal: r.internal,
@@ -86,7 +103,8 @@ mod tests {
     #[test]
     fn defaults() {
         let s = NetworkSpec::parse(&req("198.18.5.0/24"), "ct").unwrap();
-        assert_eq!(s.gateway, Ipv4Addr::new(198, 18, 5, 1));
+        assert_eq!(s.addressing.unwrap().gateway, Ipv4Addr::new(198, 18, 5, 1));
+        assert!(NetworkSpec::parse(&req(""), "ct").unwrap().addressing.is_none(), "from a pool");
         assert_eq!(s.mtu, 1500);
         assert!(s.icc);
     }

@@ -7,13 +7,14 @@ use crate::domain::Ref;
 use crate::error::Result;
 use crate::executor::{Inventory, NetnsView};
 use crate::model::{Endpoint, Netns, NetworkRecord, Owner, Phase};
+use crate::policy::Caller;
 
 impl Ops {
     /// The differences found; empty when the sandbox is as recorded.
-    pub async fn check(&self, reference: &Ref) -> Result<Vec<String>> {
+    pub async fn check(&self, caller: &Caller, reference: &Ref) -> Result<Vec<String>> {
         let (rec, nets) = {
             let st = self.lock().await;
-            let rec = st.sandbox(reference)?.clone();
+            let rec = st.sandbox(caller, reference)?.clone();
             let nets: Vec<_> =
                 rec.endpoints.iter().map(|e| st.networks.get(&e.network_id).cloned()).collect();
             (rec, nets)

@@ -20,7 +20,7 @@ const MIN_CHECKED_ROUTE: u8 = 8;
 pub const DEFAULT_POOL: std::ops::RangeInclusive<u8> = 17..=31;
 
 /// What on the host a subnet would take, for the refusal's message.
-fn host_conflict(host: &HostRoutes, subnet: &Subnet, own: &[&str]) -> Option<String> {
+pub(super) fn host_conflict(host: &HostRoutes, subnet: &Subnet, own: &[&str]) -> Option<String> {
     let ours = |dev: &str| own.contains(&dev);
     if let Some(a) =
         host.addresses.iter().find(|a| !ours(&a.interface) && a.prefix.overlaps(subnet))
@@ -35,7 +35,7 @@ fn host_conflict(host: &HostRoutes, subnet: &Subnet, own: &[&str]) -> Option<Str
 }
 
 /// The bridges of ctnet's own networks: their addresses and routes are ours.
-fn own_bridges(st: &State) -> Vec<&str> {
+pub(super) fn own_bridges(st: &State) -> Vec<&str> {
     st.networks.values().map(|n| n.bridge.as_str()).collect()
 }
 

@@ -17,6 +17,7 @@ pub mod identity;
 pub mod network;
 pub mod reconcile;
 pub mod sandbox;
+pub mod tenancy;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,5 +1,6 @@
 //! Network operations: create, delete, and the default network.
 use super::claims::Claim;
+use super::tenancy;
 use super::Ops;
 use crate::domain::network::{NetworkSpec, DEFAULT_MTU};
 use crate::domain::sandbox::DEFAULT_NETWORK;
@@ -7,6 +8,7 @@ use crate::domain::{LinkName, Name, NetworkId, Ref, StoreId, Subnet};
 use crate::error::{Error, Result};
 use crate::executor::BridgeArgs;
 use crate::model::{now, NetworkRecord, Phase};
+use crate::policy::Caller;
 use crate::state::State;
 use crate::store::Change;
 
@@ -23,23 +25,34 @@ pub fn bridge_args(n: &NetworkRecord, store: &StoreId, adopt_untagged: bool) -> 
     }
 }
 
-/// Refuses a name, bridge or subnet that another network already has.
-fn check_conflicts(st: &State, name: &Name, bridge: &LinkName, subnet: &Subnet) -> Result<()> {
+/// Refuses a name the caller's tenant already uses, or a bridge or subnet
+/// any network has; another tenant's network is not named.
+fn check_conflicts(
+    st: &State,
+    caller: &Caller,
+    name: &Name,
+    bridge: &LinkName,
+    subnet: &Subnet,
+) -> Result<()> {
     for n in st.networks.values() {
-        if &n.name == name {
+        let shown = if caller.sees(&n.tenant) {
+            format!("network {}", n.name)
+        } else {
+            "another tenant's network".to_string()
+        };
+        if &n.name == name && n.tenant == caller.tenant {
             return Err(Error::AlreadyExists(format!(
                 "name: network {name:?} already exists ({})",
                 n.id
             )));
         }
         if &n.bridge == bridge {
-            let why = format!("bridge_name: bridge {bridge} is used by network {}", n.name);
+            let why = format!("bridge_name: bridge {bridge} is used by {shown}");
             return Err(Error::AlreadyExists(why));
         }
         if n.subnet.overlaps(subnet) {
             return Err(Error::Conflict(format!(
-                "subnet: {subnet} overlaps network {} ({}); choose a range that does not",
-                n.name, n.subnet
+                "subnet: {subnet} overlaps {shown}; choose a range that does not"
             )));
         }
     }
@@ -57,7 +70,11 @@ fn fresh_network_id(st: &State) -> NetworkId {
 }
 
 impl Ops {
-    pub async fn create_network(&self, spec: NetworkSpec) -> Result<NetworkRecord> {
+    pub async fn create_network(
+        &self,
+        caller: &Caller,
+        spec: NetworkSpec,
+    ) -> Result<NetworkRecord> {
         let host = self.exec.host_routes().await?;
         let (mut rec, claim) = {
             let mut st = self.lock().await;
@@ -65,13 +82,19 @@ impl Ops {
             let prefix = &self.settings.link_prefix;
             let bridge =
                 spec.bridge_name.clone().unwrap_or_else(|| LinkName::for_network(prefix, &id));
-            check_conflicts(&st, &spec.name, &bridge, &spec.subnet)?;
-            self.check_host(&st, &host, "subnet", &spec.subnet)?;
+            tenancy::check_network(caller, &st, &spec)?;
+            let addressing = match spec.addressing {
+                Some(a) => a,
+                None => tenancy::pick_subnet(caller, &st, &host)?,
+            };
+            check_conflicts(&st, caller, &spec.name, &bridge, &addressing.subnet)?;
+            self.check_host(&st, &host, "subnet", &addressing.subnet)?;
             let rec = NetworkRecord {
                 id,
                 name: spec.name,
-                subnet: spec.subnet,
-                gateway: spec.gateway,
+                tenant: caller.tenant.clone(),
+                subnet: addressing.subnet,
+                gateway: addressing.gateway,
                 bridge,
                 mtu: spec.mtu,
                 internal: spec.internal,
@@ -124,10 +147,10 @@ impl Ops {
         self.record_rollback(claim, undone, dropped, Change::PutNetwork(rec)).await;
     }
 
-    pub async fn delete_network(&self, reference: &Ref) -> Result<()> {
+    pub async fn delete_network(&self, caller: &Caller, reference: &Ref) -> Result<()> {
         let (rec, claim) = {
             let mut st = self.lock().await;
-            let mut rec = st.network(reference)?.clone();
+            let mut rec = st.own_network(caller, reference)?.clone();
             if rec.is_default {
                 let why =
                     format!("network {} is the default network and cannot be deleted", rec.name);
@@ -168,10 +191,11 @@ impl Ops {
         }
         let subnet = self.default_subnet(&st, &host)?;
         let name = Name::parse("name", DEFAULT_NETWORK)?;
-        check_conflicts(&st, &name, &self.settings.default_bridge, &subnet)?;
+        check_conflicts(&st, &Caller::admin(), &name, &self.settings.default_bridge, &subnet)?;
         let rec = NetworkRecord {
             id: fresh_network_id(&st),
             name,
+            tenant: crate::policy::ADMIN.into(),
             subnet,
             gateway: std::net::Ipv4Addr::from(subnet.hosts().0),
             bridge: self.settings.default_bridge.clone(),

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 
 use super::claims::Claim;
 use super::firewall;
+use super::tenancy;
 use super::Ops;
 use crate::domain::sandbox::{
     AttachSpec, ConnectSpec, DisconnectSpec, ModeSpec, SandboxSpec, MAX_INTERFACES,
@@ -12,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::executor::{EndpointArgs, HostListener, NetnsTarget};
 use crate::limits::Limits;
 use crate::model::{now, Endpoint, ModeKind, Netns, NetworkRecord, Phase, SandboxRecord};
+use crate::policy::Caller;
 use crate::ports;
 use crate::state::State;
 use crate::store::Change;
@@ -29,7 +31,12 @@ enum Plan {
 }
 
 impl Ops {
-    pub async fn create_sandbox(&self, spec: SandboxSpec) -> Result<SandboxRecord> {
+    pub async fn create_sandbox(
+        &self,
+        caller: &Caller,
+        mut spec: SandboxSpec,
+    ) -> Result<SandboxRecord> {
+        tenancy::fit_ports(caller, &mut spec.publish);
         // Asked before taking the lock: host mode needs the host pin's path.
         let host = match spec.mode {
             ModeSpec::Host => self.exec.ping().await?.host_netns,
@@ -37,7 +44,7 @@ impl Ops {
         };
         let listeners = self.listeners_for(&spec.publish).await?;
         let mut st = self.lock().await;
-        let rec = match self.decide_sandbox(&st, spec, host, &listeners)? {
+        let rec = match self.decide_sandbox(&st, caller, spec, host, &listeners)? {
             Plan::RecordOnly(rec) => {
                 self.commit(&mut st, Change::PutSandbox(rec.clone())).await?;
                 tracing::info!(sandbox = %rec.id, mode = ?rec.mode, "sandbox created");
@@ -62,12 +69,16 @@ impl Ops {
     fn decide_sandbox(
         &self,
         st: &State,
+        caller: &Caller,
         spec: SandboxSpec,
         host: Option<PathBuf>,
         listeners: &[HostListener],
     ) -> Result<Plan> {
+        tenancy::check_sandbox(caller, st, &ask(&spec), true)?;
         if let Some(name) = &spec.name {
-            let taken = st.sandboxes.values().find(|s| s.name.as_ref() == Some(name));
+            let mine =
+                |s: &&SandboxRecord| s.tenant == caller.tenant && s.name.as_ref() == Some(name);
+            let taken = st.sandboxes.values().find(mine);
             if let Some(other) = taken {
                 let why = format!("name: sandbox {name:?} already exists ({})", other.id);
                 return Err(Error::AlreadyExists(why));
@@ -80,6 +91,7 @@ impl Ops {
         let mut rec = SandboxRecord {
             id: fresh_sandbox_id(st),
             name: spec.name,
+            tenant: caller.tenant.clone(),
             labels: spec.labels,
             mode: ModeKind::Bridge,
             netns: Netns::Owned(PathBuf::new()),
@@ -104,7 +116,7 @@ impl Ops {
             }
             ModeSpec::Container { target } => {
                 rec.mode = ModeKind::Container;
-                rec.netns = join_target(st, &target)?;
+                rec.netns = join_target(st, caller, &target)?;
                 rec.phase = Phase::Ready;
                 return Ok(Plan::RecordOnly(rec));
             }
@@ -117,8 +129,8 @@ impl Ops {
                 for (i, attach) in networks.iter().enumerate() {
                     let field = format!("bridge.networks[{i}].ipv4_address");
                     let mac = if i == 0 { spec.mac } else { None };
-                    let ep =
-                        new_endpoint(st, &self.settings.link_prefix, &rec, attach, mac, &field)?;
+                    let prefix = &self.settings.link_prefix;
+                    let ep = new_endpoint(st, caller, prefix, &rec, attach, mac, &field)?;
                     rec.endpoints.push(ep);
                 }
                 if !spec.publish.is_empty() {
@@ -127,8 +139,8 @@ impl Ops {
                         let why = "the sandbox is attached only to internal networks, which have no published ports";
                         Error::invalid("publish", why)
                     })?;
-                    ep.ports =
-                        ports::allocate(st, &spec.publish, listeners, self.settings.ephemeral)?;
+                    let range = self.settings.ephemeral;
+                    ep.ports = ports::allocate(st, caller, &spec.publish, listeners, range)?;
                 }
             }
         }
@@ -224,10 +236,10 @@ impl Ops {
         self.record_rollback(claim, undone, dropped, Change::PutSandbox(rec)).await;
     }
 
-    pub async fn delete_sandbox(&self, reference: &Ref) -> Result<()> {
+    pub async fn delete_sandbox(&self, caller: &Caller, reference: &Ref) -> Result<()> {
         let (rec, claim) = {
             let mut st = self.lock().await;
-            let mut rec = st.sandbox(reference)?.clone();
+            let mut rec = st.sandbox(caller, reference)?.clone();
             let joiners: Vec<String> =
                 st.joiners_of(&rec.id).iter().map(|s| s.to_string()).collect();
             if !joiners.is_empty() {
@@ -248,13 +260,23 @@ impl Ops {
         Ok(())
     }
 
-    pub async fn connect(&self, spec: ConnectSpec) -> Result<SandboxRecord> {
+    pub async fn connect(&self, caller: &Caller, mut spec: ConnectSpec) -> Result<SandboxRecord> {
+        tenancy::fit_ports(caller, &mut spec.publish);
         let listeners = self.listeners_for(&spec.publish).await?;
         let (mut rec, ep, claim) = {
             let mut st = self.lock().await;
-            let mut rec = ready_bridge_sandbox(&st, &spec.sandbox)?;
+            let mut rec = ready_bridge_sandbox(&st, caller, &spec.sandbox)?;
+            let more = tenancy::SandboxAsk {
+                host_mode: false,
+                netns_path: None,
+                owns_netns: false,
+                attachments: 1,
+                publish: &spec.publish,
+            };
+            tenancy::check_sandbox(caller, &st, &more, false)?;
             let prefix = &self.settings.link_prefix;
-            let mut ep = new_endpoint(&st, prefix, &rec, &spec.attach, None, "ipv4_address")?;
+            let attach = &spec.attach;
+            let mut ep = new_endpoint(&st, caller, prefix, &rec, attach, None, "ipv4_address")?;
             if !spec.publish.is_empty() {
                 if st.networks.get(&ep.network_id).is_none_or(|n| n.internal) {
                     return Err(Error::invalid(
@@ -262,8 +284,8 @@ impl Ops {
                         "the network is internal and has no published ports",
                     ));
                 }
-                ep.ports =
-                    ports::allocate(&st, &spec.publish, &listeners, self.settings.ephemeral)?;
+                let range = self.settings.ephemeral;
+                ep.ports = ports::allocate(&st, caller, &spec.publish, &listeners, range)?;
             }
             rec.endpoints.push(ep.clone());
             let intent = Change::PutSandbox(rec.clone());
@@ -299,11 +321,11 @@ impl Ops {
     /// The endpoint is first recorded as not attached (the intent): once
     /// accepted, a disconnect always completes, if not here then in
     /// reconciliation.
-    pub async fn disconnect(&self, spec: DisconnectSpec) -> Result<SandboxRecord> {
+    pub async fn disconnect(&self, caller: &Caller, spec: DisconnectSpec) -> Result<SandboxRecord> {
         let (mut rec, ep, claim) = {
             let mut st = self.lock().await;
-            let mut rec = ready_bridge_sandbox(&st, &spec.sandbox)?;
-            let net = st.network(&spec.network)?;
+            let mut rec = ready_bridge_sandbox(&st, caller, &spec.sandbox)?;
+            let net = st.network(caller, &spec.network)?;
             let slot = rec.endpoints.iter_mut().find(|e| e.network_id == net.id);
             let Some(slot) = slot else {
                 let why =
@@ -320,6 +342,24 @@ impl Ops {
         rec.endpoints.retain(|e| e.ifname != ep.ifname);
         self.record_outcome(claim, Change::PutSandbox(rec.clone())).await?;
         Ok(rec)
+    }
+}
+
+/// What a create asks of the tenant's quotas and permissions.
+fn ask(spec: &SandboxSpec) -> tenancy::SandboxAsk<'_> {
+    let (netns, attachments) = match &spec.mode {
+        ModeSpec::Bridge { networks, netns } => (netns.as_deref(), networks.len()),
+        ModeSpec::None { netns } => (netns.as_deref(), 0),
+        _ => (None, 0),
+    };
+    let owns =
+        matches!(spec.mode, ModeSpec::Bridge { .. } | ModeSpec::None { .. }) && netns.is_none();
+    tenancy::SandboxAsk {
+        host_mode: matches!(spec.mode, ModeSpec::Host),
+        netns_path: netns,
+        owns_netns: owns,
+        attachments,
+        publish: &spec.publish,
     }
 }
 
@@ -367,10 +407,16 @@ fn fresh_sandbox_id(st: &State) -> SandboxId {
     }
 }
 
-fn join_target(st: &State, target: &Ref) -> Result<Netns> {
-    let t = st.sandbox(target).map_err(|_| {
+fn join_target(st: &State, caller: &Caller, target: &Ref) -> Result<Netns> {
+    let t = st.sandbox(caller, target).map_err(|_| {
         Error::NotFound(format!("container.target: sandbox {:?} does not exist", target.as_str()))
     })?;
+    if t.tenant != caller.tenant {
+        return Err(Error::Conflict(format!(
+            "container.target: sandbox {t} is tenant {}'s; container mode never joins across tenants",
+            t.tenant
+        )));
+    }
     if let Netns::Joined { target: root, .. } = &t.netns {
         return Err(Error::Conflict(format!(
             "container.target: sandbox {t} itself shares the namespace of {root}; join {root} instead"
@@ -383,8 +429,8 @@ fn join_target(st: &State, target: &Ref) -> Result<Netns> {
     Ok(Netns::Joined { target: t.id.clone(), path: t.netns.path().clone() })
 }
 
-fn ready_bridge_sandbox(st: &State, reference: &Ref) -> Result<SandboxRecord> {
-    let rec = st.sandbox(reference)?;
+fn ready_bridge_sandbox(st: &State, caller: &Caller, reference: &Ref) -> Result<SandboxRecord> {
+    let rec = st.sandbox(caller, reference)?;
     if rec.mode != ModeKind::Bridge {
         return Err(Error::Conflict(format!(
             "sandbox {rec} is in {:?} mode; only bridge-mode sandboxes connect to networks",
@@ -400,13 +446,22 @@ fn ready_bridge_sandbox(st: &State, reference: &Ref) -> Result<SandboxRecord> {
 /// Picks the interface name, address and MAC of a new interface of `rec`.
 fn new_endpoint(
     st: &State,
+    caller: &Caller,
     prefix: &str,
     rec: &SandboxRecord,
     attach: &AttachSpec,
     mac: Option<Mac>,
     field: &str,
 ) -> Result<Endpoint> {
-    let net = st.network(&attach.network)?;
+    let net = st.network(caller, &attach.network)?;
+    // A sandbox joins its own tenant's networks and the admin's (which the
+    // policy shares); never another tenant's, not even at the admin's word.
+    if net.tenant != rec.tenant && net.tenant != crate::policy::ADMIN {
+        return Err(Error::Conflict(format!(
+            "network {} is another tenant's than sandbox {rec}'s; networks are never shared across tenants",
+            net.name
+        )));
+    }
     if net.phase != Phase::Ready {
         return Err(Error::Conflict(format!(
             "network {} is not ready ({:?})",

@@ -6,6 +6,7 @@
 use super::*;
 use crate::error::Error;
 use crate::fake::{Fault, Op};
+use crate::policy::Caller;
 
 /// One mutating path, with what it needs first.
 #[derive(Debug, Clone, Copy)]
@@ -47,8 +48,10 @@ impl Scenario {
         match self {
             Scenario::CreateBridge => {
                 let spec = SandboxSpec::parse(&bridge_req("app", &["8081:80"]))?;
-                run(env, direct, move || async move { ops.create_sandbox(spec).await.map(drop) })
-                    .await
+                run(env, direct, move || async move {
+                    ops.create_sandbox(&Caller::admin(), spec).await.map(drop)
+                })
+                .await
             }
             Scenario::CreateTwoNetworks => {
                 let mut req = bridge_req("app", &["8081:80"]);
@@ -58,8 +61,10 @@ impl Scenario {
                     networks: vec![attach("bridge"), attach("n2")],
                 }));
                 let spec = SandboxSpec::parse(&req)?;
-                run(env, direct, move || async move { ops.create_sandbox(spec).await.map(drop) })
-                    .await
+                run(env, direct, move || async move {
+                    ops.create_sandbox(&Caller::admin(), spec).await.map(drop)
+                })
+                .await
             }
             Scenario::CreateNoneExternal => {
                 let req = pb::CreateSandboxRequest {
@@ -69,8 +74,10 @@ impl Scenario {
                     ..Default::default()
                 };
                 let spec = SandboxSpec::parse(&req)?;
-                run(env, direct, move || async move { ops.create_sandbox(spec).await.map(drop) })
-                    .await
+                run(env, direct, move || async move {
+                    ops.create_sandbox(&Caller::admin(), spec).await.map(drop)
+                })
+                .await
             }
             Scenario::CreateNoneOwned => {
                 let req = pb::CreateSandboxRequest {
@@ -79,12 +86,19 @@ impl Scenario {
                     ..Default::default()
                 };
                 let spec = SandboxSpec::parse(&req)?;
-                run(env, direct, move || async move { ops.create_sandbox(spec).await.map(drop) })
-                    .await
+                run(env, direct, move || async move {
+                    ops.create_sandbox(&Caller::admin(), spec).await.map(drop)
+                })
+                .await
             }
             Scenario::DeleteSandbox => {
                 let r = Ref::parse("sandbox", "web")?;
-                run(env, direct, move || async move { ops.delete_sandbox(&r).await }).await
+                run(
+                    env,
+                    direct,
+                    move || async move { ops.delete_sandbox(&Caller::admin(), &r).await },
+                )
+                .await
             }
             Scenario::Connect => {
                 let req = pb::ConnectRequest {
@@ -94,12 +108,18 @@ impl Scenario {
                     ..Default::default()
                 };
                 let spec = ConnectSpec::parse(&req)?;
-                run(env, direct, move || async move { ops.connect(spec).await.map(drop) }).await
+                run(env, direct, move || async move {
+                    ops.connect(&Caller::admin(), spec).await.map(drop)
+                })
+                .await
             }
             Scenario::Disconnect => {
                 let req = pb::DisconnectRequest { sandbox: "web".into(), network: "n2".into() };
                 let spec = DisconnectSpec::parse(&req)?;
-                run(env, direct, move || async move { ops.disconnect(spec).await.map(drop) }).await
+                run(env, direct, move || async move {
+                    ops.disconnect(&Caller::admin(), spec).await.map(drop)
+                })
+                .await
             }
             Scenario::CreateNetwork => {
                 let req = pb::CreateNetworkRequest {
@@ -108,12 +128,19 @@ impl Scenario {
                     ..Default::default()
                 };
                 let spec = NetworkSpec::parse(&req, PREFIX)?;
-                run(env, direct, move || async move { ops.create_network(spec).await.map(drop) })
-                    .await
+                run(env, direct, move || async move {
+                    ops.create_network(&Caller::admin(), spec).await.map(drop)
+                })
+                .await
             }
             Scenario::DeleteNetwork => {
                 let r = Ref::parse("network", "n2")?;
-                run(env, direct, move || async move { ops.delete_network(&r).await }).await
+                run(
+                    env,
+                    direct,
+                    move || async move { ops.delete_network(&Caller::admin(), &r).await },
+                )
+                .await
             }
         }
     }

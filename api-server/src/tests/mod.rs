@@ -8,7 +8,9 @@ mod host;
 mod identity;
 mod model;
 mod ops;
+mod tenants;
 
+use crate::policy::Caller;
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -101,7 +103,7 @@ impl Env {
 
     pub async fn sandbox(&self, req: pb::CreateSandboxRequest) -> Result<SandboxRecord> {
         let spec = SandboxSpec::parse(&req)?;
-        self.ops.spawn(|ops| async move { ops.create_sandbox(spec).await }).await
+        self.ops.spawn(|ops| async move { ops.create_sandbox(&Caller::admin(), spec).await }).await
     }
 
     pub async fn bridge(&self, name: &str, publish: &[&str]) -> Result<SandboxRecord> {
@@ -115,17 +117,17 @@ impl Env {
             ..Default::default()
         };
         let spec = NetworkSpec::parse(&req, PREFIX)?;
-        self.ops.spawn(|ops| async move { ops.create_network(spec).await }).await
+        self.ops.spawn(|ops| async move { ops.create_network(&Caller::admin(), spec).await }).await
     }
 
     pub async fn delete(&self, r: &str) -> Result<()> {
         let r = Ref::parse("sandbox", r)?;
-        self.ops.spawn(|ops| async move { ops.delete_sandbox(&r).await }).await
+        self.ops.spawn(|ops| async move { ops.delete_sandbox(&Caller::admin(), &r).await }).await
     }
 
     pub async fn delete_network(&self, r: &str) -> Result<()> {
         let r = Ref::parse("network", r)?;
-        self.ops.spawn(|ops| async move { ops.delete_network(&r).await }).await
+        self.ops.spawn(|ops| async move { ops.delete_network(&Caller::admin(), &r).await }).await
     }
 
     pub async fn connect(
@@ -141,13 +143,13 @@ impl Env {
             ..Default::default()
         };
         let spec = ConnectSpec::parse(&req)?;
-        self.ops.spawn(|ops| async move { ops.connect(spec).await }).await
+        self.ops.spawn(|ops| async move { ops.connect(&Caller::admin(), spec).await }).await
     }
 
     pub async fn disconnect(&self, sandbox: &str, network: &str) -> Result<SandboxRecord> {
         let req = pb::DisconnectRequest { sandbox: sandbox.into(), network: network.into() };
         let spec = DisconnectSpec::parse(&req)?;
-        self.ops.spawn(|ops| async move { ops.disconnect(spec).await }).await
+        self.ops.spawn(|ops| async move { ops.disconnect(&Caller::admin(), spec).await }).await
     }
 
     /// Faults cleared, hangs released, every operation task ended, one

@@ -6,6 +6,7 @@
 //!
 //! 200 cases of 40 steps; `PROPTEST_CASES=N` changes the count. The seed is
 //! printed; `PROPTEST_RNG_SEED=S` replays one.
+use crate::policy::Caller;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 
@@ -69,13 +70,13 @@ async fn act(env: &Env, a: &Action, direct: bool) {
                 Err(_) => return,
             };
             if direct {
-                env.ops.create_sandbox(spec).await.map(drop)
+                env.ops.create_sandbox(&Caller::admin(), spec).await.map(drop)
             } else {
                 env.sandbox(bridge_req(&sb(name), publish)).await.map(drop)
             }
         }
         Action::Delete(n) if direct => {
-            env.ops.delete_sandbox(&Ref::parse("s", &sb(n)).unwrap()).await
+            env.ops.delete_sandbox(&Caller::admin(), &Ref::parse("s", &sb(n)).unwrap()).await
         }
         Action::Delete(n) => env.delete(&sb(n)).await,
         Action::Connect(n) => env.connect(&sb(n), "n2", &["90"]).await.map(drop),

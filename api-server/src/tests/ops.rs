@@ -5,6 +5,7 @@ use crate::executor::{HostListener, NetnsTarget};
 use crate::fake::{Fault, Op};
 use crate::limits::Limits;
 use crate::model::ModeKind;
+use crate::policy::Caller;
 
 fn mode(m: pb::create_sandbox_request::Mode) -> pb::CreateSandboxRequest {
     pb::CreateSandboxRequest { mode: Some(m), ..Default::default() }
@@ -268,7 +269,7 @@ async fn ports_need_a_network_with_a_way_in() {
         ..Default::default()
     };
     let spec = NetworkSpec::parse(&req, PREFIX).unwrap();
-    env.ops.create_network(spec).await.unwrap();
+    env.ops.create_network(&Caller::admin(), spec).await.unwrap();
     let mut r = bridge_req("a", &["80"]);
     let attach = pb::NetworkAttachment { network: "int".into(), ipv4_address: None };
     r.mode =
@@ -344,12 +345,12 @@ async fn check_reports_what_is_missing_and_reconciliation_restores_it() {
     let env = Env::new().await;
     let rec = env.bridge("web", &[]).await.unwrap();
     let r = Ref::parse("sandbox", "web").unwrap();
-    assert!(env.ops.check(&r).await.unwrap().is_empty());
+    assert!(env.ops.check(&Caller::admin(), &r).await.unwrap().is_empty());
     env.fake.tamper(|k| k.endpoints.clear());
-    let diffs = env.ops.check(&r).await.unwrap();
+    let diffs = env.ops.check(&Caller::admin(), &r).await.unwrap();
     assert!(diffs.iter().any(|d| d.contains("missing")), "{diffs:?}");
     env.ops.reconcile().await.unwrap();
-    assert!(env.ops.check(&r).await.unwrap().is_empty());
+    assert!(env.ops.check(&Caller::admin(), &r).await.unwrap().is_empty());
     assert!(env.fake.kernel().endpoints.contains_key(rec.endpoints[0].host_ifname.as_str()));
     env.agree().await;
 }
@@ -430,8 +431,9 @@ async fn a_restart_finishes_what_the_previous_process_left() {
     let env = Env::new().await;
     env.bridge("kept", &[]).await.unwrap();
     env.fake.inject(Some(Op::Attach), 1, Fault::HangAfter);
+    let admin = Caller::admin();
     tokio::select! {
-        _ = env.ops.create_sandbox(SandboxSpec::parse(&bridge_req("cut", &["8080:80"])).unwrap()) => panic!("never hung"),
+        _ = env.ops.create_sandbox(&admin, SandboxSpec::parse(&bridge_req("cut", &["8080:80"])).unwrap()) => panic!("never hung"),
         () = env.fake.hung(1) => {}
     }
     let env = env.restart().await;

@@ -1,0 +1,157 @@
+//! Tenants against the fake kernel: isolation (another tenant's resources
+//! are NotFound, host-side conflicts name no other tenant's resource),
+//! quotas and permissions at their edges, and the admin seeing everything.
+use super::*;
+use crate::domain::sandbox::SandboxSpec;
+use crate::error::Error;
+use crate::policy::{Caller, Policy};
+
+const POLICY: &str = r#"
+[tenants.alpha]
+uids = [1001]
+shared_networks = ["bridge"]
+address_pool = "198.19.0.0/20"
+[tenants.alpha.quota]
+networks = 2
+sandboxes = 2
+published_ports = 2
+[tenants.alpha.allow]
+host_ports = "30000-30099"
+
+[tenants.beta]
+uids = [1002]
+address_pool = "198.19.16.0/20"
+[tenants.beta.allow]
+host_ports = "30000-30099"
+"#;
+
+fn caller(uid: u32) -> Caller {
+    let id = crate::identity::Identity::Local { uid, gid: uid, groups: vec![] };
+    Policy::parse(POLICY).unwrap().caller(&id).unwrap()
+}
+
+async fn net(env: &Env, c: &Caller, name: &str) -> Result<crate::model::NetworkRecord> {
+    let req = pb::CreateNetworkRequest { name: name.into(), ..Default::default() };
+    env.ops.create_network(c, NetworkSpec::parse(&req, PREFIX).unwrap()).await
+}
+
+async fn sandbox(env: &Env, c: &Caller, req: pb::CreateSandboxRequest) -> Result<SandboxRecord> {
+    env.ops.create_sandbox(c, SandboxSpec::parse(&req)?).await
+}
+
+fn on(name: &str, network: &str, publish: &[&str]) -> pb::CreateSandboxRequest {
+    let mut r = bridge_req(name, publish);
+    r.mode = Some(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode {
+        networks: vec![pb::NetworkAttachment { network: network.into(), ipv4_address: None }],
+    }));
+    r
+}
+
+fn not_found(e: Error) {
+    assert!(matches!(e, Error::NotFound(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn another_tenants_resources_are_not_found_and_unchanged() {
+    let env = Env::new().await;
+    let (a, b, admin) = (caller(1001), caller(1002), Caller::admin());
+    let an = net(&env, &a, "net").await.unwrap();
+    assert_eq!(an.subnet.to_string(), "198.19.0.0/24", "from alpha's pool");
+    let web = sandbox(&env, &a, on("web", "net", &["30001:80"])).await.unwrap();
+    net(&env, &b, "net").await.expect("names are per tenant");
+    let before = env.fake.kernel();
+    let r = |s: &str| Ref::parse("r", s).unwrap();
+    for name in ["web", web.id.as_str()] {
+        not_found(env.ops.delete_sandbox(&b, &r(name)).await.unwrap_err());
+        not_found(env.ops.check(&b, &r(name)).await.unwrap_err());
+        let st = env.ops.lock().await;
+        not_found(st.sandbox(&b, &r(name)).unwrap_err());
+        drop(st);
+        let c = pb::ConnectRequest {
+            sandbox: name.into(),
+            network: "net".into(),
+            ..Default::default()
+        };
+        not_found(env.ops.connect(&b, ConnectSpec::parse(&c).unwrap()).await.unwrap_err());
+        let d = pb::DisconnectRequest { sandbox: name.into(), network: "net".into() };
+        not_found(env.ops.disconnect(&b, DisconnectSpec::parse(&d).unwrap()).await.unwrap_err());
+        let join = pb::CreateSandboxRequest {
+            mode: Some(pb::create_sandbox_request::Mode::Container(pb::ContainerMode {
+                target: name.into(),
+            })),
+            ..Default::default()
+        };
+        not_found(sandbox(&env, &b, join).await.unwrap_err());
+    }
+    not_found(env.ops.delete_network(&b, &r(an.id.as_str())).await.unwrap_err());
+    // B's create on A's network by id is NotFound.
+    not_found(sandbox(&env, &b, on("x", an.id.as_str(), &[])).await.unwrap_err());
+    // A port A holds: refused without naming A's sandbox.
+    let e = sandbox(&env, &b, on("clash", "net", &["30001:80"])).await.unwrap_err();
+    assert!(matches!(e, Error::AlreadyExists(_)), "{e:?}");
+    assert!(e.to_string().contains("another tenant's") && !e.to_string().contains("web"), "{e}");
+    assert_eq!(env.fake.kernel().endpoints.len(), before.endpoints.len(), "nothing made for B");
+    // The admin sees both, by tenant/name.
+    let st = env.ops.lock().await;
+    assert_eq!(st.sandbox(&admin, &r("alpha/web")).unwrap().id, web.id);
+    assert!(st.network(&admin, &r("beta/net")).is_ok());
+    drop(st);
+    // Alpha may use the shared default network; beta may not.
+    sandbox(&env, &a, on("shared", "bridge", &[])).await.expect("shared with alpha");
+    not_found(sandbox(&env, &b, on("shared", "bridge", &[])).await.unwrap_err());
+    env.agree().await;
+}
+
+#[tokio::test]
+async fn quotas_and_permissions_hold_at_their_edges() {
+    let env = Env::new().await;
+    let a = caller(1001);
+    net(&env, &a, "n1").await.unwrap();
+    net(&env, &a, "n2").await.unwrap();
+    let e = net(&env, &a, "n3").await.unwrap_err();
+    assert!(
+        matches!(e, Error::Exhausted(_)) && e.to_string().contains("quota networks = 2"),
+        "{e}"
+    );
+    sandbox(&env, &a, on("s1", "n1", &["30010:80", "30011:81"])).await.unwrap();
+    let e = sandbox(&env, &a, on("s2", "n1", &["30012:80"])).await.unwrap_err();
+    assert!(e.to_string().contains("quota published_ports = 2"), "{e}");
+    sandbox(&env, &a, on("s2", "n1", &[])).await.unwrap();
+    let e = sandbox(&env, &a, on("s3", "n1", &[])).await.unwrap_err();
+    assert!(e.to_string().contains("quota sandboxes = 2"), "{e}");
+    let del = env.ops.delete_sandbox(&a, &Ref::parse("r", "s2").unwrap()).await;
+    del.expect("its own sandbox");
+    sandbox(&env, &a, on("s3", "n1", &[])).await.expect("the quota freed");
+    for s in ["s1", "s3"] {
+        env.ops.delete_sandbox(&a, &Ref::parse("r", s).unwrap()).await.unwrap();
+    }
+
+    let denied = |e: Error, what: &str| {
+        assert!(matches!(e, Error::Denied(_)) && e.to_string().contains(what), "{what}: {e:?}");
+    };
+    let host = pb::CreateSandboxRequest {
+        mode: Some(pb::create_sandbox_request::Mode::Host(pb::HostMode {})),
+        ..Default::default()
+    };
+    denied(sandbox(&env, &a, host).await.unwrap_err(), "host_mode");
+    denied(sandbox(&env, &a, on("p", "n1", &["80:80"])).await.unwrap_err(), "ports_below_1024");
+    denied(sandbox(&env, &a, on("p", "n1", &["31000:80"])).await.unwrap_err(), "allow.host_ports");
+    denied(
+        sandbox(&env, &a, on("p", "n1", &["127.0.0.1:30020:80"])).await.unwrap_err(),
+        "host_ip_ports",
+    );
+    let mut r = pb::CreateNetworkRequest { name: "b".into(), ..Default::default() };
+    r.bridge_name = Some("ctmine".into());
+    env.ops.delete_network(&a, &Ref::parse("r", "n2").unwrap()).await.unwrap();
+    denied(
+        env.ops.create_network(&a, NetworkSpec::parse(&r, PREFIX).unwrap()).await.unwrap_err(),
+        "bridge_name",
+    );
+    r.bridge_name = None;
+    r.subnet = "198.19.200.0/24".into();
+    denied(
+        env.ops.create_network(&a, NetworkSpec::parse(&r, PREFIX).unwrap()).await.unwrap_err(),
+        "outside tenant alpha's ranges",
+    );
+    env.agree().await;
+}

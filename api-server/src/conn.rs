@@ -23,8 +23,10 @@ use tokio::time::Instant;
 use tonic::codegen::http;
 use tonic::transport::server::Connected;
 
+use crate::audit::Audit;
 use crate::identity::Identity;
 use crate::limits::ConnLimits;
+use crate::policy::PolicyHolder;
 use crate::tls::ServerTls;
 
 /// Whose share of the per-peer limit a connection takes.
@@ -507,19 +509,37 @@ impl AsyncWrite for Conn {
 pub struct RequestLayer {
     /// Largest request message, for the ResourceExhausted answer.
     pub max_message: usize,
+    pub audit: Arc<Audit>,
+    pub policy: Arc<PolicyHolder>,
 }
 
 impl<S> tower::Layer<S> for RequestLayer {
     type Service = InFlight<S>;
     fn layer(&self, inner: S) -> InFlight<S> {
-        InFlight { inner, max_message: self.max_message }
+        InFlight { inner, layer: self.clone() }
     }
 }
 
 #[derive(Clone)]
 pub struct InFlight<S> {
     inner: S,
-    max_message: usize,
+    layer: RequestLayer,
+}
+
+/// The methods that change something: audited whatever their outcome.
+fn is_mutating(path: &str) -> bool {
+    let method = path.rsplit('/').next().unwrap_or_default();
+    ["Create", "Delete", "Connect", "Disconnect", "GarbageCollect"]
+        .iter()
+        .any(|m| method.starts_with(m))
+}
+
+/// The gRPC outcome of a response: its status header, or Ok (a success's
+/// status travels in the trailers).
+fn outcome<B>(resp: &http::Response<B>) -> String {
+    let code = resp.headers().get("grpc-status").and_then(|v| v.to_str().ok());
+    let code = code.and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+    format!("{:?}", tonic::Code::from_i32(code))
 }
 
 const GRPC_OUT_OF_RANGE: &str = "11";
@@ -581,16 +601,49 @@ where
             );
             return Box::pin(async move { Ok(refused.into_http()) });
         };
-        req.extensions_mut().insert(identity);
+        let path = req.uri().path().to_string();
+        let mutating = is_mutating(&path);
+        let layer = self.layer.clone();
+        if mutating {
+            if let Err(e) = layer.audit.ready() {
+                return Box::pin(async move { Ok(crate::api::status(e).into_http()) });
+            }
+        }
+        let tenant = match layer.policy.get().caller(&identity) {
+            Ok(c) => c.tenant,
+            Err(_) => "(none)".into(),
+        };
+        req.extensions_mut().insert(identity.clone());
         let busy = Busy::enter(info.shared.clone());
-        let (fut, max) = (self.inner.call(req), self.max_message);
+        let fut = self.inner.call(req);
         Box::pin(async move {
             let mut out = fut.await;
             drop(busy);
-            if let Ok(resp) = &mut out {
-                oversize_exhausted(resp, max);
+            let Ok(resp) = &mut out else { return out };
+            oversize_exhausted(resp, layer.max_message);
+            let outcome = outcome(resp);
+            let refused = outcome != "Ok";
+            if !(mutating || refused) {
+                return out;
             }
-            out
+            let resources = resp
+                .extensions()
+                .get::<crate::audit::Resources>()
+                .map(|r| r.0.clone())
+                .unwrap_or_default();
+            let entry = crate::audit::Entry {
+                time: crate::model::now(),
+                identity: identity.to_string(),
+                tenant,
+                method: path,
+                resources,
+                outcome,
+                suppressed: None,
+            };
+            match layer.audit.write(entry, refused && !mutating).await {
+                Err(e) if mutating => Ok(crate::api::status(e).into_http()),
+                _ => out,
+            }
         })
     }
 }

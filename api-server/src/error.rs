@@ -37,6 +37,9 @@ pub enum Error {
     /// The caller's tenant may not do this (a policy permission).
     #[error("{0}")]
     Denied(String),
+    /// A part of ctnet-api itself cannot serve now (the audit log).
+    #[error("{0}")]
+    Unavailable(String),
     /// netexec could not be reached, or did not answer in time.
     #[error("netexec is unavailable: {0}")]
     ExecutorUnavailable(String),

@@ -8,6 +8,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::string_slice)
 )]
 pub mod api;
+pub mod audit;
 pub mod conn;
 pub mod domain;
 pub mod error;
@@ -57,6 +58,8 @@ pub struct Settings {
     pub conn: limits::ConnLimits,
     /// The tenancy policy (the open one without --policy).
     pub policy: Arc<policy::PolicyHolder>,
+    /// The audit log.
+    pub audit: Arc<audit::Audit>,
 }
 
 /// Loads the state from the store and makes the operations layer.
@@ -95,7 +98,8 @@ pub async fn run(
     let ops = open(store, exec, settings.ops).await?;
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::NotServing).await;
-    let watcher = Watcher { ops: ops.clone(), reporter, every: settings.health_interval };
+    let audit = settings.audit.clone();
+    let watcher = Watcher { ops: ops.clone(), audit, reporter, every: settings.health_interval };
     let mut watch = tokio::spawn(watcher.run(settings.reconcile_interval));
 
     // Both reflection versions: grpcurl speaks v1, Python's grpcio-reflection v1alpha.
@@ -129,7 +133,11 @@ pub async fn run(
         .timeout(limits.rpc)
         .concurrency_limit_per_connection(limits.per_connection_rpcs)
         .max_concurrent_streams(u32::try_from(limits.per_connection_rpcs).unwrap_or(u32::MAX))
-        .layer(conn::RequestLayer { max_message: max })
+        .layer(conn::RequestLayer {
+            max_message: max,
+            audit: settings.audit.clone(),
+            policy: settings.policy.clone(),
+        })
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -196,6 +204,7 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
 /// interrupted operations are finished every `reconcile_every`.
 struct Watcher {
     ops: Arc<Ops>,
+    audit: Arc<audit::Audit>,
     reporter: HealthReporter,
     every: Duration,
 }
@@ -204,6 +213,10 @@ impl Watcher {
     /// After a failed write (a full disk), a probe write each round: the
     /// store takes writes again once space is freed, without a restart.
     async fn store_writable(&self) -> bool {
+        // An unwritable audit log stops mutating calls: not serving either.
+        if self.audit.ready().is_err() {
+            return false;
+        }
         let store = self.ops.store();
         if store.is_healthy() {
             return true;

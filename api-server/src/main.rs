@@ -125,6 +125,10 @@ struct Args {
     /// permissions. Without it every caller is the admin.
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// The audit log (one JSON line per mutating or refused call).
+    /// Default: audit.log in the state directory.
+    #[arg(long)]
+    audit_log: Option<PathBuf>,
     /// Log format: "text" or "json".
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -233,6 +237,9 @@ fn settings(args: &Args) -> Result<ctnet_api::Settings, BoxError> {
             ..ConnLimits::default()
         },
         policy: Arc::new(ctnet_api::policy::PolicyHolder::new(args.policy.clone())?),
+        audit: ctnet_api::audit::Audit::open(Some(
+            args.audit_log.clone().unwrap_or_else(|| args.state_dir.join("audit.log")),
+        ))?,
     })
 }
 

@@ -185,6 +185,11 @@ impl Stack {
         stack
     }
 
+    /// The flags the daemons get at their next start.
+    pub fn options_mut(&mut self) -> &mut Options {
+        &mut self.opts
+    }
+
     pub fn start_netexec(&mut self) {
         let mut cmd = Command::new(bin("ctnet-netexec"));
         cmd.arg("--socket").arg(&self.exec_socket).arg("--netns-dir").arg(&self.netns_dir);

@@ -21,6 +21,13 @@ pub struct Api {
     pub policy: Arc<PolicyHolder>,
 }
 
+/// A reply naming, for the audit log, the resources the call touched.
+pub fn touching<T>(msg: T, ids: impl IntoIterator<Item = String>) -> tonic::Response<T> {
+    let mut r = tonic::Response::new(msg);
+    r.extensions_mut().insert(crate::audit::Resources(ids.into_iter().collect()));
+    r
+}
+
 impl Api {
     /// The caller of a request, from the identity the request layer put
     /// into it and the policy in force.
@@ -46,6 +53,7 @@ pub fn status(e: Error) -> Status {
         Error::Conflict(_) => Status::failed_precondition(message),
         Error::Exhausted(_) => Status::resource_exhausted(message),
         Error::Denied(_) => Status::permission_denied(message),
+        Error::Unavailable(_) => Status::unavailable(message),
         Error::ExecutorUnavailable(_) => Status::unavailable(message),
         Error::ExecutorRefused { kind, .. } => match kind {
             Refusal::Invalid => Status::invalid_argument(message),

@@ -2,7 +2,7 @@
 use ctnet_proto::v1::{self as pb, network_service_server::NetworkService};
 use tonic::{Request, Response};
 
-use super::{Api, Reply};
+use super::{touching, Api, Reply};
 use crate::domain::network::NetworkSpec;
 use crate::domain::{labels_match, Ref};
 use crate::model::NetworkRecord;
@@ -55,7 +55,7 @@ impl NetworkService for Api {
         let c = caller.clone();
         let rec = self.ops.spawn(|ops| async move { ops.create_network(&c, spec).await }).await?;
         let st = self.ops.lock().await;
-        Ok(Response::new(view(&st, &caller, &rec)))
+        Ok(touching(view(&st, &caller, &rec), [rec.id.to_string()]))
     }
 
     async fn get_network(&self, req: Request<pb::GetNetworkRequest>) -> Reply<pb::Network> {
@@ -87,7 +87,8 @@ impl NetworkService for Api {
         req: Request<pb::DeleteNetworkRequest>,
     ) -> Reply<pb::DeleteNetworkResponse> {
         let (caller, r) = (self.caller(&req)?, Ref::parse("network", &req.get_ref().network)?);
+        let named = r.as_str().to_string();
         self.ops.spawn(|ops| async move { ops.delete_network(&caller, &r).await }).await?;
-        Ok(Response::new(pb::DeleteNetworkResponse {}))
+        Ok(touching(pb::DeleteNetworkResponse {}, [named]))
     }
 }

@@ -2,7 +2,7 @@
 use ctnet_proto::v1::{self as pb, sandbox_service_server::SandboxService};
 use tonic::{Request, Response};
 
-use super::{Api, Reply};
+use super::{touching, Api, Reply};
 use crate::domain::sandbox::{ConnectSpec, DisconnectSpec, SandboxSpec};
 use crate::domain::{labels_match, Ref};
 use crate::model::{ModeKind, Netns, Phase, SandboxRecord};
@@ -90,7 +90,7 @@ impl SandboxService for Api {
         let (caller, spec) = (self.caller(&req)?, SandboxSpec::parse(req.get_ref())?);
         let rec =
             self.ops.spawn(|ops| async move { ops.create_sandbox(&caller, spec).await }).await?;
-        Ok(Response::new(self.render(&rec).await))
+        Ok(touching(self.render(&rec).await, [rec.id.to_string()]))
     }
 
     async fn get_sandbox(&self, req: Request<pb::GetSandboxRequest>) -> Reply<pb::Sandbox> {
@@ -118,20 +118,23 @@ impl SandboxService for Api {
         req: Request<pb::DeleteSandboxRequest>,
     ) -> Reply<pb::DeleteSandboxResponse> {
         let (caller, r) = (self.caller(&req)?, Ref::parse("sandbox", &req.get_ref().sandbox)?);
+        let named = r.as_str().to_string();
         self.ops.spawn(|ops| async move { ops.delete_sandbox(&caller, &r).await }).await?;
-        Ok(Response::new(pb::DeleteSandboxResponse {}))
+        Ok(touching(pb::DeleteSandboxResponse {}, [named]))
     }
 
     async fn connect(&self, req: Request<pb::ConnectRequest>) -> Reply<pb::Sandbox> {
         let (caller, spec) = (self.caller(&req)?, ConnectSpec::parse(req.get_ref())?);
+        let network = spec.attach.network.as_str().to_string();
         let rec = self.ops.spawn(|ops| async move { ops.connect(&caller, spec).await }).await?;
-        Ok(Response::new(self.render(&rec).await))
+        Ok(touching(self.render(&rec).await, [rec.id.to_string(), network]))
     }
 
     async fn disconnect(&self, req: Request<pb::DisconnectRequest>) -> Reply<pb::Sandbox> {
         let (caller, spec) = (self.caller(&req)?, DisconnectSpec::parse(req.get_ref())?);
+        let network = spec.network.as_str().to_string();
         let rec = self.ops.spawn(|ops| async move { ops.disconnect(&caller, spec).await }).await?;
-        Ok(Response::new(self.render(&rec).await))
+        Ok(touching(self.render(&rec).await, [rec.id.to_string(), network]))
     }
 
     async fn check(&self, req: Request<pb::CheckRequest>) -> Reply<pb::CheckResponse> {

@@ -1,0 +1,175 @@
+//! Tenants with the real daemons: two uids in two tenants of a policy file,
+//! through the CLI. A tenant does not see or touch the other's sandbox; the
+//! admin sees both; every mutating and refused call has its audit line; a
+//! broken policy on SIGHUP keeps the old one enforcing; an unwritable audit
+//! log makes mutating calls fail with Unavailable.
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ctnet_tests::{bin, pb, Options, Stack};
+use serde_json::Value;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+struct Tenants {
+    dir: std::path::PathBuf,
+    policy: std::path::PathBuf,
+    a: u32,
+    b: u32,
+}
+
+impl Tenants {
+    fn new(base_uid: u32) -> Tenants {
+        let dir = std::env::temp_dir().join(format!("ctnet-policy-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (base_uid + 21, base_uid + 22);
+        let policy = dir.join("policy.toml");
+        let text = format!(
+            "[admin]\nuids = [0]\n\n\
+             [tenants.alpha]\nuids = [{a}]\naddress_pool = \"198.19.32.0/20\"\n\
+             [tenants.alpha.allow]\nhost_ports = \"30000-30099\"\n\n\
+             [tenants.beta]\nuids = [{b}]\naddress_pool = \"198.19.48.0/20\"\n"
+        );
+        std::fs::write(&policy, text).unwrap();
+        std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Tenants { dir, policy, a, b }
+    }
+}
+
+impl Drop for Tenants {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The CLI as `uid` over the Unix socket: Ok(stdout JSON) or Err(stderr).
+fn as_uid(st: &Stack, uid: u32, args: &[&str]) -> Result<Value, String> {
+    let out = Command::new("setpriv")
+        .args(["--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups"])
+        .arg(bin("ctnet"))
+        .args(["--json", "-H"])
+        .arg(&st.api_socket)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(serde_json::from_str(&stdout).unwrap_or(Value::String(stdout)))
+}
+
+fn open_socket(st: &Stack) {
+    // The test's uids stand in for the socket's group.
+    std::fs::set_permissions(&st.api_socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+}
+
+fn audit_lines(st: &Stack) -> Vec<Value> {
+    let text = std::fs::read_to_string(st.state_dir.join("audit.log")).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect()
+}
+
+#[tokio::test]
+async fn tenants_are_isolated_audited_and_reloaded() {
+    let base = 61000 + rand::random::<u32>() % 4000;
+    let t = Tenants::new(base);
+    let opts = Options {
+        api_args: vec!["--policy".into(), t.policy.display().to_string()],
+        ..Default::default()
+    };
+    let st = Stack::start_with(opts).await;
+    open_socket(&st);
+    let me = as_uid(&st, t.a, &["whoami"]).unwrap();
+    assert_eq!(me["uid"], t.a);
+    as_uid(&st, t.a, &["network", "create", "anet", "--subnet", ""]).unwrap();
+    let made = as_uid(
+        &st,
+        t.a,
+        &["sandbox", "create", "--name", "web", "--net", "anet", "-p", "30001:80"],
+    );
+    made.unwrap();
+    // Beta: not found by name, not deletable, not joinable; alpha's list is its own.
+    for args in [
+        &["sandbox", "inspect", "web"][..],
+        &["sandbox", "rm", "web"],
+        &["sandbox", "create", "--net", "container:web"],
+        &["sandbox", "create", "--net", "anet"],
+    ] {
+        let e = as_uid(&st, t.b, args).unwrap_err();
+        assert!(e.contains("NotFound"), "{args:?}: {e}");
+    }
+    let e =
+        as_uid(&st, t.b, &["network", "create", "x", "--subnet", "198.19.32.0/24"]).unwrap_err();
+    assert!(e.contains("PermissionDenied"), "outside beta's ranges: {e}");
+    let listed = as_uid(&st, t.b, &["sandbox", "ls"]).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+    // The admin (root, uid 0) sees alpha's sandbox.
+    let all = st.list_sandboxes().await.sandboxes;
+    assert_eq!(
+        all.iter().map(|s| (s.tenant.as_str(), s.name.as_str())).collect::<Vec<_>>(),
+        [("alpha", "web")]
+    );
+
+    // A broken policy on SIGHUP: the old one stays and still enforces.
+    std::fs::write(&t.policy, "[tenants.beta\nbroken").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(st.api_pid() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let log = st.dir.join("api-1.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("policy reload failed") {
+        assert!(Instant::now() < deadline, "no policy reload failure logged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(as_uid(&st, t.b, &["sandbox", "rm", "web"]).unwrap_err().contains("NotFound"));
+
+    // The audit file: a parseable line for each mutating and refused call.
+    let lines = audit_lines(&st);
+    let of = |uid: u32, outcome: &str| {
+        lines
+            .iter()
+            .filter(|l| l["identity"] == format!("uid:{uid}") && l["outcome"] == outcome)
+            .count()
+    };
+    assert!(of(t.a, "Ok") >= 2, "alpha's two creates: {lines:?}");
+    assert!(lines.iter().any(|l| l["tenant"] == "alpha"
+        && l["method"].as_str().unwrap_or_default().ends_with("CreateSandbox")));
+    assert!(of(t.b, "NotFound") >= 5, "beta's refused calls: {lines:?}");
+    assert!(of(t.b, "PermissionDenied") >= 1);
+
+    as_uid(&st, t.a, &["sandbox", "rm", "web"]).unwrap();
+    as_uid(&st, t.a, &["network", "rm", "anet"]).unwrap();
+    st.finish().await;
+}
+
+#[tokio::test]
+async fn an_unwritable_audit_log_fails_mutating_calls_with_unavailable() {
+    let opts =
+        Options { api_args: vec!["--audit-log".into(), "/dev/full".into()], ..Default::default() };
+    let mut st = Stack::start_with(opts).await;
+    let before = st.list_sandboxes().await.sandboxes.len();
+    let r = st.client.sandboxes.create_sandbox(ctnet_tests::req::bridge("x", &[])).await;
+    assert_eq!(r.unwrap_err().code(), tonic::Code::Unavailable);
+    st.wait_health(ServingStatus::NotServing).await;
+    // Refused up front now: nothing is made.
+    let r = st.client.sandboxes.create_sandbox(ctnet_tests::req::bridge("y", &[])).await;
+    assert_eq!(r.unwrap_err().code(), tonic::Code::Unavailable);
+    let after = st.list_sandboxes().await.sandboxes;
+    assert!(after.iter().all(|s| s.name != "y"), "refused before any change");
+    // The first one was made before its line failed (its reply said
+    // Unavailable): removed with a writable log after a restart.
+    assert_eq!(after.len(), before + 1);
+    st.kill_api();
+    st.options_mut().api_args.clear();
+    st.start_api().await;
+    for s in st.list_sandboxes().await.sandboxes {
+        st.client
+            .sandboxes
+            .delete_sandbox(pb::DeleteSandboxRequest { sandbox: s.id })
+            .await
+            .unwrap();
+    }
+    st.finish().await;
+}

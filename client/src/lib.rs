@@ -55,21 +55,25 @@ pub async fn connect_to(addr: &str, tls: Option<&TlsFiles>) -> Result<Client, St
     let endpoint = Endpoint::from_shared(format!("https://{hostport}"))
         .and_then(|e| e.tls_config(config))
         .map_err(|e| format!("{e}"))?;
-    let channel = endpoint.connect().await.map_err(|e| {
-        use std::error::Error;
-        let mut msg = e.to_string();
-        let mut cause = e.source();
-        while let Some(c) = cause {
-            msg = format!("{msg}: {c}");
-            cause = c.source();
-        }
-        msg
-    })?;
+    let channel = endpoint.connect().await.map_err(|e| error_chain(&e))?;
     Ok(Client::on(channel))
 }
 
+/// An error with its causes, "outer: inner: ..." (a TLS refusal is only
+/// said by the innermost one).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        msg = format!("{msg}: {c}");
+        cause = c.source();
+    }
+    msg
+}
+
 impl Client {
-    fn on(channel: Channel) -> Self {
+    /// The service clients over one channel.
+    pub fn on(channel: Channel) -> Self {
         Client {
             networks: NetworkServiceClient::new(channel.clone()),
             sandboxes: SandboxServiceClient::new(channel.clone()),

@@ -67,27 +67,11 @@ pub async fn grpc_client(ns: &Path, files: &ClientFiles) -> Result<ctnet_client:
             )?))
         }
     });
-    let channel = endpoint.connect_with_connector(connector).await.map_err(|e| {
-        let mut msg = e.to_string();
-        let mut cause = std::error::Error::source(&e);
-        while let Some(c) = cause {
-            msg = format!("{msg}: {c}");
-            cause = c.source();
-        }
-        msg
-    })?;
-    Ok(ctnet_client::Client {
-        networks: ctnet_client::pb::network_service_client::NetworkServiceClient::new(
-            channel.clone(),
-        ),
-        sandboxes: ctnet_client::pb::sandbox_service_client::SandboxServiceClient::new(
-            channel.clone(),
-        ),
-        maintenance: ctnet_client::pb::maintenance_service_client::MaintenanceServiceClient::new(
-            channel.clone(),
-        ),
-        channel,
-    })
+    let channel = endpoint
+        .connect_with_connector(connector)
+        .await
+        .map_err(|e| ctnet_client::error_chain(&e))?;
+    Ok(ctnet_client::Client::on(channel))
 }
 
 /// How a bare TLS client presents itself.

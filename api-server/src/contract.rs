@@ -86,6 +86,15 @@ impl Fixture {
         }
     }
 
+    pub fn guard(&self) -> FirewallGuard {
+        FirewallGuard {
+            link: self.host_ifname.clone(),
+            mac: Mac::from_ipv4(self.host(2)),
+            ip: self.host(2),
+            owner: Owner::Sandbox(self.sandbox.clone(), None),
+        }
+    }
+
     pub fn fw_network(&self) -> FirewallNetwork {
         FirewallNetwork {
             bridge: self.bridge.clone(),
@@ -202,11 +211,13 @@ pub async fn firewall_changes_are_idempotent(x: &dyn Executor, f: &Fixture) {
     let add = FirewallDelta {
         add_networks: vec![f.fw_network()],
         add_ports: vec![f.port()],
+        add_guards: vec![f.guard()],
         ..Default::default()
     };
     let remove = FirewallDelta {
         remove_networks: vec![f.fw_network()],
         remove_ports: vec![f.port()],
+        remove_guards: vec![f.guard()],
         ..Default::default()
     };
     for _ in 0..2 {
@@ -215,6 +226,8 @@ pub async fn firewall_changes_are_idempotent(x: &dyn Executor, f: &Fixture) {
     for _ in 0..2 {
         ok(c, "remove", x.update_firewall(&remove).await);
     }
+    let table = FirewallTable { guards: vec![f.guard()], ..Default::default() };
+    ok(c, "sync with a guard", x.sync_firewall(&table).await);
     ok(c, "sync empty", x.sync_firewall(&FirewallTable::default()).await);
     ok(c, "delete bridge", x.delete_bridge(&f.bridge, &f.network_owner()).await);
 }

@@ -85,6 +85,7 @@ pub struct Kernel {
     pub endpoints: BTreeMap<String, EndpointArgs>,
     pub fw_networks: HashSet<FirewallNetwork>,
     pub fw_ports: HashSet<FirewallPort>,
+    pub fw_guards: HashSet<FirewallGuard>,
     pub listeners: Vec<HostListener>,
     /// The host's addresses and routes, as a test sets them.
     pub host: HostRoutes,
@@ -398,6 +399,10 @@ impl Executor for FakeExecutor {
             d.remove_ports.iter().for_each(|p| {
                 next.fw_ports.remove(p);
             });
+            d.remove_guards.iter().for_each(|g| {
+                next.fw_guards.remove(g);
+            });
+            next.fw_guards.extend(d.add_guards.iter().cloned());
             *k = next;
             Ok(())
         })
@@ -408,6 +413,7 @@ impl Executor for FakeExecutor {
         self.call(Op::SyncFirewall, |k| {
             k.fw_networks = t.networks.iter().cloned().collect();
             k.fw_ports.clear();
+            k.fw_guards = t.guards.iter().cloned().collect();
             t.ports.iter().try_for_each(|p| k.add_port(p))
         })
         .await

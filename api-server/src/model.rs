@@ -61,6 +61,10 @@ pub struct Endpoint {
     /// Ports published to this interface's address.
     #[serde(default)]
     pub ports: Vec<PublishedPort>,
+    /// The host veth accepts only this interface's own MAC and address: a
+    /// sandbox on another tenant's (the admin's shared) network.
+    #[serde(default)]
+    pub guarded: bool,
 }
 
 /// One published port: host side to this interface's address.

@@ -79,6 +79,15 @@ fn port(p: &FirewallPort) -> wire::FirewallPort {
     }
 }
 
+fn guard(g: &FirewallGuard) -> wire::FirewallGuard {
+    wire::FirewallGuard {
+        link: g.link.to_string(),
+        mac: g.mac.0.to_vec(),
+        ip: g.ip.to_string(),
+        owner: g.owner.to_string(),
+    }
+}
+
 fn listener(l: &wire::Listener) -> Option<HostListener> {
     let proto = match l.protocol.as_str() {
         "tcp" => Proto::Tcp,
@@ -209,6 +218,8 @@ impl Executor for GrpcExecutor {
             remove_networks: d.remove_networks.iter().map(network).collect(),
             add_ports: d.add_ports.iter().map(port).collect(),
             remove_ports: d.remove_ports.iter().map(port).collect(),
+            add_guards: d.add_guards.iter().map(guard).collect(),
+            remove_guards: d.remove_guards.iter().map(guard).collect(),
         };
         self.client().update_firewall(req).await.map_err(from_status)?;
         Ok(())
@@ -218,6 +229,7 @@ impl Executor for GrpcExecutor {
         let req = wire::FirewallState {
             networks: t.networks.iter().map(network).collect(),
             ports: t.ports.iter().map(port).collect(),
+            guards: t.guards.iter().map(guard).collect(),
         };
         self.client().sync_firewall(req).await.map_err(from_status)?;
         Ok(())

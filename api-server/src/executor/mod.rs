@@ -164,6 +164,16 @@ pub struct FirewallPort {
     pub owner: Owner,
 }
 
+/// A sandbox's host veth that accepts only its own source MAC and address:
+/// anti-spoofing for a sandbox on another tenant's (shared) network.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FirewallGuard {
+    pub link: LinkName,
+    pub mac: Mac,
+    pub ip: Ipv4Addr,
+    pub owner: Owner,
+}
+
 /// Elements added and removed in one transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FirewallDelta {
@@ -171,6 +181,8 @@ pub struct FirewallDelta {
     pub remove_networks: Vec<FirewallNetwork>,
     pub add_ports: Vec<FirewallPort>,
     pub remove_ports: Vec<FirewallPort>,
+    pub add_guards: Vec<FirewallGuard>,
+    pub remove_guards: Vec<FirewallGuard>,
 }
 
 /// Everything the firewall table should hold.
@@ -178,6 +190,7 @@ pub struct FirewallDelta {
 pub struct FirewallTable {
     pub networks: Vec<FirewallNetwork>,
     pub ports: Vec<FirewallPort>,
+    pub guards: Vec<FirewallGuard>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

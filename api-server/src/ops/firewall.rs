@@ -2,7 +2,7 @@
 //! element group per network, one map element per published port.
 use super::Ops;
 use crate::error::Result;
-use crate::executor::{FirewallDelta, FirewallNetwork, FirewallPort, FirewallTable};
+use crate::executor::{FirewallDelta, FirewallGuard, FirewallNetwork, FirewallPort, FirewallTable};
 use crate::model::{Endpoint, NetworkRecord, Owner, Phase, SandboxRecord};
 use crate::state::State;
 
@@ -24,6 +24,28 @@ pub fn ports_of(rec: &SandboxRecord, ep: &Endpoint) -> Vec<FirewallPort> {
     ep.ports.iter().map(port).collect()
 }
 
+impl Endpoint {
+    /// The anti-spoofing guard of a guarded endpoint.
+    pub fn guard(&self, rec: &SandboxRecord) -> Option<FirewallGuard> {
+        self.guarded.then(|| FirewallGuard {
+            link: self.host_ifname.clone(),
+            mac: self.mac,
+            ip: self.address,
+            owner: Owner::Sandbox(rec.id.clone(), None),
+        })
+    }
+}
+
+/// A delta adding (or removing) these guards.
+pub fn guards(g: impl IntoIterator<Item = FirewallGuard>, add: bool) -> FirewallDelta {
+    let g: Vec<FirewallGuard> = g.into_iter().collect();
+    if add {
+        FirewallDelta { add_guards: g, ..Default::default() }
+    } else {
+        FirewallDelta { remove_guards: g, ..Default::default() }
+    }
+}
+
 pub fn all_ports(rec: &SandboxRecord) -> Vec<FirewallPort> {
     rec.endpoints.iter().flat_map(|ep| ports_of(rec, ep)).collect()
 }
@@ -40,27 +62,30 @@ pub fn desired(st: &State) -> FirewallTable {
             .map(network)
             .collect(),
         ports: st.sandboxes.values().filter(live).flat_map(all_ports).collect(),
+        // Every phase: a veth that may still exist stays guarded.
+        guards: st
+            .sandboxes
+            .values()
+            .flat_map(|s| s.endpoints.iter().filter_map(move |e| e.guard(s)))
+            .collect(),
     }
 }
 
 impl Ops {
     /// A delta, alongside other deltas, never during a full rebuild.
-    async fn apply_delta(&self, delta: FirewallDelta) -> Result<()> {
+    pub(super) async fn apply_delta(&self, delta: FirewallDelta) -> Result<()> {
+        if delta == FirewallDelta::default() {
+            return Ok(());
+        }
         let _shared = self.firewall.read().await;
         self.exec.update_firewall(&delta).await
     }
 
     pub(super) async fn add_ports(&self, ports: Vec<FirewallPort>) -> Result<()> {
-        if ports.is_empty() {
-            return Ok(());
-        }
         self.apply_delta(FirewallDelta { add_ports: ports, ..Default::default() }).await
     }
 
     pub(super) async fn remove_ports(&self, ports: Vec<FirewallPort>) -> Result<()> {
-        if ports.is_empty() {
-            return Ok(());
-        }
         self.apply_delta(FirewallDelta { remove_ports: ports, ..Default::default() }).await
     }
 

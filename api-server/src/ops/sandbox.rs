@@ -164,6 +164,9 @@ impl Ops {
         if rec.mode == ModeKind::None && matches!(target, NetnsTarget::External(_)) {
             self.exec.setup_loopback(&target).await?;
         }
+        // Guards first: a guarded veth never sends unchecked.
+        self.apply_delta(firewall::guards(rec.endpoints.iter().flat_map(|e| e.guard(rec)), true))
+            .await?;
         for ep in &rec.endpoints {
             self.attach_endpoint(rec, ep, &target).await?;
         }
@@ -207,6 +210,11 @@ impl Ops {
             {
                 first_err.get_or_insert(e);
             }
+        }
+        // Guards last, once their veths are gone.
+        if first_err.is_none() {
+            let guards = firewall::guards(rec.endpoints.iter().flat_map(|e| e.guard(rec)), false);
+            first_err = self.apply_delta(guards).await.err();
         }
         first_err.map_or(Ok(()), Err)
     }
@@ -308,14 +316,16 @@ impl Ops {
     }
 
     async fn build_endpoint(&self, rec: &SandboxRecord, ep: &Endpoint) -> Result<()> {
+        self.apply_delta(firewall::guards(ep.guard(rec), true)).await?;
         self.attach_endpoint(rec, ep, &endpoint_target(rec)).await?;
         self.add_ports(firewall::ports_of(rec, ep)).await
     }
 
-    /// Removes one endpoint's ports, then the endpoint.
+    /// Removes one endpoint's ports, then the endpoint, then its guard.
     pub(super) async fn unbuild_endpoint(&self, rec: &SandboxRecord, ep: &Endpoint) -> Result<()> {
         self.remove_ports(firewall::ports_of(rec, ep)).await?;
-        self.exec.detach(&ep.host_ifname, &rec.owner(self.store.id()), 0).await
+        self.exec.detach(&ep.host_ifname, &rec.owner(self.store.id()), 0).await?;
+        self.apply_delta(firewall::guards(ep.guard(rec), false)).await
     }
 
     /// The endpoint is first recorded as not attached (the intent): once
@@ -495,6 +505,7 @@ fn new_endpoint(
         default_route: !rec.endpoints.iter().any(|e| e.default_route),
         attached: false,
         ports: Vec::new(),
+        guarded: net.tenant != rec.tenant,
     })
 }
 

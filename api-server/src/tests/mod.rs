@@ -21,7 +21,7 @@ use crate::domain::network::NetworkSpec;
 use crate::domain::sandbox::{ConnectSpec, DisconnectSpec, SandboxSpec};
 use crate::domain::{LinkName, Ref, Subnet};
 use crate::error::Result;
-use crate::executor::{Executor, FirewallNetwork, FirewallPort};
+use crate::executor::{Executor, FirewallGuard, FirewallNetwork, FirewallPort};
 use crate::fake::{FakeExecutor, Kernel};
 use crate::limits::Limits;
 use crate::model::{Netns, Phase, SandboxRecord};
@@ -207,6 +207,9 @@ impl Env {
         assert_eq!(names(&mut k.endpoints.keys().cloned()), veths, "endpoints");
         let ports: HashSet<FirewallPort> = ready().flat_map(firewall::all_ports).collect();
         assert_eq!(k.fw_ports, ports, "published ports");
+        let guards: HashSet<FirewallGuard> =
+            ready().flat_map(|s| s.endpoints.iter().filter_map(|e| e.guard(s))).collect();
+        assert_eq!(k.fw_guards, guards, "anti-spoofing guards");
         let nets: HashSet<FirewallNetwork> = st.networks.values().map(firewall::network).collect();
         assert_eq!(k.fw_networks, nets, "firewall networks");
         // The store says what memory says.

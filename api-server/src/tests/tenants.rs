@@ -97,8 +97,23 @@ async fn another_tenants_resources_are_not_found_and_unchanged() {
     assert!(st.network(&admin, &r("beta/net")).is_ok());
     drop(st);
     // Alpha may use the shared default network; beta may not.
-    sandbox(&env, &a, on("shared", "bridge", &[])).await.expect("shared with alpha");
+    let shared = sandbox(&env, &a, on("shared", "bridge", &[])).await.expect("shared with alpha");
     not_found(sandbox(&env, &b, on("shared", "bridge", &[])).await.unwrap_err());
+    // Alpha's veth on the admin's network is guarded against spoofing; its
+    // own network's and the admin's sandboxes are not.
+    let ep = &shared.endpoints[0];
+    let guard = ep.guard(&shared).expect("guarded on another tenant's network");
+    assert_eq!(
+        (guard.link.clone(), guard.mac, guard.ip),
+        (ep.host_ifname.clone(), ep.mac, ep.address)
+    );
+    assert!(web.endpoints[0].guard(&web).is_none());
+    let own = sandbox(&env, &admin, on("own", "bridge", &[])).await.unwrap();
+    assert!(own.endpoints[0].guard(&own).is_none());
+    assert_eq!(env.fake.kernel().fw_guards.len(), 1);
+    env.agree().await;
+    env.ops.delete_sandbox(&a, &r("shared")).await.unwrap();
+    assert!(env.fake.kernel().fw_guards.is_empty(), "the guard goes with the sandbox");
     env.agree().await;
 }
 

@@ -47,6 +47,16 @@ pub struct FwNetwork {
     pub icc: bool,
 }
 
+/// A sandbox's host veth that accepts only the sandbox's own source MAC
+/// and address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwGuard {
+    pub link: OwnedLinkName,
+    pub mac: [u8; 6],
+    pub ip: Ipv4Addr,
+    pub owner: Owner,
+}
+
 /// One published port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FwPort {
@@ -64,12 +74,24 @@ pub struct Delta {
     pub remove_networks: Vec<FwNetwork>,
     pub add_ports: Vec<FwPort>,
     pub remove_ports: Vec<FwPort>,
+    pub add_guards: Vec<FwGuard>,
+    pub remove_guards: Vec<FwGuard>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct FwState {
     pub networks: Vec<FwNetwork>,
     pub ports: Vec<FwPort>,
+    pub guards: Vec<FwGuard>,
+}
+
+/// Adds what is not there yet.
+fn add_new<T: PartialEq + Clone>(to: &mut Vec<T>, items: &[T]) {
+    for i in items {
+        if !to.contains(i) {
+            to.push(i.clone());
+        }
+    }
 }
 
 impl FwState {
@@ -78,16 +100,10 @@ impl FwState {
     pub fn apply(&mut self, delta: &Delta) {
         self.networks.retain(|n| !delta.remove_networks.contains(n));
         self.ports.retain(|p| !delta.remove_ports.contains(p));
-        for n in &delta.add_networks {
-            if !self.networks.contains(n) {
-                self.networks.push(n.clone());
-            }
-        }
-        for p in &delta.add_ports {
-            if !self.ports.contains(p) {
-                self.ports.push(p.clone());
-            }
-        }
+        self.guards.retain(|g| !delta.remove_guards.contains(g));
+        add_new(&mut self.networks, &delta.add_networks);
+        add_new(&mut self.ports, &delta.add_ports);
+        add_new(&mut self.guards, &delta.add_guards);
     }
 }
 
@@ -132,6 +148,17 @@ pub fn parse_port(field: &str, p: &wire::FirewallPort) -> Result<FwPort> {
     })
 }
 
+pub fn parse_guard(field: &str, g: &wire::FirewallGuard, prefix: &str) -> Result<FwGuard> {
+    Ok(FwGuard {
+        link: OwnedLinkName::parse(&format!("{field}.link"), &g.link, prefix)?,
+        mac: checks::parse_mac(&format!("{field}.mac"), &g.mac)?,
+        ip: g.ip.parse().map_err(|_| {
+            ExecError::InvalidArgument(format!("{field}.ip: {:?} is not an IPv4 address", g.ip))
+        })?,
+        owner: checks::Owner::parse(&format!("{field}.owner"), &g.owner)?,
+    })
+}
+
 pub fn parse_delta(d: &wire::FirewallDelta, prefix: &str) -> Result<Delta> {
     let nets = |list: &[wire::FirewallNetwork], name: &str| -> Result<Vec<FwNetwork>> {
         list.iter()
@@ -142,11 +169,19 @@ pub fn parse_delta(d: &wire::FirewallDelta, prefix: &str) -> Result<Delta> {
     let ports = |list: &[wire::FirewallPort], name: &str| -> Result<Vec<FwPort>> {
         list.iter().enumerate().map(|(i, p)| parse_port(&format!("{name}[{i}]"), p)).collect()
     };
+    let guards = |list: &[wire::FirewallGuard], name: &str| -> Result<Vec<FwGuard>> {
+        list.iter()
+            .enumerate()
+            .map(|(i, g)| parse_guard(&format!("{name}[{i}]"), g, prefix))
+            .collect()
+    };
     Ok(Delta {
         add_networks: nets(&d.add_networks, "add_networks")?,
         remove_networks: nets(&d.remove_networks, "remove_networks")?,
         add_ports: ports(&d.add_ports, "add_ports")?,
         remove_ports: ports(&d.remove_ports, "remove_ports")?,
+        add_guards: guards(&d.add_guards, "add_guards")?,
+        remove_guards: guards(&d.remove_guards, "remove_guards")?,
     })
 }
 
@@ -155,9 +190,10 @@ pub fn parse_state(s: &wire::FirewallState, prefix: &str) -> Result<FwState> {
         &wire::FirewallDelta {
             add_networks: s.networks.clone(),
             add_ports: s.ports.clone(),
+            add_guards: s.guards.clone(),
             ..Default::default()
         },
         prefix,
     )?;
-    Ok(FwState { networks: d.add_networks, ports: d.add_ports })
+    Ok(FwState { networks: d.add_networks, ports: d.add_ports, guards: d.add_guards })
 }

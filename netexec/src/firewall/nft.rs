@@ -87,9 +87,11 @@ impl NftFirewall {
         Ok(())
     }
 
-    async fn table_exists(&self) -> Result<bool> {
+    async fn table_exists(&self, table: &str) -> Result<bool> {
         let status = Command::new(&self.nft)
-            .args(["list", "table", "inet", "ctnet"])
+            .arg("list")
+            .arg("table")
+            .args(table.split(' '))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -144,9 +146,11 @@ fn write_sysctl(key: &str, value: &str) -> Result<()> {
 #[tonic::async_trait]
 impl Firewall for NftFirewall {
     async fn ensure_table(&self) -> Result<()> {
-        if !self.table_exists().await? {
-            self.run(&render::table(&FwState::default())).await?;
-            tracing::info!("nftables table inet ctnet created");
+        for (table, _) in render::TABLES {
+            if !self.table_exists(table).await? {
+                self.run(&render::one_table(table, &FwState::default())).await?;
+                tracing::info!(table, "nftables table created");
+            }
         }
         Ok(())
     }

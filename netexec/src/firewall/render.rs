@@ -6,9 +6,29 @@
 //! what the first did and a new flow does one hash lookup.
 use std::fmt::Write;
 
-use super::{Delta, FwNetwork, FwPort, FwState};
+use super::{Delta, FwGuard, FwNetwork, FwPort, FwState};
 
 pub const TABLE: &str = "inet ctnet";
+/// Anti-spoofing. Frames bridged between two ports of one bridge never
+/// meet the inet hooks (no br_netfilter), so the guard is a bridge-family
+/// table: a guarded port accepts IPv4 and ARP from its own sandbox's MAC
+/// and address only, and nothing else.
+pub const GUARD_TABLE: &str = "bridge ctnet";
+
+/// Every table, each with its chains.
+pub const TABLES: [(&str, &str); 2] = [(TABLE, CHAINS), (GUARD_TABLE, GUARD_CHAINS)];
+
+const GUARD_CHAINS: &str = r#"	chain prerouting {
+		type filter hook prerouting priority -300; policy accept;
+		iifname @guarded jump guard
+	}
+
+	chain guard {
+		ether type ip iifname . ether saddr . ip saddr @guards accept
+		ether type arp iifname . ether saddr . arp saddr ip @guards iifname . arp saddr ether . arp saddr ip @guards accept
+		drop
+	}
+"#;
 
 /// Chains and rules. Sets referenced here are declared by `sets`.
 const CHAINS: &str = r#"	chain raw_prerouting {
@@ -49,16 +69,22 @@ const CHAINS: &str = r#"	chain raw_prerouting {
 	}
 "#;
 
-/// (name, declaration) of every set and map.
-const SETS: [(&str, &str); 7] = [
-    ("bridges", "type ifname"),
-    ("same_bridge", "type ifname . ifname"),
-    ("no_icc", "type ifname . ifname"),
-    ("internal", "type ifname"),
-    ("masq_subnets", "type ipv4_addr\n\t\tflags interval"),
-    ("ports_any", "type inet_proto . inet_service : ipv4_addr . inet_service"),
-    ("ports_addr", "type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service"),
+/// (table, name, declaration) of every set and map.
+const SETS: [(&str, &str, &str); 9] = [
+    (TABLE, "bridges", "type ifname"),
+    (TABLE, "same_bridge", "type ifname . ifname"),
+    (TABLE, "no_icc", "type ifname . ifname"),
+    (TABLE, "internal", "type ifname"),
+    (TABLE, "masq_subnets", "type ipv4_addr\n\t\tflags interval"),
+    (TABLE, "ports_any", "type inet_proto . inet_service : ipv4_addr . inet_service"),
+    (TABLE, "ports_addr", "type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service"),
+    (GUARD_TABLE, "guarded", "type ifname"),
+    (GUARD_TABLE, "guards", "type ifname . ether_addr . ipv4_addr"),
 ];
+
+fn table_of(set: &str) -> &'static str {
+    SETS.iter().find(|(_, name, _)| *name == set).map_or(TABLE, |(table, _, _)| table)
+}
 
 /// The elements one network contributes, per set.
 fn network_elements(n: &FwNetwork) -> Vec<(&'static str, String)> {
@@ -87,36 +113,57 @@ fn port_element(p: &FwPort) -> (&'static str, String) {
     }
 }
 
+/// The elements one guarded port is: its name, and what it may send.
+fn guard_elements(g: &FwGuard) -> [(&'static str, String); 2] {
+    let m = g.mac;
+    let mac =
+        format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
+    let (link, tag) = (g.link.as_str(), g.owner.tag());
+    [
+        ("guarded", format!("\"{link}\" comment \"{tag}\"")),
+        ("guards", format!("\"{link}\" . {mac} . {} comment \"{tag}\"", g.ip)),
+    ]
+}
+
 fn elements_of(state: &FwState) -> Vec<(&'static str, String)> {
     let mut all: Vec<(&'static str, String)> =
         state.networks.iter().flat_map(network_elements).collect();
     all.extend(state.ports.iter().map(port_element));
+    all.extend(state.guards.iter().flat_map(guard_elements));
     all
 }
 
-/// The whole table, replacing any previous one in the same transaction
+/// Every table, replacing any previous one in the same transaction
 /// (`add` makes the `delete` safe when no table exists yet).
 pub fn full(state: &FwState) -> String {
-    let mut out = format!("add table {TABLE}\ndelete table {TABLE}\n");
+    let mut out = String::new();
+    for (name, _) in TABLES {
+        let _ = writeln!(out, "add table {name}\ndelete table {name}");
+    }
     out += &table(state);
     out
 }
 
-/// The table definition alone, for a table that does not exist yet.
+/// The table definitions alone, for tables that do not exist yet.
 pub fn table(state: &FwState) -> String {
+    TABLES.iter().map(|(name, _)| one_table(name, state)).collect::<Vec<_>>().join("\n")
+}
+
+/// One table with its sets and chains and `state`'s elements in them.
+pub fn one_table(table: &str, state: &FwState) -> String {
     let elements = elements_of(state);
-    let mut out = format!("table {TABLE} {{\n");
-    for (name, decl) in SETS {
+    let mut out = format!("table {table} {{\n");
+    for (_, name, decl) in SETS.iter().filter(|(t, _, _)| *t == table) {
         let kind = if decl.contains(" : ") { "map" } else { "set" };
         let _ = writeln!(out, "\t{kind} {name} {{\n\t\t{decl}");
         let mine: Vec<&str> =
-            elements.iter().filter(|(n, _)| *n == name).map(|(_, e)| e.as_str()).collect();
+            elements.iter().filter(|(n, _)| n == name).map(|(_, e)| e.as_str()).collect();
         if !mine.is_empty() {
             let _ = writeln!(out, "\t\telements = {{\n\t\t\t{}\n\t\t}}", mine.join(",\n\t\t\t"));
         }
         out += "\t}\n\n";
     }
-    out += CHAINS;
+    out += TABLES.iter().find(|(t, _)| *t == table).map_or("", |(_, chains)| chains);
     out += "}\n";
     out
 }
@@ -126,14 +173,23 @@ pub fn table(state: &FwState) -> String {
 /// 1.0.6 has no `destroy`); removals come first so a port can move.
 pub fn delta(d: &Delta) -> String {
     let mut out = String::new();
-    let removed = FwState { networks: d.remove_networks.clone(), ports: d.remove_ports.clone() };
+    let removed = FwState {
+        networks: d.remove_networks.clone(),
+        ports: d.remove_ports.clone(),
+        guards: d.remove_guards.clone(),
+    };
     for (set, e) in elements_of(&removed) {
-        let _ = writeln!(out, "add element {TABLE} {set} {{ {e} }}");
-        let _ = writeln!(out, "delete element {TABLE} {set} {{ {} }}", key_only(&e));
+        let table = table_of(set);
+        let _ = writeln!(out, "add element {table} {set} {{ {e} }}");
+        let _ = writeln!(out, "delete element {table} {set} {{ {} }}", key_only(&e));
     }
-    let added = FwState { networks: d.add_networks.clone(), ports: d.add_ports.clone() };
+    let added = FwState {
+        networks: d.add_networks.clone(),
+        ports: d.add_ports.clone(),
+        guards: d.add_guards.clone(),
+    };
     for (set, e) in elements_of(&added) {
-        let _ = writeln!(out, "add element {TABLE} {set} {{ {e} }}");
+        let _ = writeln!(out, "add element {} {set} {{ {e} }}", table_of(set));
     }
     out
 }
@@ -182,6 +238,16 @@ mod golden {
         }
     }
 
+    fn guard(link: &str, mac: &str, ip: &str) -> FwGuard {
+        let mac: Vec<u8> = mac.split(':').map(|b| u8::from_str_radix(b, 16).unwrap()).collect();
+        FwGuard {
+            link: OwnedLinkName::parse("l", link, "ct").unwrap(),
+            mac: mac.try_into().unwrap(),
+            ip: ip.parse().unwrap(),
+            owner: Owner::parse("o", "sb:00000000000000a1").unwrap(),
+        }
+    }
+
     fn cases() -> Vec<(&'static str, String)> {
         let default = net("ctnet0", "198.18.0.0/16", false, true);
         let no_icc = net("ct-noicc", "198.19.1.0/24", false, false);
@@ -193,23 +259,27 @@ mod golden {
             port(Proto::Tcp, Some("127.0.0.1"), 8081, "198.18.0.3", 80),
             port(Proto::Tcp, Some("192.0.2.10"), 443, "198.19.1.2", 8443),
         ];
+        let guards = vec![guard("ct-a1b2c3d4e0", "02:42:c6:12:00:02", "198.18.0.2")];
         let state = FwState {
             networks: vec![default.clone(), no_icc.clone(), internal.clone()],
             ports: ports.clone(),
+            guards: guards.clone(),
         };
         let add = Delta {
             add_ports: ports[..2].to_vec(),
             add_networks: vec![no_icc.clone()],
+            add_guards: guards.clone(),
             ..Default::default()
         };
         let remove = Delta {
             remove_ports: ports[3..].to_vec(),
             remove_networks: vec![internal],
+            remove_guards: guards,
             ..Default::default()
         };
         vec![
             ("empty", full(&FwState::default())),
-            ("default-network", full(&FwState { networks: vec![default], ports: vec![] })),
+            ("default-network", full(&FwState { networks: vec![default], ..Default::default() })),
             ("networks-and-ports", full(&state)),
             // Deltas are checked on top of the table they apply to.
             ("delta-add", table(&FwState::default()) + &delta(&add)),

@@ -8,6 +8,7 @@ pub mod netns;
 pub mod pki;
 pub mod raw;
 pub mod remote;
+pub mod tenants;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;

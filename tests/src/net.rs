@@ -164,12 +164,14 @@ pub fn ip_do(ns: &Path, args: &[&str]) {
     assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// Elements of set or map `name` in table inet ctnet inside `ns`.
+/// Elements of set or map `name` in ctnet's tables inside `ns` (the
+/// anti-spoofing sets are in table bridge ctnet, the rest in inet ctnet).
 pub fn nft_elements(ns: &Path, name: &str) -> Vec<Value> {
     let kind = if name.starts_with("ports_") { "map" } else { "set" };
+    let family = if name.starts_with("guard") { "bridge" } else { "inet" };
     let out = Command::new("nsenter")
         .arg(format!("--net={}", ns.display()))
-        .args(["nft", "-j", "list", kind, "inet", "ctnet", name])
+        .args(["nft", "-j", "list", kind, family, "ctnet", name])
         .output()
         .expect("run nft");
     assert!(out.status.success(), "nft list {name}: {}", String::from_utf8_lossy(&out.stderr));

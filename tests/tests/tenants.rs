@@ -3,66 +3,16 @@
 //! admin sees both; every mutating and refused call has its audit line; a
 //! broken policy on SIGHUP keeps the old one enforcing; an unwritable audit
 //! log makes mutating calls fail with Unavailable.
-use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ctnet_tests::{bin, pb, Options, Stack};
+use ctnet_tests::tenants::{as_uid, open_socket, reload, Tenants};
+use ctnet_tests::{pb, Options, Stack};
 use serde_json::Value;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-struct Tenants {
-    dir: std::path::PathBuf,
-    policy: std::path::PathBuf,
-    a: u32,
-    b: u32,
-}
-
-impl Tenants {
-    fn new(base_uid: u32) -> Tenants {
-        let dir = std::env::temp_dir().join(format!("ctnet-policy-{:016x}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (a, b) = (base_uid + 21, base_uid + 22);
-        let policy = dir.join("policy.toml");
-        let text = format!(
-            "[admin]\nuids = [0]\n\n\
-             [tenants.alpha]\nuids = [{a}]\naddress_pool = \"198.19.32.0/20\"\n\
-             [tenants.alpha.allow]\nhost_ports = \"30000-30099\"\n\n\
-             [tenants.beta]\nuids = [{b}]\naddress_pool = \"198.19.48.0/20\"\n"
-        );
-        std::fs::write(&policy, text).unwrap();
-        std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
-        Tenants { dir, policy, a, b }
-    }
-}
-
-impl Drop for Tenants {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The CLI as `uid` over the Unix socket: Ok(stdout JSON) or Err(stderr).
-fn as_uid(st: &Stack, uid: u32, args: &[&str]) -> Result<Value, String> {
-    let out = Command::new("setpriv")
-        .args(["--reuid", &uid.to_string(), "--regid", &uid.to_string(), "--clear-groups"])
-        .arg(bin("ctnet"))
-        .args(["--json", "-H"])
-        .arg(&st.api_socket)
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    Ok(serde_json::from_str(&stdout).unwrap_or(Value::String(stdout)))
-}
-
-fn open_socket(st: &Stack) {
-    // The test's uids stand in for the socket's group.
-    std::fs::set_permissions(&st.api_socket, std::fs::Permissions::from_mode(0o666)).unwrap();
-}
+const POLICY: &str = "[tenants.alpha]\nuids = [{a}]\naddress_pool = \"198.19.32.0/20\"\n\
+    [tenants.alpha.allow]\nhost_ports = \"30000-30099\"\n\n\
+    [tenants.beta]\nuids = [{b}]\naddress_pool = \"198.19.48.0/20\"\n";
 
 fn audit_lines(st: &Stack) -> Vec<Value> {
     let text = std::fs::read_to_string(st.state_dir.join("audit.log")).unwrap_or_default();
@@ -71,12 +21,8 @@ fn audit_lines(st: &Stack) -> Vec<Value> {
 
 #[tokio::test]
 async fn tenants_are_isolated_audited_and_reloaded() {
-    let base = 61000 + rand::random::<u32>() % 4000;
-    let t = Tenants::new(base);
-    let opts = Options {
-        api_args: vec!["--policy".into(), t.policy.display().to_string()],
-        ..Default::default()
-    };
+    let t = Tenants::new(POLICY);
+    let opts = Options { api_args: t.args(), ..Default::default() };
     let st = Stack::start_with(opts).await;
     open_socket(&st);
     let me = as_uid(&st, t.a, &["whoami"]).unwrap();
@@ -112,11 +58,7 @@ async fn tenants_are_isolated_audited_and_reloaded() {
 
     // A broken policy on SIGHUP: the old one stays and still enforces.
     std::fs::write(&t.policy, "[tenants.beta\nbroken").unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(st.api_pid() as i32),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .unwrap();
+    reload(&st);
     let log = st.dir.join("api-1.log");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(&log).unwrap_or_default().contains("policy reload failed") {

@@ -21,6 +21,8 @@ pub const MAX_BYTES: u64 = 16 << 20;
 /// Refused-call lines per identity per window; the rest are summed up.
 pub const REFUSED_PER_WINDOW: u32 = 20;
 const WINDOW: Duration = Duration::from_secs(10);
+/// Identities whose refusals are counted at once, before quiet ones go.
+const MAX_IDENTITIES_TRACKED: usize = 4096;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
@@ -100,6 +102,10 @@ impl Audit {
         if refused {
             let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
             let now = Instant::now();
+            // Bounded: identities quiet for a window are forgotten.
+            if inner.refused.len() >= MAX_IDENTITIES_TRACKED {
+                inner.refused.retain(|_, s| now.duration_since(s.0) < WINDOW);
+            }
             let slot = inner.refused.entry(e.identity.to_string()).or_insert((now, 0, 0));
             if now.duration_since(slot.0) >= WINDOW {
                 if slot.2 > 0 {
@@ -125,7 +131,13 @@ impl Audit {
             for l in &lines {
                 writeln!(f, "{l}")?;
             }
-            f.sync_data()
+            // A change's record is durable before its answer; a refusal's
+            // need not be (a flood of refusals must not become one of syncs).
+            if refused {
+                Ok(())
+            } else {
+                f.sync_data()
+            }
         })
     }
 

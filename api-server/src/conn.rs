@@ -527,7 +527,7 @@ pub struct InFlight<S> {
 }
 
 /// The methods that change something: audited whatever their outcome.
-fn is_mutating(path: &str) -> bool {
+pub(crate) fn is_mutating(path: &str) -> bool {
     let method = path.rsplit('/').next().unwrap_or_default();
     ["Create", "Delete", "Connect", "Disconnect", "GarbageCollect"]
         .iter()
@@ -626,11 +626,12 @@ where
             if !(mutating || refused) {
                 return out;
             }
-            let resources = resp
-                .extensions()
-                .get::<crate::audit::Resources>()
-                .map(|r| r.0.clone())
-                .unwrap_or_default();
+            let asked = resp.headers_mut().remove(crate::api::ASKED);
+            let asked = asked.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let resources = match resp.extensions().get::<crate::audit::Resources>() {
+                Some(r) => r.0.clone(),
+                None => asked.split(',').filter(|a| !a.is_empty()).map(String::from).collect(),
+            };
             let entry = crate::audit::Entry {
                 time: crate::model::now(),
                 identity: identity.to_string(),
@@ -640,8 +641,10 @@ where
                 outcome,
                 suppressed: None,
             };
-            match layer.audit.write(entry, refused && !mutating).await {
-                Err(e) if mutating => Ok(crate::api::status(e).into_http()),
+            // A refused call changed nothing: its line may be summed up,
+            // and failing to write it does not change its answer.
+            match layer.audit.write(entry, refused).await {
+                Err(e) if mutating && !refused => Ok(crate::api::status(e).into_http()),
                 _ => out,
             }
         })

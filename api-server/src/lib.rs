@@ -21,6 +21,7 @@ pub mod policy;
 pub mod ports;
 pub mod state;
 pub mod store;
+pub mod throttle;
 pub mod tls;
 
 #[cfg(any(test, feature = "fake"))]
@@ -138,6 +139,8 @@ pub async fn run(
             audit: settings.audit.clone(),
             policy: settings.policy.clone(),
         })
+        // Inside the request layer: it has the identity, and audits refusals.
+        .layer(throttle::ThrottleLayer(throttle::Throttle::new(settings.policy.clone())))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -60,6 +60,28 @@ impl Default for Quota {
     }
 }
 
+/// How fast a tenant may call: a token bucket over all its calls and a
+/// bound on its mutating calls in flight, so one tenant's flood leaves the
+/// others served. Over either the answer carries a retry hint.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Calls per second, sustained.
+    pub rate: f64,
+    /// Calls at once after a quiet spell.
+    pub burst: u32,
+    /// Mutating calls in flight at once.
+    pub mutating: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { rate: 100.0, burst: 200, mutating: 16 }
+    }
+}
+
+impl Eq for Limits {}
+
 /// What a tenant may do; everything is off unless the policy says so.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Allow {
@@ -82,6 +104,7 @@ pub struct TenantRules {
     pub name: String,
     members: Members,
     pub quota: Quota,
+    pub limits: Limits,
     pub allow: Allow,
     /// The admin's networks it may attach to (e.g. the default "bridge").
     pub shared_networks: Vec<String>,
@@ -274,6 +297,7 @@ struct RawTenant {
     groups: Vec<u32>,
     certificates: Vec<String>,
     quota: Quota,
+    limits: Limits,
     allow: RawAllow,
     shared_networks: Vec<String>,
     address_pool: Option<String>,
@@ -303,12 +327,17 @@ impl RawTenant {
             subnets.extend(pool);
         }
         let host_ports = self.allow.host_ports.as_deref().map(parse_range).transpose()?;
+        let l = self.limits;
+        if !(l.rate > 0.0 && l.rate.is_finite()) || l.burst == 0 || l.mutating == 0 {
+            return Err("limits: rate, burst and mutating must all be above 0".into());
+        }
         let members =
             RawMembers { uids: self.uids, groups: self.groups, certificates: self.certificates };
         Ok(TenantRules {
             name: name.to_string(),
             members: members.members(),
             quota: self.quota,
+            limits: self.limits,
             allow: Allow {
                 host_mode: self.allow.host_mode,
                 netns_path_dirs: self.allow.netns_path_dirs,
@@ -391,6 +420,7 @@ groups = [2002]
             ("[tenants.admin]", "not a valid tenant name"),
             ("[tenants.a]\naddress_pool = \"10.0.0.0/33\"", "address_pool"),
             ("[tenants.a.allow]\nhost_ports = \"9-1\"", "host_ports"),
+            ("[tenants.a.limits]\nrate = 0", "limits"),
         ] {
             let e = Policy::parse(text).unwrap_err();
             assert!(e.contains(names), "{text}: {e}");

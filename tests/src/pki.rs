@@ -3,6 +3,9 @@
 //! tests need (another CA, expired, a key that does not match).
 use std::path::{Path, PathBuf};
 
+use crate::remote::{ClientFiles, LISTEN};
+use crate::Options;
+
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     SanType,
@@ -80,4 +83,77 @@ pub fn write(dir: &Path, name: &str, pem: &str) -> PathBuf {
     std::fs::write(&p, pem).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
     p
+}
+
+/// The client identity of Pki's first client certificate.
+pub const CLIENT_ID: &str = "spiffe://ctnet.test/orchestrator";
+
+/// A CA, a server certificate for ctnet-api and one client (identity
+/// CLIENT_ID), written to a temp dir removed on drop.
+pub struct Pki {
+    pub dir: PathBuf,
+    pub ca: Ca,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub ca_file: PathBuf,
+    pub client: ClientFiles,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let dir = std::env::temp_dir().join(format!("ctnet-pki-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = Ca::new("ctnet test CA");
+        let server = ca.server("ctnet-server-1");
+        let client = ca.client("orchestrator", Some(CLIENT_ID));
+        Pki {
+            server_cert: write(&dir, "server.pem", &server.cert),
+            server_key: write(&dir, "server-key.pem", &server.key),
+            ca_file: write(&dir, "ca.pem", &ca.pem),
+            client: ClientFiles {
+                ca: dir.join("ca.pem"),
+                cert: write(&dir, "client.pem", &client.cert),
+                key: write(&dir, "client-key.pem", &client.key),
+            },
+            ca,
+            dir,
+        }
+    }
+
+    /// Another client certificate of this CA, with `uri` as its identity.
+    pub fn client(&self, name: &str, uri: &str) -> ClientFiles {
+        let leaf = self.ca.client(name, Some(uri));
+        ClientFiles {
+            ca: self.ca_file.clone(),
+            cert: write(&self.dir, &format!("{name}.pem"), &leaf.cert),
+            key: write(&self.dir, &format!("{name}-key.pem"), &leaf.key),
+        }
+    }
+
+    /// ctnet-api's flags for TLS on LISTEN with these files, and `extra`.
+    pub fn options(&self, extra: &[&str]) -> Options {
+        let mut api_args: Vec<String> = vec!["--listen".into(), LISTEN.into()];
+        for (flag, path) in [
+            ("--tls-cert", &self.server_cert),
+            ("--tls-key", &self.server_key),
+            ("--tls-client-ca", &self.ca_file),
+        ] {
+            api_args.push(flag.into());
+            api_args.push(path.display().to_string());
+        }
+        api_args.extend(extra.iter().map(|s| s.to_string()));
+        Options { api_args, ..Default::default() }
+    }
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

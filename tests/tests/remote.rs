@@ -6,63 +6,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ctnet_tests::net::{self, Echo};
-use ctnet_tests::pki::{self, Ca, Subject};
+use ctnet_tests::pki::{self, Ca, Pki, Subject, CLIENT_ID};
 use ctnet_tests::remote::{self, ClientFiles, Presents, LISTEN};
-use ctnet_tests::{bin, pb, Options, Stack, HOST_OUTSIDE};
+use ctnet_tests::{bin, pb, Stack, HOST_OUTSIDE};
 use serde_json::Value;
-
-const CLIENT_ID: &str = "spiffe://ctnet.test/orchestrator";
-
-struct Pki {
-    dir: PathBuf,
-    ca: Ca,
-    server_cert: PathBuf,
-    server_key: PathBuf,
-    ca_file: PathBuf,
-    client: ClientFiles,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = std::env::temp_dir().join(format!("ctnet-pki-{:016x}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca = Ca::new("ctnet test CA");
-        let server = ca.server("ctnet-server-1");
-        let client = ca.client("orchestrator", Some(CLIENT_ID));
-        Pki {
-            server_cert: pki::write(&dir, "server.pem", &server.cert),
-            server_key: pki::write(&dir, "server-key.pem", &server.key),
-            ca_file: pki::write(&dir, "ca.pem", &ca.pem),
-            client: ClientFiles {
-                ca: dir.join("ca.pem"),
-                cert: pki::write(&dir, "client.pem", &client.cert),
-                key: pki::write(&dir, "client-key.pem", &client.key),
-            },
-            ca,
-            dir,
-        }
-    }
-
-    fn options(&self, extra: &[&str]) -> Options {
-        let mut api_args: Vec<String> = vec!["--listen".into(), LISTEN.into()];
-        for (flag, path) in [
-            ("--tls-cert", &self.server_cert),
-            ("--tls-key", &self.server_key),
-            ("--tls-client-ca", &self.ca_file),
-        ] {
-            api_args.push(flag.into());
-            api_args.push(path.display().to_string());
-        }
-        api_args.extend(extra.iter().map(|s| s.to_string()));
-        Options { api_args, ..Default::default() }
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// The ctnet CLI inside the fake host, over TLS; its stdout as JSON.
 fn cli(st: &Stack, files: &ClientFiles, args: &[&str]) -> Result<Value, String> {

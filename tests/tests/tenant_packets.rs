@@ -86,7 +86,7 @@ async fn tenants_exchange_packets_only_on_a_shared_network_and_never_forged_ones
     // their veths on their own networks are not.
     let guards = st.nft_elements("guards");
     let guarded: Vec<String> =
-        st.nft_elements("guarded").iter().map(|e| net::element_comment(e)).collect();
+        st.nft_elements("guarded").iter().map(net::element_comment).collect();
     assert_eq!(guards.len(), 3, "a2, b2, b3: {guards:?}");
     for s in [&a2, &b2, &b3] {
         assert!(guarded.contains(&format!("sb:{}", s.id)), "{} guarded: {guarded:?}", s.name);

@@ -79,6 +79,11 @@ async fn tenants_are_isolated_audited_and_reloaded() {
     assert!(lines.iter().any(|l| l["tenant"] == "alpha"
         && l["method"].as_str().unwrap_or_default().ends_with("CreateSandbox")));
     assert!(of(t.b, "NotFound") >= 5, "beta's refused calls: {lines:?}");
+    let named_web = |l: &&Value| {
+        l["identity"] == format!("uid:{}", t.b)
+            && l["resources"].as_array().is_some_and(|r| r.iter().any(|x| x == "web"))
+    };
+    assert!(lines.iter().filter(named_web).count() >= 3, "refusals name what was asked: {lines:?}");
     assert!(of(t.b, "PermissionDenied") >= 1);
 
     as_uid(&st, t.a, &["sandbox", "rm", "web"]).unwrap();

@@ -42,6 +42,32 @@ impl Api {
 
 pub type Reply<T> = Result<tonic::Response<T>, Status>;
 
+/// Metadata on a refused call's answer naming, for the audit line, what
+/// the caller asked for; the request layer moves it into the line and
+/// strips it from the answer.
+pub const ASKED: &str = "ctnet-audit-asked";
+
+/// Runs a handler; a refusal carries what the call named (sandbox and
+/// network references as given, cut to what a header may hold).
+pub async fn naming<T>(
+    asked: &[String],
+    handler: impl std::future::Future<Output = Reply<T>>,
+) -> Reply<T> {
+    handler.await.map_err(|mut s| {
+        let clean = |a: &String| -> String {
+            a.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "._-/:".contains(*c))
+                .take(128)
+                .collect()
+        };
+        let named: Vec<String> = asked.iter().filter(|a| !a.is_empty()).map(clean).collect();
+        if let Ok(v) = named.join(",").parse() {
+            s.metadata_mut().insert(ASKED, v);
+        }
+        s
+    })
+}
+
 /// The gRPC code each error means. Messages say what to fix; a store
 /// failure's cause goes to the log only (it names host paths).
 pub fn status(e: Error) -> Status {

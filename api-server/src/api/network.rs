@@ -2,7 +2,7 @@
 use ctnet_proto::v1::{self as pb, network_service_server::NetworkService};
 use tonic::{Request, Response};
 
-use super::{touching, Api, Reply};
+use super::{naming, touching, Api, Reply};
 use crate::domain::network::NetworkSpec;
 use crate::domain::{labels_match, Ref};
 use crate::model::NetworkRecord;
@@ -50,18 +50,27 @@ pub fn view(st: &State, caller: &Caller, n: &NetworkRecord) -> pb::Network {
 #[tonic::async_trait]
 impl NetworkService for Api {
     async fn create_network(&self, req: Request<pb::CreateNetworkRequest>) -> Reply<pb::Network> {
-        let caller = self.caller(&req)?;
-        let spec = NetworkSpec::parse(req.get_ref(), &self.ops.settings().link_prefix)?;
-        let c = caller.clone();
-        let rec = self.ops.spawn(|ops| async move { ops.create_network(&c, spec).await }).await?;
-        let st = self.ops.lock().await;
-        Ok(touching(view(&st, &caller, &rec), [rec.id.to_string()]))
+        let asked = [req.get_ref().name.clone()];
+        naming(&asked, async move {
+            let caller = self.caller(&req)?;
+            let spec = NetworkSpec::parse(req.get_ref(), &self.ops.settings().link_prefix)?;
+            let c = caller.clone();
+            let rec =
+                self.ops.spawn(|ops| async move { ops.create_network(&c, spec).await }).await?;
+            let st = self.ops.lock().await;
+            Ok(touching(view(&st, &caller, &rec), [rec.id.to_string()]))
+        })
+        .await
     }
 
     async fn get_network(&self, req: Request<pb::GetNetworkRequest>) -> Reply<pb::Network> {
-        let (caller, r) = (self.caller(&req)?, Ref::parse("network", &req.get_ref().network)?);
-        let st = self.ops.lock().await;
-        Ok(Response::new(view(&st, &caller, st.network(&caller, &r)?)))
+        let asked = [req.get_ref().network.clone()];
+        naming(&asked, async move {
+            let (caller, r) = (self.caller(&req)?, Ref::parse("network", &req.get_ref().network)?);
+            let st = self.ops.lock().await;
+            Ok(Response::new(view(&st, &caller, st.network(&caller, &r)?)))
+        })
+        .await
     }
 
     async fn list_networks(
@@ -86,9 +95,13 @@ impl NetworkService for Api {
         &self,
         req: Request<pb::DeleteNetworkRequest>,
     ) -> Reply<pb::DeleteNetworkResponse> {
-        let (caller, r) = (self.caller(&req)?, Ref::parse("network", &req.get_ref().network)?);
-        let named = r.as_str().to_string();
-        self.ops.spawn(|ops| async move { ops.delete_network(&caller, &r).await }).await?;
-        Ok(touching(pb::DeleteNetworkResponse {}, [named]))
+        let asked = [req.get_ref().network.clone()];
+        naming(&asked, async move {
+            let (caller, r) = (self.caller(&req)?, Ref::parse("network", &req.get_ref().network)?);
+            let named = r.as_str().to_string();
+            self.ops.spawn(|ops| async move { ops.delete_network(&caller, &r).await }).await?;
+            Ok(touching(pb::DeleteNetworkResponse {}, [named]))
+        })
+        .await
     }
 }

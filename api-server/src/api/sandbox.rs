@@ -2,7 +2,7 @@
 use ctnet_proto::v1::{self as pb, sandbox_service_server::SandboxService};
 use tonic::{Request, Response};
 
-use super::{touching, Api, Reply};
+use super::{naming, touching, Api, Reply};
 use crate::domain::sandbox::{ConnectSpec, DisconnectSpec, SandboxSpec};
 use crate::domain::{labels_match, Ref};
 use crate::model::{ModeKind, Netns, Phase, SandboxRecord};
@@ -78,6 +78,14 @@ fn interface_view(st: &State, e: &crate::model::Endpoint) -> pb::Interface {
     }
 }
 
+/// The sandbox a container-mode create joins, for a refusal's audit line.
+fn container_target(r: &pb::CreateSandboxRequest) -> String {
+    match &r.mode {
+        Some(pb::create_sandbox_request::Mode::Container(c)) => c.target.clone(),
+        _ => String::new(),
+    }
+}
+
 impl Api {
     async fn render(&self, rec: &SandboxRecord) -> pb::Sandbox {
         view(&*self.ops.lock().await, rec)
@@ -87,16 +95,27 @@ impl Api {
 #[tonic::async_trait]
 impl SandboxService for Api {
     async fn create_sandbox(&self, req: Request<pb::CreateSandboxRequest>) -> Reply<pb::Sandbox> {
-        let (caller, spec) = (self.caller(&req)?, SandboxSpec::parse(req.get_ref())?);
-        let rec =
-            self.ops.spawn(|ops| async move { ops.create_sandbox(&caller, spec).await }).await?;
-        Ok(touching(self.render(&rec).await, [rec.id.to_string()]))
+        let asked =
+            [req.get_ref().name.clone().unwrap_or_default(), container_target(req.get_ref())];
+        naming(&asked, async move {
+            let (caller, spec) = (self.caller(&req)?, SandboxSpec::parse(req.get_ref())?);
+            let rec = self
+                .ops
+                .spawn(|ops| async move { ops.create_sandbox(&caller, spec).await })
+                .await?;
+            Ok(touching(self.render(&rec).await, [rec.id.to_string()]))
+        })
+        .await
     }
 
     async fn get_sandbox(&self, req: Request<pb::GetSandboxRequest>) -> Reply<pb::Sandbox> {
-        let (caller, r) = (self.caller(&req)?, Ref::parse("sandbox", &req.get_ref().sandbox)?);
-        let st = self.ops.lock().await;
-        Ok(Response::new(view(&st, st.sandbox(&caller, &r)?)))
+        let asked = [req.get_ref().sandbox.clone()];
+        naming(&asked, async move {
+            let (caller, r) = (self.caller(&req)?, Ref::parse("sandbox", &req.get_ref().sandbox)?);
+            let st = self.ops.lock().await;
+            Ok(Response::new(view(&st, st.sandbox(&caller, &r)?)))
+        })
+        .await
     }
 
     async fn list_sandboxes(
@@ -117,28 +136,45 @@ impl SandboxService for Api {
         &self,
         req: Request<pb::DeleteSandboxRequest>,
     ) -> Reply<pb::DeleteSandboxResponse> {
-        let (caller, r) = (self.caller(&req)?, Ref::parse("sandbox", &req.get_ref().sandbox)?);
-        let named = r.as_str().to_string();
-        self.ops.spawn(|ops| async move { ops.delete_sandbox(&caller, &r).await }).await?;
-        Ok(touching(pb::DeleteSandboxResponse {}, [named]))
+        let asked = [req.get_ref().sandbox.clone()];
+        naming(&asked, async move {
+            let (caller, r) = (self.caller(&req)?, Ref::parse("sandbox", &req.get_ref().sandbox)?);
+            let named = r.as_str().to_string();
+            self.ops.spawn(|ops| async move { ops.delete_sandbox(&caller, &r).await }).await?;
+            Ok(touching(pb::DeleteSandboxResponse {}, [named]))
+        })
+        .await
     }
 
     async fn connect(&self, req: Request<pb::ConnectRequest>) -> Reply<pb::Sandbox> {
-        let (caller, spec) = (self.caller(&req)?, ConnectSpec::parse(req.get_ref())?);
-        let network = spec.attach.network.as_str().to_string();
-        let rec = self.ops.spawn(|ops| async move { ops.connect(&caller, spec).await }).await?;
-        Ok(touching(self.render(&rec).await, [rec.id.to_string(), network]))
+        let asked = [req.get_ref().sandbox.clone(), req.get_ref().network.clone()];
+        naming(&asked, async move {
+            let (caller, spec) = (self.caller(&req)?, ConnectSpec::parse(req.get_ref())?);
+            let network = spec.attach.network.as_str().to_string();
+            let rec = self.ops.spawn(|ops| async move { ops.connect(&caller, spec).await }).await?;
+            Ok(touching(self.render(&rec).await, [rec.id.to_string(), network]))
+        })
+        .await
     }
 
     async fn disconnect(&self, req: Request<pb::DisconnectRequest>) -> Reply<pb::Sandbox> {
-        let (caller, spec) = (self.caller(&req)?, DisconnectSpec::parse(req.get_ref())?);
-        let network = spec.network.as_str().to_string();
-        let rec = self.ops.spawn(|ops| async move { ops.disconnect(&caller, spec).await }).await?;
-        Ok(touching(self.render(&rec).await, [rec.id.to_string(), network]))
+        let asked = [req.get_ref().sandbox.clone(), req.get_ref().network.clone()];
+        naming(&asked, async move {
+            let (caller, spec) = (self.caller(&req)?, DisconnectSpec::parse(req.get_ref())?);
+            let network = spec.network.as_str().to_string();
+            let rec =
+                self.ops.spawn(|ops| async move { ops.disconnect(&caller, spec).await }).await?;
+            Ok(touching(self.render(&rec).await, [rec.id.to_string(), network]))
+        })
+        .await
     }
 
     async fn check(&self, req: Request<pb::CheckRequest>) -> Reply<pb::CheckResponse> {
-        let (caller, r) = (self.caller(&req)?, Ref::parse("sandbox", &req.get_ref().sandbox)?);
-        Ok(Response::new(pb::CheckResponse { differences: self.ops.check(&caller, &r).await? }))
+        let asked = [req.get_ref().sandbox.clone()];
+        naming(&asked, async move {
+            let (caller, r) = (self.caller(&req)?, Ref::parse("sandbox", &req.get_ref().sandbox)?);
+            Ok(Response::new(pb::CheckResponse { differences: self.ops.check(&caller, &r).await? }))
+        })
+        .await
     }
 }

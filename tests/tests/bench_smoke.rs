@@ -29,6 +29,7 @@ fn benchmark_smoke_run_produces_its_reports() {
         "memory_mb",
         "healing_ms",
         "breakdown_ms",
+        "tenant_flood_ms",
     ] {
         assert!(json.get(key).is_some(), "results.json lacks {key}");
     }

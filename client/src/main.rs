@@ -41,6 +41,16 @@ enum Command {
     Gc,
     /// Show the identity the server sees for this caller.
     Whoami,
+    /// Tenants of the server's policy (the admin's).
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+}
+
+#[derive(Subcommand)]
+enum TenantCmd {
+    /// Every tenant with what it holds against its quotas.
+    #[command(alias = "list")]
+    Ls,
 }
 
 #[derive(Subcommand)]
@@ -177,6 +187,7 @@ async fn run(cli: Cli) -> Result<String, String> {
         Command::Sandbox(cmd) => sandbox(client, cmd, cli.json).await,
         Command::Status => status(client).await,
         Command::Whoami => whoami(client, cli.json).await,
+        Command::Tenant(TenantCmd::Ls) => tenants(client, cli.json).await,
         Command::Gc => {
             let mut c = client;
             let removed = c
@@ -200,14 +211,39 @@ async fn whoami(mut c: Client, json: bool) -> Result<String, String> {
     if json {
         return Ok(pretty(serde_json::json!({
             "kind": me.kind, "name": me.name, "uid": me.uid, "gid": me.gid, "groups": me.groups,
+            "tenant": me.tenant,
         })));
     }
-    let mut out = format!("{} ({})\n", me.name, me.kind);
+    let mut out = format!("{} ({}), tenant {}\n", me.name, me.kind, me.tenant);
     if let (Some(uid), Some(gid)) = (me.uid, me.gid) {
         let groups: Vec<String> = me.groups.iter().map(u32::to_string).collect();
         out += &format!("uid {uid} gid {gid} groups {}\n", groups.join(","));
     }
     Ok(out)
+}
+
+async fn tenants(mut c: Client, json: bool) -> Result<String, String> {
+    let req = pb::ListTenantsRequest {};
+    let list = c.maintenance.list_tenants(req).await.map_err(status_msg)?.into_inner().tenants;
+    if json {
+        return Ok(pretty(Value::Array(list.iter().map(render::tenant_json).collect())));
+    }
+    let cell = |t: &pb::Tenant, q: &str| {
+        let u = t.usage.iter().find(|u| u.quota == q);
+        match u.map(|u| (u.used, u.limit)) {
+            Some((used, Some(limit))) => format!("{used}/{limit}"),
+            Some((used, None)) => used.to_string(),
+            None => String::new(),
+        }
+    };
+    const QUOTAS: [&str; 5] =
+        ["networks", "sandboxes", "owned_netns", "published_ports", "attachments"];
+    let rows = list
+        .iter()
+        .map(|t| std::iter::once(t.name.clone()).chain(QUOTAS.map(|q| cell(t, q))).collect())
+        .collect();
+    let header = ["TENANT", "NETWORKS", "SANDBOXES", "OWNED NETNS", "PORTS", "ATTACHMENTS"];
+    Ok(render::table(&header, rows))
 }
 
 /// grpc.health.v1: SERVING once netexec is reachable and state reconciled.

@@ -47,6 +47,15 @@ pub fn sandbox_json(s: &pb::Sandbox) -> Value {
     })
 }
 
+pub fn tenant_json(t: &pb::Tenant) -> Value {
+    let usage: serde_json::Map<String, Value> = t
+        .usage
+        .iter()
+        .map(|u| (u.quota.clone(), json!({"used": u.used, "limit": u.limit})))
+        .collect();
+    json!({"name": t.name, "usage": usage})
+}
+
 /// Left-aligned columns separated by three spaces, like docker's tables.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();

@@ -14,6 +14,16 @@ const POLICY: &str = "[tenants.alpha]\nuids = [{a}]\naddress_pool = \"198.19.32.
     [tenants.alpha.allow]\nhost_ports = \"30000-30099\"\n\n\
     [tenants.beta]\nuids = [{b}]\naddress_pool = \"198.19.48.0/20\"\n";
 
+/// Waits until ctnet-api's log holds `text` at least `n` times.
+async fn wait_logged(st: &Stack, text: &str, n: usize) {
+    let log = st.dir.join("api-1.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&log).unwrap_or_default().matches(text).count() < n {
+        assert!(Instant::now() < deadline, "{text:?} never logged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn audit_lines(st: &Stack) -> Vec<Value> {
     let text = std::fs::read_to_string(st.state_dir.join("audit.log")).unwrap_or_default();
     text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect()
@@ -59,13 +69,34 @@ async fn tenants_are_isolated_audited_and_reloaded() {
     // A broken policy on SIGHUP: the old one stays and still enforces.
     std::fs::write(&t.policy, "[tenants.beta\nbroken").unwrap();
     reload(&st);
-    let log = st.dir.join("api-1.log");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains("policy reload failed") {
-        assert!(Instant::now() < deadline, "no policy reload failure logged");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_logged(&st, "policy reload failed", 1).await;
     assert!(as_uid(&st, t.b, &["sandbox", "rm", "web"]).unwrap_err().contains("NotFound"));
+
+    // The admin's tenant list: usage against quotas; a tenant may not see it.
+    let quota = |list: &Value, tenant: &str, q: &str| {
+        let t = list.as_array().unwrap().iter().find(|t| t["name"] == tenant).unwrap();
+        (t["usage"][q]["used"].as_u64().unwrap(), t["usage"][q]["limit"].as_u64())
+    };
+    let list = as_uid(&st, 0, &["tenant", "ls"]).unwrap();
+    assert_eq!(quota(&list, "alpha", "sandboxes"), (1, Some(64)), "{list}");
+    assert_eq!(quota(&list, "alpha", "published_ports"), (1, Some(64)));
+    assert_eq!(quota(&list, "beta", "networks"), (0, Some(4)));
+    assert_eq!(quota(&list, "admin", "networks"), (1, None), "the default network");
+    let e = as_uid(&st, t.a, &["tenant", "ls"]).unwrap_err();
+    assert!(e.contains("PermissionDenied"), "{e}");
+
+    // A changed policy applies without a restart: alpha's sandboxes quota
+    // drops to 1, so its next create is refused naming the quota.
+    t.write(&POLICY.replace(
+        "[tenants.alpha.allow]",
+        "[tenants.alpha.quota]\nsandboxes = 1\n[tenants.alpha.allow]",
+    ));
+    reload(&st);
+    wait_logged(&st, "policy reloaded", 1).await;
+    let e = as_uid(&st, t.a, &["sandbox", "create", "--name", "two", "--net", "anet"]).unwrap_err();
+    assert!(e.contains("ResourceExhausted") && e.contains("quota sandboxes = 1"), "{e}");
+    let list = as_uid(&st, 0, &["tenant", "ls"]).unwrap();
+    assert_eq!(quota(&list, "alpha", "sandboxes"), (1, Some(1)));
 
     // The audit file: a parseable line for each mutating and refused call.
     let lines = audit_lines(&st);

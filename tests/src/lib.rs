@@ -47,6 +47,11 @@ pub struct Options {
     pub state_tmpfs: Option<String>,
     /// ctnet-api's RLIMIT_NOFILE (lowered at spawn).
     pub api_nofile: Option<u64>,
+    /// Run ctnet-api without a policy file. Otherwise, unless `api_args`
+    /// names one, the suite runs under a policy whose admin is root (the
+    /// test's identity), so every end-to-end test also exercises the
+    /// policy path; `no_policy` keeps the policy-less path covered.
+    pub no_policy: bool,
 }
 
 pub struct Stack {
@@ -209,6 +214,9 @@ impl Stack {
     pub async fn start_api(&mut self) {
         let mut cmd = self.api_command(&self.api_socket, &self.state_dir);
         cmd.args(["--default-subnet", DEFAULT_SUBNET]);
+        if !self.opts.no_policy && !self.opts.api_args.iter().any(|a| a == "--policy") {
+            cmd.arg("--policy").arg(self.admin_policy());
+        }
         cmd.args(&self.opts.api_args);
         if let Some(size) = &self.opts.state_tmpfs {
             private_tmpfs(&mut cmd, &self.state_dir, size);
@@ -227,6 +235,15 @@ impl Stack {
         let log = self.dir.join(format!("api-{}.log", self.api_starts));
         self.api = Some(spawn_in(&self.host, cmd, &log));
         self.client = self.wait_serving().await;
+    }
+
+    /// A policy file in which root, the test's identity, is the admin.
+    fn admin_policy(&self) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join("admin-policy.toml");
+        std::fs::write(&path, "[admin]\nuids = [0]\n").expect("write policy");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        path
     }
 
     /// ctnet-api for this stack's netexec, as its account, serving `socket`

@@ -142,6 +142,15 @@ impl Pki {
             api_args.push(path.display().to_string());
         }
         api_args.extend(extra.iter().map(|s| s.to_string()));
+        if !extra.contains(&"--policy") {
+            // The suite's policy, with this client certificate as an admin.
+            let path = write(
+                &self.dir,
+                "policy.toml",
+                &format!("[admin]\nuids = [0]\ncertificates = [\"{CLIENT_ID}\"]\n"),
+            );
+            api_args.extend(["--policy".into(), path.display().to_string()]);
+        }
         Options { api_args, ..Default::default() }
     }
 }

@@ -5,14 +5,17 @@
 //! log makes mutating calls fail with Unavailable.
 use std::time::{Duration, Instant};
 
+use ctnet_tests::net::{self, Echo};
 use ctnet_tests::tenants::{as_uid, open_socket, reload, Tenants};
 use ctnet_tests::{pb, Options, Stack};
 use serde_json::Value;
+use std::net::Ipv4Addr;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 const POLICY: &str = "[tenants.alpha]\nuids = [{a}]\naddress_pool = \"198.19.32.0/20\"\n\
     [tenants.alpha.allow]\nhost_ports = \"30000-30099\"\n\n\
-    [tenants.beta]\nuids = [{b}]\naddress_pool = \"198.19.48.0/20\"\n";
+    [tenants.beta]\nuids = [{b}]\naddress_pool = \"198.19.48.0/20\"\n\
+    [tenants.beta.allow]\nhost_ports = \"30000-30099\"\n";
 
 /// Waits until ctnet-api's log holds `text` at least `n` times.
 async fn wait_logged(st: &Stack, text: &str, n: usize) {
@@ -43,17 +46,38 @@ async fn tenants_are_isolated_audited_and_reloaded() {
         t.a,
         &["sandbox", "create", "--name", "web", "--net", "anet", "-p", "30001:80"],
     );
-    made.unwrap();
-    // Beta: not found by name, not deletable, not joinable; alpha's list is its own.
-    for args in [
-        &["sandbox", "inspect", "web"][..],
-        &["sandbox", "rm", "web"],
-        &["sandbox", "create", "--net", "container:web"],
-        &["sandbox", "create", "--net", "anet"],
-    ] {
-        let e = as_uid(&st, t.b, args).unwrap_err();
-        assert!(e.contains("NotFound"), "{args:?}: {e}");
+    let web = made.unwrap();
+    let id = web["id"].as_str().unwrap().to_string();
+    let before = as_uid(&st, t.a, &["sandbox", "inspect", "web"]).unwrap();
+    as_uid(&st, t.b, &["network", "create", "bnet", "--subnet", ""]).unwrap();
+    // Beta: alpha's sandbox is not found by name or id, for every call.
+    for r in ["web", id.as_str()] {
+        let target = format!("container:{r}");
+        for args in [
+            &["sandbox", "inspect", r][..],
+            &["sandbox", "rm", r],
+            &["sandbox", "check", r],
+            &["sandbox", "connect", r, "bnet"],
+            &["sandbox", "disconnect", r, "anet"],
+            &["sandbox", "create", "--net", &target],
+            &["sandbox", "create", "--net", "anet"],
+            &["network", "rm", "anet"],
+        ] {
+            let e = as_uid(&st, t.b, args).unwrap_err();
+            assert!(e.contains("NotFound"), "{args:?}: {e}");
+        }
     }
+    // A host port alpha holds: refused without naming alpha's sandbox.
+    let e = as_uid(&st, t.b, &["sandbox", "create", "--net", "bnet", "-p", "30001:80"]);
+    let e = e.unwrap_err();
+    assert!(e.contains("AlreadyExists") && !e.contains("web") && !e.contains(&id), "{e}");
+    // Alpha's sandbox is unchanged and its published port still answers.
+    assert_eq!(as_uid(&st, t.a, &["sandbox", "inspect", "web"]).unwrap(), before);
+    let pin = std::path::PathBuf::from(web["netns_path"].as_str().unwrap());
+    let echo = Echo::start_on(&pin, Ipv4Addr::UNSPECIFIED, 80, 1);
+    let gw: Ipv4Addr = web["interfaces"][0]["gateway"].as_str().unwrap().parse().unwrap();
+    assert_eq!(net::tcp_roundtrip(&st.host, gw, 30001, "hi").as_deref(), Ok("hi"));
+    echo.peers();
     let e =
         as_uid(&st, t.b, &["network", "create", "x", "--subnet", "198.19.32.0/24"]).unwrap_err();
     assert!(e.contains("PermissionDenied"), "outside beta's ranges: {e}");
@@ -80,7 +104,8 @@ async fn tenants_are_isolated_audited_and_reloaded() {
     let list = as_uid(&st, 0, &["tenant", "ls"]).unwrap();
     assert_eq!(quota(&list, "alpha", "sandboxes"), (1, Some(64)), "{list}");
     assert_eq!(quota(&list, "alpha", "published_ports"), (1, Some(64)));
-    assert_eq!(quota(&list, "beta", "networks"), (0, Some(4)));
+    assert_eq!(quota(&list, "beta", "networks"), (1, Some(4)));
+    assert_eq!(quota(&list, "beta", "sandboxes"), (0, Some(64)), "nothing half-made");
     assert_eq!(quota(&list, "admin", "networks"), (1, None), "the default network");
     let e = as_uid(&st, t.a, &["tenant", "ls"]).unwrap_err();
     assert!(e.contains("PermissionDenied"), "{e}");
@@ -119,6 +144,7 @@ async fn tenants_are_isolated_audited_and_reloaded() {
 
     as_uid(&st, t.a, &["sandbox", "rm", "web"]).unwrap();
     as_uid(&st, t.a, &["network", "rm", "anet"]).unwrap();
+    as_uid(&st, t.b, &["network", "rm", "bnet"]).unwrap();
     st.finish().await;
 }
 

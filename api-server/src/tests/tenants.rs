@@ -18,6 +18,15 @@ published_ports = 2
 [tenants.alpha.allow]
 host_ports = "30000-30099"
 
+[tenants.gamma]
+uids = [1003]
+address_pool = "198.19.32.0/20"
+[tenants.gamma.quota]
+owned_netns = 1
+attachments = 2
+[tenants.gamma.allow]
+netns_path_dirs = ["/run/ctnet-test"]
+
 [tenants.beta]
 uids = [1002]
 address_pool = "198.19.16.0/20"
@@ -168,5 +177,57 @@ async fn quotas_and_permissions_hold_at_their_edges() {
         env.ops.create_network(&a, NetworkSpec::parse(&r, PREFIX).unwrap()).await.unwrap_err(),
         "outside tenant alpha's ranges",
     );
+    env.agree().await;
+}
+
+/// What a refusal must leave alone: the fake kernel's objects.
+fn objects(env: &Env) -> (usize, usize, usize, usize) {
+    let k = env.fake.kernel();
+    (k.endpoints.len(), k.netns.len(), k.bridges.len(), k.fw_ports.len())
+}
+
+#[tokio::test]
+async fn namespace_attachment_path_and_mtu_edges_hold_and_leave_nothing_half_made() {
+    let env = Env::new().await;
+    let g = caller(1003);
+    env.fake.tamper(|k| {
+        k.external.insert("/run/ctnet-test/e1".into());
+    });
+    net(&env, &g, "g1").await.unwrap();
+    net(&env, &g, "g2").await.unwrap();
+    sandbox(&env, &g, on("s1", "g1", &[])).await.expect("the last owned namespace");
+    let made = objects(&env);
+    let e = sandbox(&env, &g, on("s2", "g1", &[])).await.unwrap_err();
+    assert!(matches!(e, Error::Exhausted(_)), "{e:?}");
+    assert!(e.to_string().contains("quota owned_netns = 1"), "{e}");
+    assert_eq!(objects(&env), made, "nothing half-made");
+
+    let c = pb::ConnectRequest { sandbox: "s1".into(), network: "g2".into(), ..Default::default() };
+    env.ops.connect(&g, ConnectSpec::parse(&c).unwrap()).await.expect("the last attachment");
+    let made = objects(&env);
+    let mut ext = on("e1", "g1", &[]);
+    ext.netns_path = Some("/run/ctnet-test/e1".into());
+    let e = sandbox(&env, &g, ext.clone()).await.unwrap_err();
+    assert!(matches!(e, Error::Exhausted(_)), "{e:?}");
+    assert!(e.to_string().contains("quota attachments = 2"), "{e}");
+    let e = env.ops.connect(&g, ConnectSpec::parse(&c).unwrap()).await.unwrap_err();
+    assert!(matches!(e, Error::AlreadyExists(_) | Error::Exhausted(_)), "{e:?}");
+    assert_eq!(objects(&env), made, "nothing half-made");
+
+    // A disconnect frees an attachment: the namespace of a runtime (in an
+    // allowed directory) now fits; one elsewhere is PermissionDenied.
+    let d = pb::DisconnectRequest { sandbox: "s1".into(), network: "g2".into() };
+    env.ops.disconnect(&g, DisconnectSpec::parse(&d).unwrap()).await.unwrap();
+    let mut elsewhere = ext.clone();
+    elsewhere.netns_path = Some("/run/netns/e1".into());
+    let e = sandbox(&env, &g, elsewhere).await.unwrap_err();
+    assert!(matches!(e, Error::Denied(_)) && e.to_string().contains("netns_path"), "{e:?}");
+    sandbox(&env, &g, ext).await.expect("the freed attachment");
+
+    let made = objects(&env);
+    let r = pb::CreateNetworkRequest { name: "jumbo".into(), mtu: 9000, ..Default::default() };
+    let e = env.ops.create_network(&g, NetworkSpec::parse(&r, PREFIX).unwrap()).await.unwrap_err();
+    assert!(matches!(e, Error::Denied(_)) && e.to_string().contains("mtu_above_host"), "{e:?}");
+    assert_eq!(objects(&env), made, "nothing half-made");
     env.agree().await;
 }

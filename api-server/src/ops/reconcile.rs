@@ -68,6 +68,19 @@ impl Ops {
         Some((claim, rec))
     }
 
+    /// Sandboxes reconciliation has work on. The others are never claimed,
+    /// so a caller's delete or connect never meets a busy claim because a
+    /// reconciliation pass happened to be looking at them.
+    async fn sandboxes_needing_work(&self, inv: Option<&Inventory>) -> Vec<SandboxId> {
+        let st = self.lock().await;
+        let needs = |s: &&SandboxRecord| {
+            matches!(s.phase, Phase::Creating | Phase::Deleting)
+                || s.endpoints.iter().any(|e| !e.attached)
+                || (s.phase == Phase::Ready && inv.is_some_and(|i| missing_something(s, i)))
+        };
+        st.sandboxes.values().filter(needs).map(|s| s.id.clone()).collect()
+    }
+
     async fn claim_sandbox(&self, id: &SandboxId) -> Option<(Claim, SandboxRecord)> {
         let claim = self.claims.try_take(id.as_str())?;
         let rec = self.lock().await.sandboxes.get(id).cloned()?;
@@ -117,7 +130,16 @@ impl Ops {
     /// Every unclaimed sandbox: interrupted work finished; with an inventory
     /// (full reconciliation), acknowledged ones restored too.
     async fn finish_sandboxes(&self, inv: Option<&Inventory>) -> Result<()> {
-        let ids: Vec<SandboxId> = self.lock().await.sandboxes.keys().cloned().collect();
+        let mut ids = self.sandboxes_needing_work(inv).await;
+        // The inventory may predate creates that finished since: look
+        // again, once, before claiming anything on its word.
+        let fresh;
+        let mut inv = inv;
+        if inv.is_some() && !ids.is_empty() {
+            fresh = self.exec.inventory().await?;
+            inv = Some(&fresh);
+            ids = self.sandboxes_needing_work(inv).await;
+        }
         for id in ids {
             let Some((claim, rec)) = self.claim_sandbox(&id).await else { continue };
             let Some(rec) = self.finish_sandbox(&claim, rec).await? else { continue };

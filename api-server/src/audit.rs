@@ -92,12 +92,9 @@ impl Audit {
         .is_ok()
     }
 
-    /// Writes a line (blocking: call it from a blocking thread, or through
-    /// `write`). A refused call's line may be held back by the rate limit.
-    fn write_now(&self, e: &Entry, refused: bool) -> std::io::Result<()> {
-        if self.path.is_none() {
-            return Ok(());
-        }
+    /// The lines a call's entry makes: none when a refused call's line is
+    /// held back by the rate limit (cheap: no file work).
+    fn lines_for(&self, e: &Entry, refused: bool) -> std::io::Result<Vec<String>> {
         let mut lines = Vec::new();
         if refused {
             let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
@@ -122,13 +119,18 @@ impl Audit {
             }
             if slot.1 >= REFUSED_PER_WINDOW {
                 slot.2 += 1;
-                return Ok(());
+                return Ok(lines);
             }
             slot.1 += 1;
         }
         lines.push(serde_json::to_string(e)?);
+        Ok(lines)
+    }
+
+    /// Appends lines (blocking: called on a blocking thread by `write`).
+    fn write_lines(&self, lines: &[String], refused: bool) -> std::io::Result<()> {
         self.with_file(|f| {
-            for l in &lines {
+            for l in lines {
                 writeln!(f, "{l}")?;
             }
             // A change's record is durable before its answer; a refusal's
@@ -144,8 +146,16 @@ impl Audit {
     /// Writes the line off the async workers. Err (Unavailable) when a
     /// mutating call's line could not be written.
     pub async fn write(self: &Arc<Self>, e: Entry, refused: bool) -> Result<()> {
+        if self.path.is_none() {
+            return Ok(());
+        }
+        // Held-back refusals never reach a blocking thread.
+        let lines = match self.lines_for(&e, refused) {
+            Ok(l) if l.is_empty() => return Ok(()),
+            other => other,
+        };
         let me = self.clone();
-        let written = tokio::task::spawn_blocking(move || me.write_now(&e, refused))
+        let written = tokio::task::spawn_blocking(move || me.write_lines(&lines?, refused))
             .await
             .map_err(|e| Error::Internal(format!("audit task: {e}")))?;
         written.map_err(|e| {

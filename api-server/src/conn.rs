@@ -262,6 +262,11 @@ pub async fn accept_tls(
         let Some(shared) = registry.admit(Peer::Addr(addr.ip())) else {
             continue;
         };
+        // Small replies go out at once (Nagle against the peer's delayed
+        // ACK cost a remote create ~40 ms).
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(%addr, error = %e, "TCP_NODELAY");
+        }
         let (acceptor, registry, tx) = (tls.acceptor(), registry.clone(), tx.clone());
         tokio::spawn(async move {
             let deadline = registry.limits.handshake;

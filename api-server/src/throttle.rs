@@ -52,6 +52,16 @@ impl Drop for Slot {
 
 const PUSHBACK: &str = "grpc-retry-pushback-ms";
 
+/// A refusal is held for its retry hint, up to this long, before it is
+/// answered: a client that retries at once is paced instead of spinning
+/// the server (held refusals are bounded by the connection limits).
+const MAX_HOLD: std::time::Duration = std::time::Duration::from_millis(100);
+
+fn hint_of(status: &tonic::Status) -> std::time::Duration {
+    let ms = status.metadata().get(PUSHBACK).and_then(|v| v.to_str().ok()?.parse().ok());
+    std::time::Duration::from_millis(ms.unwrap_or(0)).min(MAX_HOLD)
+}
+
 fn with_hint(mut status: tonic::Status, ms: u64) -> tonic::Status {
     if let Ok(v) = ms.to_string().parse() {
         status.metadata_mut().insert(PUSHBACK, v);
@@ -151,7 +161,12 @@ where
         let slot = match caller.filter(|_| ours) {
             Some(c) => match self.throttle.admit(&c, crate::conn::is_mutating(path)) {
                 Ok(slot) => slot,
-                Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+                Err(status) => {
+                    return Box::pin(async move {
+                        tokio::time::sleep(hint_of(&status)).await;
+                        Ok(status.into_http())
+                    })
+                }
             },
             None => None,
         };

@@ -30,7 +30,20 @@ mutating = 4
 
 [tenants.beta]
 certificates = ["spiffe://ctnet.test/beta"]
+[tenants.beta.limits]
+rate = 1000
+burst = 1000
 "#;
+
+/// Stops a flood when dropped, so a failing measurement never leaves the
+/// flooders running.
+pub struct StopOnDrop(pub Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
 
 pub struct Flood {
     pub pki: Pki,

@@ -62,6 +62,7 @@ pub async fn grpc_client(ns: &Path, files: &ClientFiles) -> Result<ctnet_client:
         async move {
             let s = tcp_in(&ns, LISTEN.parse().unwrap(), None)?;
             s.set_nonblocking(true)?;
+            s.set_nodelay(true)?;
             Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::TcpStream::from_std(
                 s,
             )?))

@@ -3,7 +3,7 @@
 //! each with a retry hint, each audited), while tenant beta's creates, made
 //! at the same time, all succeed. No timing assertions: the latency ratio
 //! belongs to the benchmark.
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,12 +18,12 @@ async fn a_flooding_tenant_is_throttled_while_another_is_served() {
     let flooding = flood::flood(&st.host, &f.alpha, 8, stop.clone());
     let mut beta = remote::grpc_client(&st.host, &f.beta).await.unwrap();
     let served = async {
+        let _stop = flood::StopOnDrop(stop.clone());
         // Beta starts once the flood is under way, and keeps going through it.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let t = flood::serial_creates(&mut beta, "b", 10).await;
         // And the flood goes on a little after.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        stop.store(true, Ordering::SeqCst);
         t
     };
     let ((outcomes, hint), beta_times) = tokio::join!(flooding, served);

@@ -176,6 +176,15 @@ async fn main() {
         z.sandboxes = n;
     }
     std::fs::create_dir_all(&out).unwrap();
+    // --tenant-flood: only the flood isolation ratio.
+    if args.iter().any(|a| a == "--tenant-flood") {
+        let (alone, flooded) = tenant_flood(40, 4).await;
+        println!(
+            "tenant B create p50: alone {alone:.2} ms, flooded {flooded:.2} ms ({:.2}x)",
+            flooded / alone
+        );
+        return;
+    }
     let mut rows = Vec::new();
     let mut j = serde_json::Map::new();
     let mut st = Stack::start().await;
@@ -516,10 +525,9 @@ async fn tenant_flood(n: usize, rounds: usize) -> (f64, f64) {
         alone.extend(flood::serial_creates(&mut beta, &format!("alone{r}"), n).await);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let measured = async {
+            let _stop = flood::StopOnDrop(stop.clone());
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let t = flood::serial_creates(&mut beta, &format!("flood{r}"), n).await;
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-            t
+            flood::serial_creates(&mut beta, &format!("flood{r}"), n).await
         };
         let flooding = flood::flood(&st.host, &f.alpha, 8, stop.clone());
         let (t, _) = tokio::join!(measured, flooding);

@@ -122,7 +122,7 @@ pub fn mode_from_net(
 }
 
 fn attachment(network: &str, ip: Option<String>) -> pb::NetworkAttachment {
-    pb::NetworkAttachment { network: network.to_string(), ipv4_address: ip }
+    pb::NetworkAttachment { network: network.to_string(), ipv4_address: ip, interface_name: None }
 }
 
 /// Parses `key=value` labels.

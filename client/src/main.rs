@@ -125,6 +125,9 @@ enum SandboxCmd {
         network: String,
         #[arg(long)]
         ip: Option<String>,
+        /// The interface's name inside the sandbox (default: the first free ethN).
+        #[arg(long)]
+        ifname: Option<String>,
         /// Publish a port to the address on this network.
         #[arg(short = 'p', long = "publish")]
         publish: Vec<String>,
@@ -375,8 +378,14 @@ async fn sandbox(mut c: Client, cmd: SandboxCmd, json: bool) -> Result<String, S
             }
             Ok(out)
         }
-        SandboxCmd::Connect { sandbox, network, ip, publish } => {
-            let req = pb::ConnectRequest { sandbox, network, ipv4_address: ip, publish };
+        SandboxCmd::Connect { sandbox, network, ip, ifname, publish } => {
+            let req = pb::ConnectRequest {
+                sandbox,
+                network,
+                ipv4_address: ip,
+                publish,
+                interface_name: ifname,
+            };
             Ok(one(c.sandboxes.connect(req).await.map_err(status_msg)?.into_inner()))
         }
         SandboxCmd::Check { sandbox } => {

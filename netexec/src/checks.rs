@@ -42,11 +42,10 @@ pub struct SandboxIfName(String);
 
 impl SandboxIfName {
     pub fn parse(field: &str, name: &str) -> Result<Self> {
-        let digits = name
-            .strip_prefix("eth")
-            .ok_or_else(|| invalid(field, format!("{name:?} is not of the form ethN")))?;
-        if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid(field, format!("{name:?} is not of the form ethN")));
+        check_ifname(field, name)?;
+        // The namespace's loopback is not an interface a sandbox is given.
+        if name == "lo" {
+            return Err(invalid(field, "\"lo\" is the namespace's loopback"));
         }
         Ok(Self(name.to_string()))
     }

@@ -519,7 +519,11 @@ pub mod req {
             mode: Some(Mode::Bridge(pb::BridgeMode {
                 networks: networks
                     .iter()
-                    .map(|n| pb::NetworkAttachment { network: n.to_string(), ipv4_address: None })
+                    .map(|n| pb::NetworkAttachment {
+                        network: n.to_string(),
+                        ipv4_address: None,
+                        interface_name: None,
+                    })
                     .collect(),
             })),
             ..Default::default()

@@ -139,6 +139,7 @@ async fn bad_sandboxes_are_refused_without_change() {
             networks: vec![pb::NetworkAttachment {
                 network: "bridge".into(),
                 ipv4_address: Some(ip.into()),
+                interface_name: None,
             }],
         })),
         ..Default::default()
@@ -240,6 +241,7 @@ async fn bad_sandboxes_are_refused_without_change() {
         network: n.into(),
         ipv4_address: None,
         publish: vec![],
+        interface_name: None,
     };
     expect(
         st.client.sandboxes.connect(connect("ghost", "bridge")).await,

@@ -163,6 +163,7 @@ async fn chaos_with_kills_ends_all_or_nothing_and_consistent() {
                         network: net,
                         ipv4_address: None,
                         publish: vec![],
+                        interface_name: None,
                     })
                     .await
                 } else {

@@ -91,6 +91,7 @@ async fn client_loop(
                     network: net,
                     ipv4_address: None,
                     publish: vec![],
+                    interface_name: None,
                 };
                 c.connect(r).await.map(drop)
             }

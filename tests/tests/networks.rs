@@ -27,6 +27,7 @@ async fn second_network_connect_and_disconnect() {
         network: "backend".into(),
         ipv4_address: None,
         publish: vec![],
+        interface_name: None,
     };
     let a2 = st.client.sandboxes.connect(creq).await.unwrap().into_inner();
     assert_eq!(a2.interfaces.len(), 2);
@@ -121,5 +122,39 @@ async fn labels_filter_lists() {
     assert_eq!(found.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), vec!["l1"]);
     st.delete("l1").await;
     st.delete("l2").await;
+    st.finish().await;
+}
+
+/// A runtime names the interface (CNI_IFNAME): the kernel has it by that
+/// name, a default name skips it, and a name already used is refused.
+#[tokio::test]
+async fn requested_interface_names_are_what_the_sandbox_sees() {
+    let mut st = Stack::start().await;
+    let mut r = req::bridge("named", &["bridge"]);
+    if let Some(pb::create_sandbox_request::Mode::Bridge(b)) = &mut r.mode {
+        b.networks[0].interface_name = Some("net1".into());
+    }
+    let s = st.create(r).await;
+    let pin = Stack::pin_of(&s);
+    assert_eq!(s.interfaces[0].name, "net1");
+    assert!(net::link(&pin, "net1").is_some(), "net1 in the namespace");
+    assert!(net::link(&pin, "eth0").is_none());
+    let gw: std::net::Ipv4Addr = s.interfaces[0].gateway.parse().unwrap();
+    assert!(net::ping(&pin, gw, 2), "net1 carries the default route");
+    st.client.networks.create_network(req::network("side", "198.19.8.0/24")).await.unwrap();
+    let connect = |name: Option<&str>| pb::ConnectRequest {
+        sandbox: "named".into(),
+        network: "side".into(),
+        interface_name: name.map(String::from),
+        ..Default::default()
+    };
+    let e = st.client.sandboxes.connect(connect(Some("net1"))).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::AlreadyExists, "{e:?}");
+    let s = st.client.sandboxes.connect(connect(None)).await.unwrap().into_inner();
+    assert_eq!(s.interfaces[1].name, "eth0", "the first free default name");
+    assert!(net::link(&pin, "eth0").is_some());
+    st.delete("named").await;
+    let d = pb::DeleteNetworkRequest { network: "side".into() };
+    st.client.networks.delete_network(d).await.unwrap();
     st.finish().await;
 }

@@ -20,6 +20,23 @@ pub const MAX_INTERFACES: usize = 16;
 pub struct AttachSpec {
     pub network: Ref,
     pub address: Option<Ipv4Addr>,
+    /// The name inside the sandbox; None: the first free ethN.
+    pub ifname: Option<String>,
+}
+
+/// A requested interface name: what the kernel takes (1-15 bytes) in the
+/// characters ctnet allows, and not the loopback.
+fn parse_ifname(field: &str, s: &str) -> Result<String> {
+    let ok = (1..=15).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && !matches!(s, "." | ".." | "lo");
+    if !ok {
+        return Err(Error::invalid(
+            field,
+            format!("{s:?} is not an interface name: 1-15 of [A-Za-z0-9_.-], not \"lo\""),
+        ));
+    }
+    Ok(s.to_string())
 }
 
 #[derive(Debug, Clone)]
@@ -91,7 +108,7 @@ fn refuse_ports(mode: &ModeSpec) -> Result<()> {
 }
 
 fn default_attachment() -> AttachSpec {
-    AttachSpec { network: Ref::from_static(DEFAULT_NETWORK), address: None }
+    AttachSpec { network: Ref::from_static(DEFAULT_NETWORK), address: None, ifname: None }
 }
 
 fn parse_attachments(list: &[pb::NetworkAttachment]) -> Result<Vec<AttachSpec>> {
@@ -114,7 +131,15 @@ fn parse_attachments(list: &[pb::NetworkAttachment]) -> Result<Vec<AttachSpec>> 
                 .as_deref()
                 .map(|s| parse_ipv4(&format!("{field}.ipv4_address"), s))
                 .transpose()?,
+            ifname: a
+                .interface_name
+                .as_deref()
+                .map(|s| parse_ifname(&format!("{field}.interface_name"), s))
+                .transpose()?,
         };
+        if spec.ifname.is_some() && out.iter().any(|o| o.ifname == spec.ifname) {
+            return Err(Error::invalid(&field, "interface_name is given twice"));
+        }
         if out.iter().any(|o| o.network == spec.network) {
             return Err(Error::invalid(
                 &field,
@@ -168,6 +193,11 @@ impl ConnectSpec {
                     .ipv4_address
                     .as_deref()
                     .map(|s| parse_ipv4("ipv4_address", s))
+                    .transpose()?,
+                ifname: r
+                    .interface_name
+                    .as_deref()
+                    .map(|s| parse_ifname("interface_name", s))
                     .transpose()?,
             },
             publish: parse_publish("publish", &r.publish)?,
@@ -225,11 +255,32 @@ mod tests {
 
     #[test]
     fn duplicate_networks_refused() {
-        let a = pb::NetworkAttachment { network: "n".into(), ipv4_address: None };
+        let a =
+            pb::NetworkAttachment { network: "n".into(), ipv4_address: None, interface_name: None };
         let r = pb::CreateSandboxRequest {
             mode: Some(Mode::Bridge(pb::BridgeMode { networks: vec![a.clone(), a] })),
             ..Default::default()
         };
         assert!(SandboxSpec::parse(&r).is_err());
+    }
+
+    #[test]
+    fn interface_names_are_checked_and_unique() {
+        let a = |n: &str, i: &str| pb::NetworkAttachment {
+            network: n.into(),
+            ipv4_address: None,
+            interface_name: Some(i.into()),
+        };
+        let with = |list: Vec<pb::NetworkAttachment>| pb::CreateSandboxRequest {
+            mode: Some(Mode::Bridge(pb::BridgeMode { networks: list })),
+            ..Default::default()
+        };
+        assert!(SandboxSpec::parse(&with(vec![a("n", "net1"), a("m", "eth0")])).is_ok());
+        for bad in ["", "lo", "..", "a/b", "sixteen-chars-xx", "eth 0"] {
+            let e = SandboxSpec::parse(&with(vec![a("n", bad)])).unwrap_err().to_string();
+            assert!(e.starts_with("bridge.networks[0].interface_name"), "{bad:?}: {e}");
+        }
+        let e = SandboxSpec::parse(&with(vec![a("n", "x"), a("m", "x")])).unwrap_err();
+        assert!(e.to_string().contains("interface_name is given twice"), "{e}");
     }
 }

@@ -482,11 +482,27 @@ fn new_endpoint(
         let why = format!("sandbox {rec} is already connected to network {}", net.name);
         return Err(Error::AlreadyExists(why));
     }
+    // The host end's index and the default name are picked apart: a
+    // requested name (CNI_IFNAME) may be anything, even another's ethN.
+    let full =
+        || Error::Exhausted(format!("sandbox {rec} already has {MAX_INTERFACES} interfaces"));
     let index = (0..MAX_INTERFACES)
-        .find(|i| !rec.endpoints.iter().any(|e| e.ifname == format!("eth{i}")))
-        .ok_or_else(|| {
-            Error::Exhausted(format!("sandbox {rec} already has {MAX_INTERFACES} interfaces"))
-        })?;
+        .find(|i| {
+            let host = LinkName::for_endpoint(prefix, &rec.id, *i);
+            !rec.endpoints.iter().any(|e| e.host_ifname == host)
+        })
+        .ok_or_else(full)?;
+    let taken = |name: &str| rec.endpoints.iter().any(|e| e.ifname == name);
+    let ifname = match &attach.ifname {
+        Some(n) if taken(n) => {
+            let why = format!("interface_name: sandbox {rec} already has an interface {n}");
+            return Err(Error::AlreadyExists(why));
+        }
+        Some(n) => n.clone(),
+        None => {
+            (0..=MAX_INTERFACES).map(|i| format!("eth{i}")).find(|n| !taken(n)).ok_or_else(full)?
+        }
+    };
     // An automatic address whose derived MAC an explicit MAC already holds
     // is passed over, or one squatted MAC would block the whole network.
     let squatted = |a| mac.is_none() && st.mac_taken(&net.id, Mac::from_ipv4(a));
@@ -498,7 +514,7 @@ fn new_endpoint(
     }
     Ok(Endpoint {
         network_id: net.id.clone(),
-        ifname: format!("eth{index}"),
+        ifname,
         host_ifname: LinkName::for_endpoint(prefix, &rec.id, index),
         mac,
         address,

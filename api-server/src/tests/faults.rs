@@ -55,8 +55,11 @@ impl Scenario {
             }
             Scenario::CreateTwoNetworks => {
                 let mut req = bridge_req("app", &["8081:80"]);
-                let attach =
-                    |n: &str| pb::NetworkAttachment { network: n.into(), ipv4_address: None };
+                let attach = |n: &str| pb::NetworkAttachment {
+                    network: n.into(),
+                    ipv4_address: None,
+                    interface_name: None,
+                };
                 req.mode = Some(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode {
                     networks: vec![attach("bridge"), attach("n2")],
                 }));

@@ -28,7 +28,11 @@ async fn populated() -> Env {
     env.network("second", "198.19.7.0/24").await.unwrap();
     env.bridge("web", &["8080:80"]).await.unwrap();
     let mut two = bridge_req("two", &[]);
-    let attach = |n: &str| pb::NetworkAttachment { network: n.into(), ipv4_address: None };
+    let attach = |n: &str| pb::NetworkAttachment {
+        network: n.into(),
+        ipv4_address: None,
+        interface_name: None,
+    };
     two.mode = Some(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode {
         networks: vec![attach("bridge"), attach("second")],
     }));

@@ -161,8 +161,11 @@ async fn a_taken_name_is_refused_without_change() {
 async fn static_addresses_are_checked() {
     let env = Env::new().await;
     let with_addr = |a: &str| {
-        let attach =
-            pb::NetworkAttachment { network: "bridge".into(), ipv4_address: Some(a.into()) };
+        let attach = pb::NetworkAttachment {
+            network: "bridge".into(),
+            ipv4_address: Some(a.into()),
+            interface_name: None,
+        };
         mode(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode { networks: vec![attach] }))
     };
     env.sandbox(with_addr("198.18.0.9")).await.unwrap();
@@ -271,7 +274,8 @@ async fn ports_need_a_network_with_a_way_in() {
     let spec = NetworkSpec::parse(&req, PREFIX).unwrap();
     env.ops.create_network(&Caller::admin(), spec).await.unwrap();
     let mut r = bridge_req("a", &["80"]);
-    let attach = pb::NetworkAttachment { network: "int".into(), ipv4_address: None };
+    let attach =
+        pb::NetworkAttachment { network: "int".into(), ipv4_address: None, interface_name: None };
     r.mode =
         Some(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode { networks: vec![attach] }));
     let e = refused_without_change(&env, env.sandbox(r).await).await;

@@ -51,7 +51,11 @@ async fn sandbox(env: &Env, c: &Caller, req: pb::CreateSandboxRequest) -> Result
 fn on(name: &str, network: &str, publish: &[&str]) -> pb::CreateSandboxRequest {
     let mut r = bridge_req(name, publish);
     r.mode = Some(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode {
-        networks: vec![pb::NetworkAttachment { network: network.into(), ipv4_address: None }],
+        networks: vec![pb::NetworkAttachment {
+            network: network.into(),
+            ipv4_address: None,
+            interface_name: None,
+        }],
     }));
     r
 }

@@ -614,10 +614,13 @@ where
                 return Box::pin(async move { Ok(crate::api::status(e).into_http()) });
             }
         }
-        let tenant = match layer.policy.get().caller(&identity) {
-            Ok(c) => c.tenant,
-            Err(_) => "(none)".into(),
-        };
+        // One policy lookup per request: the throttle and the handler use
+        // this caller, so the audit line's tenant is the one that acted.
+        let caller = layer.policy.get().caller(&identity);
+        let tenant = caller.as_ref().map_or_else(|_| "(none)".into(), |c| c.tenant.clone());
+        if let Ok(c) = caller {
+            req.extensions_mut().insert(c);
+        }
         req.extensions_mut().insert(identity.clone());
         let busy = Busy::enter(info.shared.clone());
         let fut = self.inner.call(req);

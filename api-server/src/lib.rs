@@ -140,7 +140,7 @@ pub async fn run(
             policy: settings.policy.clone(),
         })
         // Inside the request layer: it has the identity, and audits refusals.
-        .layer(throttle::ThrottleLayer(throttle::Throttle::new(settings.policy.clone())))
+        .layer(throttle::ThrottleLayer(throttle::Throttle::new()))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -14,8 +14,7 @@ use std::time::Instant;
 
 use tonic::codegen::http;
 
-use crate::identity::Identity;
-use crate::policy::{Caller, Limits, PolicyHolder};
+use crate::policy::{Caller, Limits};
 
 /// One tenant's bucket and mutating calls in flight.
 struct Tenant {
@@ -25,7 +24,6 @@ struct Tenant {
 }
 
 pub struct Throttle {
-    policy: Arc<PolicyHolder>,
     tenants: Mutex<HashMap<String, Tenant>>,
 }
 
@@ -70,8 +68,8 @@ fn with_hint(mut status: tonic::Status, ms: u64) -> tonic::Status {
 }
 
 impl Throttle {
-    pub fn new(policy: Arc<PolicyHolder>) -> Arc<Self> {
-        Arc::new(Self { policy, tenants: Mutex::new(HashMap::new()) })
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self { tenants: Mutex::new(HashMap::new()) })
     }
 
     /// Admits one call of `caller`, or says when to retry. A mutating call
@@ -154,12 +152,11 @@ where
         // Health and reflection are never throttled: probes must see a
         // flooded server as serving.
         let ours = path.starts_with("/ctnet.v1.");
-        let caller = req.extensions().get::<Identity>().and_then(|id| {
-            // An identity in no tenant is refused by the handler.
-            self.throttle.policy.get().caller(id).ok()
-        });
-        let slot = match caller.filter(|_| ours) {
-            Some(c) => match self.throttle.admit(&c, crate::conn::is_mutating(path)) {
+        // Put there by the request layer; an identity in no tenant has none
+        // and is refused by the handler.
+        let caller = req.extensions().get::<Caller>().filter(|_| ours);
+        let slot = match caller {
+            Some(c) => match self.throttle.admit(c, crate::conn::is_mutating(path)) {
                 Ok(slot) => slot,
                 Err(status) => {
                     return Box::pin(async move {
@@ -182,13 +179,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::Identity;
     use crate::policy::Policy;
 
     fn caller(text: &str, uid: u32) -> (Arc<Throttle>, Caller) {
-        let p = Policy::parse(text).unwrap();
         let id = Identity::Local { uid, gid: uid, groups: vec![] };
-        let c = p.caller(&id).unwrap();
-        (Throttle::new(Arc::new(PolicyHolder::fixed(p))), c)
+        (Throttle::new(), Policy::parse(text).unwrap().caller(&id).unwrap())
     }
 
     #[test]
@@ -214,14 +210,14 @@ mod tests {
         let text = "[tenants.a]\nuids = [7]\n[tenants.a.limits]\nmutating = 2\n\
                     [tenants.b]\nuids = [8]\n";
         let (th, a) = caller(text, 7);
-        let b = th.policy.get().caller(&Identity::Local { uid: 8, gid: 8, groups: vec![] });
+        let b = caller(text, 8).1;
         let s1 = th.admit(&a, true).unwrap();
         let _s2 = th.admit(&a, true).unwrap();
         let e = th.admit(&a, true).unwrap_err();
         assert_eq!(e.code(), tonic::Code::Unavailable);
         assert!(e.metadata().get(PUSHBACK).is_some());
         assert!(th.admit(&a, false).is_ok(), "reads are not bounded by in-flight mutations");
-        assert!(th.admit(&b.unwrap(), true).is_ok(), "another tenant is unaffected");
+        assert!(th.admit(&b, true).is_ok(), "another tenant is unaffected");
         drop(s1);
         assert!(th.admit(&a, true).is_ok(), "a freed slot is usable again");
     }

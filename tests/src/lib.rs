@@ -353,6 +353,17 @@ impl Stack {
     }
 
     /// The sandbox's namespace path, as the API reports it.
+    /// Flushes one of ctnet's chains in the fake host (stop netexec first:
+    /// drift repair would restore it at once).
+    pub fn flush_chain(&self, family: &str, chain: &str) {
+        let flush = Command::new("nsenter")
+            .arg(format!("--net={}", self.host.display()))
+            .args(["nft", "flush", "chain", family, "ctnet", chain])
+            .status()
+            .expect("run nft");
+        assert!(flush.success(), "nft flush chain {family} ctnet {chain}");
+    }
+
     pub fn pin_of(s: &pb::Sandbox) -> PathBuf {
         PathBuf::from(&s.netns_path)
     }

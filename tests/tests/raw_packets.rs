@@ -1,6 +1,5 @@
 //! SCTP through a published port, and the 127.0.0.1 guard, with raw packets.
 use std::net::Ipv4Addr;
-use std::process::Command;
 use std::time::Duration;
 
 use ctnet_tests::net::{self, UdpEcho};
@@ -55,12 +54,7 @@ async fn a_crafted_packet_for_127_0_0_1_from_outside_is_dropped() {
     // (moby#45610), so the guard is what stops it. netexec is stopped first:
     // it would repair the flushed chain within milliseconds (drift repair).
     st.kill_netexec();
-    let flush = Command::new("nsenter")
-        .arg(format!("--net={}", st.host.display()))
-        .args(["nft", "flush", "chain", "inet", "ctnet", "raw_prerouting"])
-        .status()
-        .unwrap();
-    assert!(flush.success());
+    st.flush_chain("inet", "raw_prerouting");
     let listener = UdpEcho::start(&Stack::pin_of(&s), Ipv4Addr::UNSPECIFIED, 53, 1, 5);
     send(10);
     assert_eq!(listener.peers().len(), 1, "control: without the guard the packet arrives");

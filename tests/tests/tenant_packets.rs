@@ -5,7 +5,6 @@
 //! forged source MAC or address never reaches beta, and flushing the guard
 //! (the control) lets the same frames through.
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::Command;
 use std::time::Duration;
 
 use ctnet_tests::net::{self, Echo, UdpEcho};
@@ -123,12 +122,7 @@ async fn tenants_exchange_packets_only_on_a_shared_network_and_never_forged_ones
     // guard is what stopped them. netexec is stopped first (it would
     // repair the flushed chain at once).
     st.kill_netexec();
-    let flush = Command::new("nsenter")
-        .arg(format!("--net={}", st.host.display()))
-        .args(["nft", "flush", "chain", "bridge", "ctnet", "guard"])
-        .status()
-        .unwrap();
-    assert!(flush.success());
+    st.flush_chain("bridge", "guard");
     let seen = UdpEcho::start(&pb2, Ipv4Addr::UNSPECIFIED, 5353, 9, 2);
     send(42000);
     assert_eq!(sports(seen.peers()), [42000, 42001, 42002], "control: unguarded, all arrive");

@@ -59,6 +59,11 @@ struct Args {
     /// Host ports handed out when a published port names none: LO-HI.
     #[arg(long, default_value = "49153-60999")]
     ephemeral_ports: String,
+    /// A sandbox in a runtime's namespace (netns_path, CNI) whose namespace
+    /// vanished without a delete is marked failed, then released (address,
+    /// MAC, ports, record) this long after it was first seen gone.
+    #[arg(long, default_value_t = 30_000)]
+    release_vanished_after_ms: u64,
     /// Interfaces allowed per network (at most 1023, the kernel's limit).
     #[arg(long, default_value_t = BRIDGE_MAX_PORTS)]
     bridge_max_ports: usize,
@@ -218,6 +223,7 @@ fn settings(args: &Args) -> Result<ctnet_api::Settings, BoxError> {
                 .ok_or("--foreign-objects: expected refuse, adopt or discard")?,
             default_bridge,
             ephemeral,
+            release_vanished_after: Duration::from_millis(args.release_vanished_after_ms),
             limits: Limits {
                 sandboxes: args.max_sandboxes,
                 owned_netns: args.max_owned_netns,

@@ -122,7 +122,12 @@ pub fn mode_from_net(
 }
 
 fn attachment(network: &str, ip: Option<String>) -> pb::NetworkAttachment {
-    pb::NetworkAttachment { network: network.to_string(), ipv4_address: ip, interface_name: None }
+    pb::NetworkAttachment {
+        network: network.to_string(),
+        ipv4_address: ip,
+        interface_name: None,
+        mac_address: None,
+    }
 }
 
 /// Parses `key=value` labels.

@@ -128,6 +128,9 @@ enum SandboxCmd {
         /// The interface's name inside the sandbox (default: the first free ethN).
         #[arg(long)]
         ifname: Option<String>,
+        /// The interface's MAC address (default: derived from the address).
+        #[arg(long)]
+        mac: Option<String>,
         /// Publish a port to the address on this network.
         #[arg(short = 'p', long = "publish")]
         publish: Vec<String>,
@@ -378,13 +381,14 @@ async fn sandbox(mut c: Client, cmd: SandboxCmd, json: bool) -> Result<String, S
             }
             Ok(out)
         }
-        SandboxCmd::Connect { sandbox, network, ip, ifname, publish } => {
+        SandboxCmd::Connect { sandbox, network, ip, ifname, mac, publish } => {
             let req = pb::ConnectRequest {
                 sandbox,
                 network,
                 ipv4_address: ip,
                 publish,
                 interface_name: ifname,
+                mac_address: mac,
             };
             Ok(one(c.sandboxes.connect(req).await.map_err(status_msg)?.into_inner()))
         }

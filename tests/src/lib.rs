@@ -534,6 +534,7 @@ pub mod req {
                         network: n.to_string(),
                         ipv4_address: None,
                         interface_name: None,
+                        mac_address: None,
                     })
                     .collect(),
             })),

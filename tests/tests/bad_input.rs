@@ -140,6 +140,7 @@ async fn bad_sandboxes_are_refused_without_change() {
                 network: "bridge".into(),
                 ipv4_address: Some(ip.into()),
                 interface_name: None,
+                mac_address: None,
             }],
         })),
         ..Default::default()
@@ -242,6 +243,7 @@ async fn bad_sandboxes_are_refused_without_change() {
         ipv4_address: None,
         publish: vec![],
         interface_name: None,
+        mac_address: None,
     };
     expect(
         st.client.sandboxes.connect(connect("ghost", "bridge")).await,

@@ -164,6 +164,7 @@ async fn chaos_with_kills_ends_all_or_nothing_and_consistent() {
                         ipv4_address: None,
                         publish: vec![],
                         interface_name: None,
+                        mac_address: None,
                     })
                     .await
                 } else {

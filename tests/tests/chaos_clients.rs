@@ -92,6 +92,7 @@ async fn client_loop(
                     ipv4_address: None,
                     publish: vec![],
                     interface_name: None,
+                    mac_address: None,
                 };
                 c.connect(r).await.map(drop)
             }

@@ -232,6 +232,7 @@ async fn udp_flow_follows_a_recreated_mapping() {
             network: "bridge".into(),
             ipv4_address: Some("198.18.0.10".into()),
             interface_name: None,
+            mac_address: None,
         }],
     }));
     let second = st.create(r).await;

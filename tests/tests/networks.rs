@@ -28,6 +28,7 @@ async fn second_network_connect_and_disconnect() {
         ipv4_address: None,
         publish: vec![],
         interface_name: None,
+        mac_address: None,
     };
     let a2 = st.client.sandboxes.connect(creq).await.unwrap().into_inner();
     assert_eq!(a2.interfaces.len(), 2);

@@ -97,6 +97,7 @@ async fn conflicting_malformed_and_misplaced_ports_change_nothing() {
         ipv4_address: None,
         publish: vec!["81".into()],
         interface_name: None,
+        mac_address: None,
     };
     expect(
         st.client.sandboxes.connect(c).await,
@@ -130,6 +131,7 @@ async fn connect_publishes_to_the_new_interface_and_disconnect_removes_it() {
         ipv4_address: None,
         publish: vec!["8300:80".into()],
         interface_name: None,
+        mac_address: None,
     };
     let s = st.client.sandboxes.connect(c).await.unwrap().into_inner();
     assert_eq!(s.ports.len(), 1);

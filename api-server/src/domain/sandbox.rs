@@ -22,6 +22,8 @@ pub struct AttachSpec {
     pub address: Option<Ipv4Addr>,
     /// The name inside the sandbox; None: the first free ethN.
     pub ifname: Option<String>,
+    /// None: derived from the address.
+    pub mac: Option<Mac>,
 }
 
 /// A requested interface name: what the kernel takes (1-15 bytes) in the
@@ -51,7 +53,6 @@ pub enum ModeSpec {
 pub struct SandboxSpec {
     pub name: Option<Name>,
     pub labels: Labels,
-    pub mac: Option<Mac>,
     pub mode: ModeSpec,
     /// Published ports (bridge mode only).
     pub publish: Vec<PortRequest>,
@@ -66,7 +67,17 @@ impl SandboxSpec {
         let mode = match &r.mode {
             None => ModeSpec::Bridge { networks: vec![default_attachment()], netns },
             Some(Mode::Bridge(b)) => {
-                ModeSpec::Bridge { networks: parse_attachments(&b.networks)?, netns }
+                let mut networks = parse_attachments(&b.networks)?;
+                if let Some(mac) = mac {
+                    let first = networks.first_mut().map(|a| a.mac.replace(mac));
+                    if first.flatten().is_some() {
+                        return Err(Error::invalid(
+                            "mac_address",
+                            "give the first interface's MAC here or in bridge.networks[0].mac_address, not both",
+                        ));
+                    }
+                }
+                ModeSpec::Bridge { networks, netns }
             }
             Some(Mode::None(_)) => ModeSpec::None { netns },
             Some(Mode::Host(_)) => {
@@ -88,7 +99,7 @@ impl SandboxSpec {
         if !publish.is_empty() {
             refuse_ports(&mode)?;
         }
-        Ok(Self { name, labels, mac, mode, publish })
+        Ok(Self { name, labels, mode, publish })
     }
 }
 
@@ -108,7 +119,12 @@ fn refuse_ports(mode: &ModeSpec) -> Result<()> {
 }
 
 fn default_attachment() -> AttachSpec {
-    AttachSpec { network: Ref::from_static(DEFAULT_NETWORK), address: None, ifname: None }
+    AttachSpec {
+        network: Ref::from_static(DEFAULT_NETWORK),
+        address: None,
+        ifname: None,
+        mac: None,
+    }
 }
 
 fn parse_attachments(list: &[pb::NetworkAttachment]) -> Result<Vec<AttachSpec>> {
@@ -135,6 +151,11 @@ fn parse_attachments(list: &[pb::NetworkAttachment]) -> Result<Vec<AttachSpec>> 
                 .interface_name
                 .as_deref()
                 .map(|s| parse_ifname(&format!("{field}.interface_name"), s))
+                .transpose()?,
+            mac: a
+                .mac_address
+                .as_deref()
+                .map(|m| Mac::parse(&format!("{field}.mac_address"), m))
                 .transpose()?,
         };
         if spec.ifname.is_some() && out.iter().any(|o| o.ifname == spec.ifname) {
@@ -199,6 +220,7 @@ impl ConnectSpec {
                     .as_deref()
                     .map(|s| parse_ifname("interface_name", s))
                     .transpose()?,
+                mac: r.mac_address.as_deref().map(|m| Mac::parse("mac_address", m)).transpose()?,
             },
             publish: parse_publish("publish", &r.publish)?,
         })
@@ -255,8 +277,12 @@ mod tests {
 
     #[test]
     fn duplicate_networks_refused() {
-        let a =
-            pb::NetworkAttachment { network: "n".into(), ipv4_address: None, interface_name: None };
+        let a = pb::NetworkAttachment {
+            network: "n".into(),
+            ipv4_address: None,
+            interface_name: None,
+            mac_address: None,
+        };
         let r = pb::CreateSandboxRequest {
             mode: Some(Mode::Bridge(pb::BridgeMode { networks: vec![a.clone(), a] })),
             ..Default::default()
@@ -270,6 +296,7 @@ mod tests {
             network: n.into(),
             ipv4_address: None,
             interface_name: Some(i.into()),
+            mac_address: None,
         };
         let with = |list: Vec<pb::NetworkAttachment>| pb::CreateSandboxRequest {
             mode: Some(Mode::Bridge(pb::BridgeMode { networks: list })),
@@ -282,5 +309,30 @@ mod tests {
         }
         let e = SandboxSpec::parse(&with(vec![a("n", "x"), a("m", "x")])).unwrap_err();
         assert!(e.to_string().contains("interface_name is given twice"), "{e}");
+    }
+
+    #[test]
+    fn a_mac_per_attachment_but_not_twice_for_the_first() {
+        let a = |mac: Option<&str>| pb::NetworkAttachment {
+            network: "n".into(),
+            mac_address: mac.map(Into::into),
+            ..Default::default()
+        };
+        let with = |first: Option<&str>, top: Option<&str>| pb::CreateSandboxRequest {
+            mac_address: top.map(Into::into),
+            mode: Some(Mode::Bridge(pb::BridgeMode { networks: vec![a(first)] })),
+            ..Default::default()
+        };
+        let first_mac = |s: SandboxSpec| match s.mode {
+            ModeSpec::Bridge { networks, .. } => networks[0].mac.map(|m| m.to_string()),
+            m => panic!("{m:?}"),
+        };
+        let mac = "02:00:00:00:00:07";
+        assert_eq!(first_mac(SandboxSpec::parse(&with(Some(mac), None)).unwrap()).unwrap(), mac);
+        assert_eq!(first_mac(SandboxSpec::parse(&with(None, Some(mac))).unwrap()).unwrap(), mac);
+        let e = SandboxSpec::parse(&with(Some(mac), Some(mac))).unwrap_err().to_string();
+        assert!(e.starts_with("mac_address"), "{e}");
+        let e = SandboxSpec::parse(&with(Some("01:00:00:00:00:01"), None)).unwrap_err();
+        assert!(e.to_string().starts_with("bridge.networks[0].mac_address"), "{e}");
     }
 }

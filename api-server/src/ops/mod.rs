@@ -18,7 +18,9 @@ pub mod network;
 pub mod reconcile;
 pub mod sandbox;
 pub mod tenancy;
+pub mod vanished;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::domain::ports::PortRequest;
-use crate::domain::{LinkName, Subnet};
+use crate::domain::{LinkName, SandboxId, Subnet};
 use crate::error::{Error, Result};
 use crate::executor::{Executor, HostListener};
 use crate::limits::Limits;
@@ -49,6 +51,8 @@ pub struct Settings {
     pub default_bridge: LinkName,
     /// Host ports handed out when a mapping names none.
     pub ephemeral: EphemeralRange,
+    /// Grace before a vanished runtime namespace's sandbox is released.
+    pub release_vanished_after: std::time::Duration,
     pub limits: Limits,
 }
 
@@ -64,6 +68,8 @@ pub struct Ops {
     store: Store,
     exec: Arc<dyn Executor>,
     settings: Settings,
+    /// Sandboxes whose runtime namespace was seen gone, and since when.
+    vanished: std::sync::Mutex<HashMap<SandboxId, std::time::Instant>>,
 }
 
 impl Ops {
@@ -76,6 +82,7 @@ impl Ops {
             store,
             exec,
             settings,
+            vanished: Default::default(),
         }
     }
 

@@ -28,6 +28,7 @@ impl Ops {
     pub async fn finish_interrupted(&self) -> Result<()> {
         self.restore_networks(|n| n.phase == Phase::Creating, Elements::Add).await?;
         self.finish_sandboxes(None).await?;
+        self.release_vanished().await?;
         self.finish_network_deletes().await
     }
 
@@ -49,6 +50,7 @@ impl Ops {
         self.sync_firewall().await?;
         let inv = self.exec.inventory().await?;
         self.finish_sandboxes(Some(&inv)).await?;
+        self.release_vanished().await?;
         self.finish_network_deletes().await?;
         // Orphans last (this also rebuilds the table once more, without the
         // ports of sandboxes that just failed).
@@ -201,6 +203,10 @@ impl Ops {
         if matches!(rec.netns, Netns::Owned(_)) && !inv.pins.contains(&rec.id) {
             let why = "its network namespace is gone (host rebooted, or it was removed behind ctnet's back)";
             return self.mark_failed(rec, why).await;
+        }
+        // A runtime's namespace that is gone is release_vanished's.
+        if self.namespace_gone(&rec).await? {
+            return Ok(());
         }
         let target = super::sandbox::endpoint_target(&rec);
         for ep in rec.endpoints.iter().filter(|e| e.attached) {

@@ -128,9 +128,8 @@ impl Ops {
                 rec.netns = own_or(netns);
                 for (i, attach) in networks.iter().enumerate() {
                     let field = format!("bridge.networks[{i}].ipv4_address");
-                    let mac = if i == 0 { spec.mac } else { None };
                     let prefix = &self.settings.link_prefix;
-                    let ep = new_endpoint(st, caller, prefix, &rec, attach, mac, &field)?;
+                    let ep = new_endpoint(st, caller, prefix, &rec, attach, &field)?;
                     rec.endpoints.push(ep);
                 }
                 if !spec.publish.is_empty() {
@@ -284,7 +283,7 @@ impl Ops {
             tenancy::check_sandbox(caller, &st, &more, false)?;
             let prefix = &self.settings.link_prefix;
             let attach = &spec.attach;
-            let mut ep = new_endpoint(&st, caller, prefix, &rec, attach, None, "ipv4_address")?;
+            let mut ep = new_endpoint(&st, caller, prefix, &rec, attach, "ipv4_address")?;
             if !spec.publish.is_empty() {
                 if st.networks.get(&ep.network_id).is_none_or(|n| n.internal) {
                     return Err(Error::invalid(
@@ -460,9 +459,9 @@ fn new_endpoint(
     prefix: &str,
     rec: &SandboxRecord,
     attach: &AttachSpec,
-    mac: Option<Mac>,
     field: &str,
 ) -> Result<Endpoint> {
+    let mac = attach.mac;
     let net = st.network(caller, &attach.network)?;
     // A sandbox joins its own tenant's networks and the admin's (which the
     // policy shares); never another tenant's, not even at the admin's word.

@@ -59,6 +59,7 @@ impl Scenario {
                     network: n.into(),
                     ipv4_address: None,
                     interface_name: None,
+                    mac_address: None,
                 };
                 req.mode = Some(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode {
                     networks: vec![attach("bridge"), attach("n2")],

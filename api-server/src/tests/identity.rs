@@ -32,6 +32,7 @@ async fn populated() -> Env {
         network: n.into(),
         ipv4_address: None,
         interface_name: None,
+        mac_address: None,
     };
     two.mode = Some(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode {
         networks: vec![attach("bridge"), attach("second")],

@@ -54,6 +54,7 @@ pub fn settings() -> Settings {
         foreign: crate::ops::identity::Foreign::Refuse,
         default_bridge: LinkName::parse("b", "ct0", PREFIX).unwrap(),
         ephemeral: EphemeralRange(49153, 49160),
+        release_vanished_after: std::time::Duration::ZERO,
         limits: Limits { bridge_ports: 8, ..Limits::default() },
     }
 }

@@ -165,6 +165,7 @@ async fn static_addresses_are_checked() {
             network: "bridge".into(),
             ipv4_address: Some(a.into()),
             interface_name: None,
+            mac_address: None,
         };
         mode(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode { networks: vec![attach] }))
     };
@@ -274,8 +275,12 @@ async fn ports_need_a_network_with_a_way_in() {
     let spec = NetworkSpec::parse(&req, PREFIX).unwrap();
     env.ops.create_network(&Caller::admin(), spec).await.unwrap();
     let mut r = bridge_req("a", &["80"]);
-    let attach =
-        pb::NetworkAttachment { network: "int".into(), ipv4_address: None, interface_name: None };
+    let attach = pb::NetworkAttachment {
+        network: "int".into(),
+        ipv4_address: None,
+        interface_name: None,
+        mac_address: None,
+    };
     r.mode =
         Some(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode { networks: vec![attach] }));
     let e = refused_without_change(&env, env.sandbox(r).await).await;
@@ -540,4 +545,50 @@ async fn the_inflight_limit_counts_operations_whose_caller_left() {
     env.agree().await;
     env.bridge("c", &[]).await.unwrap();
     assert_eq!(env.ops.lock().await.sandboxes.len(), 3);
+}
+
+/// A runtime's namespace gone without a delete: first marked failed (its
+/// address still held), then released after the grace; a namespace that
+/// is still there is never touched.
+#[tokio::test]
+async fn a_vanished_runtime_namespace_is_released_after_the_grace() {
+    let grace = std::time::Duration::from_millis(50);
+    let env = Env::with_settings(
+        crate::ops::Settings { release_vanished_after: grace, ..settings() },
+        |k| {
+            k.external.insert("/run/netns/gone".into());
+            k.external.insert("/run/netns/kept".into());
+        },
+    )
+    .await;
+    let mut req = bridge_req("gone", &["8080:80"]);
+    req.netns_path = Some("/run/netns/gone".into());
+    let gone = env.sandbox(req).await.unwrap();
+    let mut req = bridge_req("kept", &[]);
+    req.netns_path = Some("/run/netns/kept".into());
+    let kept = env.sandbox(req).await.unwrap();
+    // Control: nothing vanished, nothing changes.
+    env.ops.finish_interrupted().await.unwrap();
+    assert_eq!(env.ops.lock().await.sandboxes.len(), 2);
+    env.fake.tamper(|k| {
+        k.external.remove(std::path::Path::new("/run/netns/gone"));
+        k.endpoints.remove(gone.endpoints[0].host_ifname.as_str());
+    });
+    env.ops.finish_interrupted().await.unwrap();
+    {
+        let st = env.ops.lock().await;
+        let phase = &st.sandboxes[&gone.id].phase;
+        assert!(matches!(phase, Phase::Failed(r) if r.contains("released")), "{phase:?}");
+        assert_eq!(st.sandboxes[&kept.id].phase, Phase::Ready);
+    }
+    tokio::time::sleep(grace).await;
+    env.ops.finish_interrupted().await.unwrap();
+    let st = env.ops.lock().await;
+    assert!(!st.sandboxes.contains_key(&gone.id), "released");
+    assert!(st.sandboxes.contains_key(&kept.id), "a live namespace stays");
+    drop(st);
+    assert!(env.fake.kernel().fw_ports.is_empty(), "its published port went too");
+    let again = env.bridge("again", &["8080:80"]).await.unwrap();
+    assert_eq!(again.endpoints[0].address, gone.endpoints[0].address, "address reusable");
+    env.agree().await;
 }

@@ -55,6 +55,7 @@ fn on(name: &str, network: &str, publish: &[&str]) -> pb::CreateSandboxRequest {
             network: network.into(),
             ipv4_address: None,
             interface_name: None,
+            mac_address: None,
         }],
     }));
     r

@@ -3,6 +3,7 @@
 //! socket, netns, run and state directories, and removes it all afterwards,
 //! asserting that nothing is left behind.
 pub mod bench;
+pub mod cni;
 pub mod flood;
 pub mod net;
 pub mod netns;

@@ -1,0 +1,297 @@
+//! ctnet-cni driven as a runtime drives it: a subprocess with CNI_* in its
+//! environment and the configuration on stdin, against real daemons in a
+//! fake host. Every claim is read back from the kernel or shown by packets.
+use std::net::{IpAddr, Ipv4Addr};
+
+use ctnet_tests::cni::{plus, with, Cni, Container};
+use ctnet_tests::net::{self, Echo, UdpEcho};
+use ctnet_tests::{req, Options, Stack, EXTERNAL, HOST_OUTSIDE};
+use serde_json::{json, Value};
+
+type Env = Vec<(String, String)>;
+
+async fn stack_with_network(name: &str, subnet: &str) -> Stack {
+    let mut st = Stack::start().await;
+    st.client.networks.create_network(req::network(name, subnet)).await.expect("network");
+    st
+}
+
+fn ports(list: &[(u16, u16, &str)]) -> Value {
+    let l: Vec<Value> = list
+        .iter()
+        .map(|(h, c, p)| json!({ "hostPort": h, "containerPort": c, "protocol": p }))
+        .collect();
+    json!({ "runtimeConfig": { "portMappings": l } })
+}
+
+/// The sandboxes ctnet holds, as (container label, interface names).
+async fn attachments(st: &Stack) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<_> = st
+        .list_sandboxes()
+        .await
+        .sandboxes
+        .into_iter()
+        .map(|s| {
+            let id = s.labels.get("cni.dev/container-id").cloned().unwrap_or_default();
+            (id, s.interfaces.into_iter().map(|i| i.name).collect())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn add_publishes_and_check_and_del_are_as_the_spec_says() {
+    let mut st = stack_with_network("cni1", "198.19.41.0/24").await;
+    let ext = st.add_external();
+    let cni = Cni::new(&st);
+    let c = Container::new(&st, "web");
+    let conf = with(&cni.conf("cni1"), ports(&[(18080, 80, "tcp"), (15353, 53, "udp")]));
+    let env = plus(
+        &c.env("eth0"),
+        "CNI_ARGS",
+        "IgnoreUnknown=1;K8S_POD_NAME=web;IP=198.19.41.7;MAC=02:00:00:00:41:07",
+    );
+    let version = cni.run("VERSION", &[], &json!({"cniVersion": "1.0.0"})).result();
+    assert!(version["supportedVersions"].as_array().unwrap().contains(&json!("1.1.0")));
+
+    let r = cni.run("ADD", &env, &conf).result();
+    assert_eq!(r["cniVersion"], "1.0.0");
+    assert_eq!(r["ips"][0]["address"], "198.19.41.7/24");
+    assert_eq!(r["ips"][0]["gateway"], "198.19.41.1");
+    assert_eq!(r["ips"][0]["interface"], 1);
+    assert_eq!(r["routes"], json!([{ "dst": "0.0.0.0/0", "gw": "198.19.41.1" }]));
+    let inside = &r["interfaces"][1];
+    assert_eq!(
+        (inside["name"].as_str(), inside["mac"].as_str()),
+        (Some("eth0"), Some("02:00:00:00:41:07"))
+    );
+    assert_eq!(inside["sandbox"], c.netns.display().to_string());
+    // The kernel agrees: the address, MAC and default route in the runtime's
+    // namespace, the host end on the host.
+    assert_eq!(net::addresses(&c.netns, "eth0"), vec!["198.19.41.7/24".to_string()]);
+    assert_eq!(net::link(&c.netns, "eth0").unwrap()["address"], "02:00:00:00:41:07");
+    let default = net::routes(&c.netns).into_iter().find(|r| r["dst"] == "default");
+    assert_eq!(default.unwrap()["gateway"], "198.19.41.1");
+    let host_if = r["interfaces"][0]["name"].as_str().unwrap().to_string();
+    assert!(net::link(&st.host, &host_if).is_some(), "host veth {host_if}");
+
+    // Packets: an external client reaches both published ports, seen with
+    // its own address.
+    let echo = Echo::start_on(&c.netns, Ipv4Addr::UNSPECIFIED, 80, 1);
+    assert_eq!(net::tcp_roundtrip(&ext.pin, HOST_OUTSIDE, 18080, "tcp").unwrap(), "tcp");
+    assert_eq!(echo.peers()[0].ip(), IpAddr::V4(EXTERNAL));
+    let udp = UdpEcho::start(&c.netns, Ipv4Addr::UNSPECIFIED, 53, 1, 10);
+    assert_eq!(net::udp_roundtrip(&ext.pin, HOST_OUTSIDE, 15353, "udp").unwrap(), "udp");
+    udp.peers();
+
+    // A repeated ADD with identical input: the same result, nothing new.
+    let before = st.list_sandboxes().await;
+    assert_eq!(cni.run("ADD", &env, &conf).result(), r);
+    // Different input for the existing attachment fails and changes nothing.
+    let other_ip = plus(&c.env("eth0"), "CNI_ARGS", "IP=198.19.41.8");
+    let other_ports = with(&cni.conf("cni1"), ports(&[(18081, 80, "tcp")]));
+    for (e, cf) in [(&other_ip, &conf), (&env, &other_ports)] {
+        let out = cni.run("ADD", e, cf);
+        assert_eq!(out.code(), 101, "{out:?}");
+        assert!(out.json["msg"].as_str().unwrap().contains("DEL it first"), "{out:?}");
+    }
+    assert_eq!(st.list_sandboxes().await, before, "a refused ADD changed nothing");
+
+    // CHECK: as recorded; then against a result that says otherwise.
+    let checked = with(&conf, json!({ "prevResult": r }));
+    assert_eq!(cni.run("CHECK", &c.env("eth0"), &checked).code(), 0);
+    let mut wrong = r.clone();
+    wrong["ips"][0]["address"] = json!("198.19.41.9/24");
+    let out = cni.run("CHECK", &c.env("eth0"), &with(&conf, json!({ "prevResult": wrong })));
+    assert_eq!(out.code(), 101, "{out:?}");
+    // The kernel state is checked too: the address removed behind ctnet's back.
+    net::ip_do(&c.netns, &["addr", "del", "198.19.41.7/24", "dev", "eth0"]);
+    let out = cni.run("CHECK", &c.env("eth0"), &checked);
+    assert_eq!(out.code(), 101, "{out:?}");
+    assert!(out.json["details"].as_str().unwrap().contains("198.19.41.7"), "{out:?}");
+
+    // DEL (with prevResult, as podman sends it), then again: both succeed.
+    for _ in 0..2 {
+        assert_eq!(cni.run("DEL", &c.env("eth0"), &checked).code(), 0);
+    }
+    assert!(st.list_sandboxes().await.sandboxes.is_empty());
+    assert!(net::link(&st.host, &host_if).is_none(), "host veth gone");
+    assert!(st.nft_elements("ports_any").is_empty(), "published ports gone");
+    assert_eq!(
+        net::link_names(&c.netns),
+        vec!["lo".to_string()],
+        "the runtime's namespace is as it was"
+    );
+    // DEL of a container ctnet never saw.
+    let stranger = Container { id: "never-added".into(), netns: c.netns.clone() };
+    assert_eq!(cni.run("DEL", &stranger.env("eth0"), &conf).code(), 0);
+    c.unpin();
+    st.finish().await;
+}
+
+#[tokio::test]
+async fn two_networks_make_one_sandbox_and_gc_removes_what_is_not_listed() {
+    let st = stack_with_network("cnia", "198.19.42.0/24").await;
+    let mut st = st;
+    st.client.networks.create_network(req::network("cnib", "198.19.43.0/24")).await.unwrap();
+    let cni = Cni::new(&st);
+    let (a, b) = (Container::new(&st, "a"), Container::new(&st, "b"));
+    let first = cni.run("ADD", &a.env("eth0"), &cni.conf("cnia")).result();
+    let second = cni.run("ADD", &a.env("net1"), &cni.conf("cnib")).result();
+    cni.run("ADD", &b.env("eth0"), &cni.conf("cnia")).result();
+    assert_eq!(first["routes"].as_array().unwrap().len(), 1, "the first carries the default route");
+    assert_eq!(second["routes"], json!([]));
+    assert_eq!(second["ips"][0]["gateway"], "198.19.43.1");
+    assert_eq!(
+        attachments(&st).await,
+        vec![
+            (a.id.clone(), vec!["eth0".into(), "net1".into()]),
+            (b.id.clone(), vec!["eth0".into()])
+        ]
+    );
+    let addr = |j: &Value| j["ips"][0]["address"].as_str().unwrap().to_string();
+    assert_eq!(net::addresses(&a.netns, "eth0"), vec![addr(&first)]);
+    assert_eq!(net::addresses(&a.netns, "net1"), vec![addr(&second)]);
+    let gw = |dst: &str| net::routes(&a.netns).into_iter().filter(|r| r["dst"] == dst).count();
+    assert_eq!(gw("default"), 1, "one default route");
+    // Packets: the second interface reaches its own gateway.
+    assert!(net::ping(&a.netns, "198.19.43.1".parse().unwrap(), 3));
+
+    // GC of cnia keeping only a's eth0: b goes, a stays whole.
+    let gc = |keep: Value, key: &str| {
+        with(&cni.conf("cnia"), json!({ "cniVersion": "1.1.0", key: keep }))
+    };
+    let keep_a = json!([{ "containerID": a.id, "ifname": "eth0" }]);
+    assert_eq!(cni.run("GC", &[], &gc(keep_a, "cni.dev/valid-attachments")).code(), 0);
+    assert_eq!(attachments(&st).await, vec![(a.id.clone(), vec!["eth0".into(), "net1".into()])]);
+    // GC of cnib with nothing listed (the older key): a keeps only eth0.
+    let conf_b =
+        with(&cni.conf("cnib"), json!({ "cniVersion": "1.1.0", "cni.dev/attachments": [] }));
+    assert_eq!(cni.run("GC", &[], &conf_b).code(), 0);
+    assert_eq!(attachments(&st).await, vec![(a.id.clone(), vec!["eth0".into()])]);
+    assert_eq!(net::link_names(&a.netns), vec!["eth0".to_string(), "lo".into()]);
+    assert_eq!(cni.run("DEL", &a.env("eth0"), &cni.conf("cnia")).code(), 0);
+    a.unpin();
+    b.unpin();
+    st.finish().await;
+}
+
+#[tokio::test]
+async fn del_after_the_namespace_is_gone_succeeds_and_leaves_nothing() {
+    let st = stack_with_network("cnid", "198.19.44.0/24").await;
+    let cni = Cni::new(&st);
+    let c = Container::new(&st, "gone");
+    let r = cni
+        .run("ADD", &c.env("eth0"), &with(&cni.conf("cnid"), ports(&[(18082, 80, "tcp")])))
+        .result();
+    c.unpin();
+    let mut env = c.env("eth0");
+    env.retain(|(k, _)| k != "CNI_NETNS");
+    let out = cni.run("DEL", &env, &with(&cni.conf("cnid"), json!({ "prevResult": r })));
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(st.nft_elements("ports_any").is_empty());
+    st.finish().await;
+}
+
+#[tokio::test]
+async fn a_namespace_gone_without_del_is_released_and_its_address_reused() {
+    let opts = Options {
+        api_args: ["--release-vanished-after-ms", "300", "--reconcile-interval-ms", "100"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    };
+    let mut st = Stack::start_with(opts).await;
+    st.client.networks.create_network(req::network("cniv", "198.19.45.0/24")).await.unwrap();
+    let cni = Cni::new(&st);
+    let c = Container::new(&st, "lost");
+    let env = plus(&c.env("eth0"), "CNI_ARGS", "IP=198.19.45.9");
+    let conf = with(&cni.conf("cniv"), ports(&[(18083, 80, "tcp")]));
+    cni.run("ADD", &env, &conf).result();
+    // Control: while the namespace lives, the same address is taken.
+    let d = Container::new(&st, "next");
+    let taken = cni.run("ADD", &plus(&d.env("eth0"), "CNI_ARGS", "IP=198.19.45.9"), &conf);
+    assert_ne!(taken.code(), 0, "{taken:?}");
+    c.unpin();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !st.list_sandboxes().await.sandboxes.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never released: {:?}",
+            st.list_sandboxes().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = cni.run("ADD", &plus(&d.env("eth0"), "CNI_ARGS", "IP=198.19.45.9"), &conf).result();
+    assert_eq!(r["ips"][0]["address"], "198.19.45.9/24", "address, MAC and port reusable");
+    assert_eq!(cni.run("DEL", &d.env("eth0"), &conf).code(), 0);
+    d.unpin();
+    st.finish().await;
+}
+
+/// Each error code of the spec from a matching bad input, nothing recorded.
+#[tokio::test]
+async fn every_error_code_from_a_matching_bad_input() {
+    let mut st = stack_with_network("cnie", "198.19.46.0/24").await;
+    let cni = Cni::new(&st);
+    let c = Container::new(&st, "err");
+    let conf = cni.conf("cnie");
+    let env = c.env("eth0");
+    let set = |k: &str, v: Value| with(&conf, json!({ k: v }));
+    let no_id: Vec<_> = env.iter().filter(|(k, _)| k != "CNI_CONTAINERID").cloned().collect();
+    let tls = set("api", json!("tls://127.0.0.1:1"));
+    let tls = with(
+        &tls,
+        json!({ "tls": { "ca": "/nonexistent/ca.pem", "cert": "/nonexistent/c.pem", "key": "/nonexistent/k.pem" } }),
+    );
+    let cases: Vec<(u64, &str, Env, Value)> = vec![
+        (1, "ADD", env.clone(), set("cniVersion", json!("0.2.0"))),
+        (1, "STATUS", vec![], conf.clone()),
+        (2, "ADD", env.clone(), set("capabilities", json!({ "ipRanges": true }))),
+        (2, "ADD", env.clone(), set("ipam", json!({ "type": "host-local" }))),
+        (3, "CHECK", env.clone(), set("prevResult", json!({}))),
+        (4, "ADD", no_id, conf.clone()),
+        (4, "ADD", plus(&env, "CNI_ARGS", "IP=not-an-ip"), conf.clone()),
+        (4, "ADD", plus(&env, "CNI_ARGS", "FOO=bar"), conf.clone()),
+        (5, "ADD", env.clone(), tls),
+        (7, "ADD", env.clone(), set("type", json!("bridge"))),
+        (7, "ADD", env.clone(), set("network", json!("no-such-network"))),
+        (7, "ADD", env.clone(), with(&conf, ports(&[(0, 80, "tcp")]))),
+        (
+            50,
+            "STATUS",
+            vec![],
+            with(&set("cniVersion", json!("1.1.0")), json!({ "api": "/nonexistent.sock" })),
+        ),
+        (
+            50,
+            "STATUS",
+            vec![],
+            with(&set("cniVersion", json!("1.1.0")), json!({ "network": "no-such-network" })),
+        ),
+    ];
+    for (code, verb, env, conf) in &cases {
+        let out = cni.run(verb, env, conf);
+        assert_eq!(out.code(), *code, "{verb} {conf}: {out:?}");
+        assert!(!out.json["msg"].as_str().unwrap_or_default().is_empty(), "{out:?}");
+    }
+    // 6: stdin that is not JSON.
+    let out = cni.run_raw("ADD", &env, b"{\"cniVersion\": ");
+    assert_eq!(out.code(), 6, "{out:?}");
+    assert!(st.list_sandboxes().await.sandboxes.is_empty(), "no bad input made a sandbox");
+    // Control for STATUS: 0 while ctnet serves.
+    let status = set("cniVersion", json!("1.1.0"));
+    assert_eq!(cni.run("STATUS", &[], &status).code(), 0);
+    // 11 and 51: netexec down, so ctnet cannot change the kernel.
+    st.kill_netexec();
+    st.wait_health(tonic_health::pb::health_check_response::ServingStatus::NotServing).await;
+    let out = cni.run("ADD", &env, &conf);
+    assert_eq!(out.code(), 11, "{out:?}");
+    assert_eq!(cni.run("STATUS", &[], &status).code(), 51);
+    st.start_netexec();
+    st.wait_health(tonic_health::pb::health_check_response::ServingStatus::Serving).await;
+    assert!(st.list_sandboxes().await.sandboxes.is_empty());
+    c.unpin();
+    st.finish().await;
+}

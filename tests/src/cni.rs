@@ -121,10 +121,7 @@ pub fn run_plugin(
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("CNI_COMMAND", command)
         .env("CNI_PATH", REFERENCE_PLUGINS)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .envs(env.iter().map(|(k, v)| (k, v)));
     let out = in_namespace(ns, cmd, stdin);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let json = if stdout.trim().is_empty() {
@@ -138,6 +135,7 @@ pub fn run_plugin(
 
 /// Runs `cmd` to completion inside `ns` with `stdin`.
 pub fn in_namespace(ns: &Path, mut cmd: Command, stdin: &[u8]) -> std::process::Output {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let ns_file = std::fs::File::open(ns).expect("open netns");
     let fd = ns_file.as_raw_fd();
     // SAFETY: only async-signal-safe syscalls between fork and exec.

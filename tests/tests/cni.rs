@@ -295,3 +295,57 @@ async fn every_error_code_from_a_matching_bad_input() {
     c.unpin();
     st.finish().await;
 }
+
+/// The qdiscs on a host link, as `tc -j` prints their kinds.
+fn qdiscs(st: &Stack, dev: &str) -> Vec<String> {
+    let mut cmd = std::process::Command::new("tc");
+    cmd.args(["-j", "qdisc", "show", "dev", dev]);
+    let out = ctnet_tests::cni::in_namespace(&st.host, cmd, b"");
+    assert!(out.status.success(), "tc: {}", String::from_utf8_lossy(&out.stderr));
+    let list: Vec<Value> = serde_json::from_slice(&out.stdout).expect("tc -j");
+    list.iter().filter_map(|q| q["kind"].as_str().map(str::to_string)).collect()
+}
+
+/// ctnet first in a chain: the reference bandwidth plugin gets ctnet's
+/// result as prevResult, shapes the host veth, and its changes stay.
+#[tokio::test]
+async fn the_reference_bandwidth_plugin_chains_after_ctnet() {
+    let st = stack_with_network("cnibw", "198.19.47.0/24").await;
+    let cni = Cni::new(&st);
+    let c = Container::new(&st, "bw");
+    let links_before = net::link_names(&st.host);
+    let r = cni.run("ADD", &c.env("eth0"), &cni.conf("cnibw")).result();
+    let host_if = r["interfaces"][0]["name"].as_str().unwrap().to_string();
+    let bandwidth = std::path::Path::new(ctnet_tests::cni::REFERENCE_PLUGINS).join("bandwidth");
+    let bw_conf = |prev: &Value| {
+        json!({
+            "cniVersion": "1.0.0", "name": "cnibw", "type": "bandwidth",
+            "ingressRate": 8_000_000, "ingressBurst": 64_000,
+            "egressRate": 8_000_000, "egressBurst": 64_000,
+            "prevResult": prev,
+        })
+    };
+    let run_bw = |verb: &str, prev: &Value| {
+        let stdin = bw_conf(prev).to_string();
+        ctnet_tests::cni::run_plugin(&st.host, &bandwidth, verb, &c.env("eth0"), stdin.as_bytes())
+    };
+    assert!(!qdiscs(&st, &host_if).contains(&"tbf".to_string()), "control: no shaping yet");
+    let chained = run_bw("ADD", &r).result();
+    assert_eq!(chained["ips"], r["ips"], "prevResult reached the next plugin and came back");
+    assert!(qdiscs(&st, &host_if).contains(&"tbf".to_string()), "{:?}", qdiscs(&st, &host_if));
+    let ifb: Vec<String> = net::link_names(&st.host)
+        .into_iter()
+        .filter(|l| !links_before.contains(l) && *l != host_if)
+        .collect();
+    assert_eq!(ifb.len(), 1, "the egress mirror device: {ifb:?}");
+    // ctnet's own check and repair leave the plugin's changes alone.
+    let checked = with(&cni.conf("cnibw"), json!({ "prevResult": chained }));
+    assert_eq!(cni.run("CHECK", &c.env("eth0"), &checked).code(), 0);
+    assert!(qdiscs(&st, &host_if).contains(&"tbf".to_string()));
+    // DEL runs the chain backwards: bandwidth, then ctnet.
+    assert!(run_bw("DEL", &chained).ok);
+    assert_eq!(cni.run("DEL", &c.env("eth0"), &checked).code(), 0);
+    assert_eq!(net::link_names(&st.host), links_before, "veth and mirror device gone");
+    c.unpin();
+    st.finish().await;
+}

@@ -2,7 +2,7 @@
 //! host's namespace with CNI_* in a clean environment and the network
 //! configuration on stdin; stdout parsed as the result or error object.
 use std::io::Write;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -50,8 +50,13 @@ impl Container {
     /// A fresh id and a namespace pinned in the stack's runtime directory
     /// (loopback up, as runtimes leave it).
     pub fn new(st: &Stack, tag: &str) -> Container {
+        Self::pinned_in(&st.runtime_dir, tag)
+    }
+
+    /// The same, pinned in `dir`.
+    pub fn pinned_in(dir: &Path, tag: &str) -> Container {
         let id = format!("{tag}{:016x}", rand::random::<u64>());
-        let netns = st.runtime_dir.join(format!("netns-{id}"));
+        let netns = dir.join(format!("netns-{id}"));
         crate::netns::create_pinned(&netns, || {
             let up = Command::new("ip").args(["link", "set", "lo", "up"]).status().expect("ip");
             assert!(up.success());
@@ -102,6 +107,15 @@ impl Cni {
         self.run_raw(command, env, conf.to_string().as_bytes())
     }
 
+    /// Runs ctnet-cni as `uid` (its identity for ctnet's policy).
+    pub fn run_as(&self, uid: u32, command: &str, env: &[(String, String)], conf: &Value) -> Out {
+        let mut cmd = Command::new("setpriv");
+        let uid = uid.to_string();
+        cmd.args(["--reuid", &uid, "--regid", &uid, "--clear-groups"]).arg(crate::bin("ctnet-cni"));
+        plugin_env(&mut cmd, command, env);
+        parse_out(in_namespace(&self.host, cmd, conf.to_string().as_bytes()))
+    }
+
     /// Runs ctnet-cni with `stdin` as it is (not necessarily JSON).
     pub fn run_raw(&self, command: &str, env: &[(String, String)], stdin: &[u8]) -> Out {
         run_plugin(&self.host, &crate::bin("ctnet-cni"), command, env, stdin)
@@ -117,12 +131,20 @@ pub fn run_plugin(
     stdin: &[u8],
 ) -> Out {
     let mut cmd = Command::new(bin);
+    plugin_env(&mut cmd, command, env);
+    parse_out(in_namespace(ns, cmd, stdin))
+}
+
+/// A runtime's clean environment for one verb.
+fn plugin_env(cmd: &mut Command, command: &str, env: &[(String, String)]) {
     cmd.env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("CNI_COMMAND", command)
         .env("CNI_PATH", REFERENCE_PLUGINS)
         .envs(env.iter().map(|(k, v)| (k, v)));
-    let out = in_namespace(ns, cmd, stdin);
+}
+
+fn parse_out(out: std::process::Output) -> Out {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let json = if stdout.trim().is_empty() {
         Value::Null
@@ -150,6 +172,61 @@ pub fn in_namespace(ns: &Path, mut cmd: Command, stdin: &[u8]) -> std::process::
     drop(ns_file);
     child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
     child.wait_with_output().expect("wait for plugin")
+}
+
+/// Makes `cmd` start in the mount namespace `mnt` opens (before any other
+/// pre_exec step that needs paths of that namespace).
+pub fn enter_mount_ns(cmd: &mut Command, mnt: &Path) {
+    let file = std::fs::File::open(mnt).expect("open mount namespace");
+    // SAFETY: only setns (async-signal-safe) between fork and exec; the
+    // descriptor is kept open by the closure until the command is dropped.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS)?;
+            Ok(())
+        });
+    }
+}
+
+/// A private mount namespace in which a runtime's hard-coded host paths
+/// are the test's own: a tmpfs on /run (with /run/netns bound from the test
+/// directory) and on /var/lib (with /var/lib/cni, libcni's cache, bound
+/// from the test directory). Nothing propagates back to the host (/ is a
+/// slave). It lives as long as this value or a process in it.
+pub struct MountNs {
+    file: std::fs::File,
+}
+
+impl MountNs {
+    pub fn new(netns_dir: &Path, cni_cache: &Path) -> MountNs {
+        use nix::mount::{mount, MsFlags};
+        std::fs::create_dir_all(netns_dir).unwrap();
+        std::fs::create_dir_all(cni_cache).unwrap();
+        let (netns_dir, cni_cache) = (netns_dir.to_path_buf(), cni_cache.to_path_buf());
+        let file = std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("unshare mount ns");
+            let none: Option<&str> = None;
+            mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_SLAVE, none).expect("/ slave");
+            for (tmpfs, sub, from) in
+                [("/run", "netns", &netns_dir), ("/var/lib", "cni", &cni_cache)]
+            {
+                mount(Some("tmpfs"), tmpfs, Some("tmpfs"), MsFlags::empty(), Some("mode=0755"))
+                    .expect("tmpfs");
+                let target = Path::new(tmpfs).join(sub);
+                std::fs::create_dir(&target).expect("mount point");
+                mount(Some(from.as_path()), &target, none, MsFlags::MS_BIND, none).expect("bind");
+            }
+            std::fs::File::open("/proc/thread-self/ns/mnt").expect("open mount ns")
+        })
+        .join()
+        .expect("mount namespace thread");
+        MountNs { file }
+    }
+
+    /// A path that opens this namespace (while this value lives).
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), self.file.as_raw_fd()))
+    }
 }
 
 /// A configuration with the runtime config and previous result a runtime

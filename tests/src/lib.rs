@@ -53,6 +53,10 @@ pub struct Options {
     /// test's identity), so every end-to-end test also exercises the
     /// policy path; `no_policy` keeps the policy-less path covered.
     pub no_policy: bool,
+    /// netexec runs in this mount namespace (a path that opens it, e.g.
+    /// `MountNs::path`): where a runtime such as podman pins namespaces
+    /// under a /run/netns of the test's own.
+    pub netexec_mount_ns: Option<PathBuf>,
 }
 
 pub struct Stack {
@@ -90,7 +94,7 @@ pub const HOST_OUTSIDE: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 
 /// The external namespace's address.
 pub const EXTERNAL: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 2);
 
-fn temp_dir() -> PathBuf {
+pub fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ctnet-test-{:016x}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).expect("create test dir");
     dir
@@ -209,6 +213,9 @@ impl Stack {
             &self.api_gid.to_string(),
         ]);
         cmd.args(&self.opts.netexec_args);
+        if let Some(mnt) = &self.opts.netexec_mount_ns {
+            cni::enter_mount_ns(&mut cmd, mnt);
+        }
         self.netexec = Some(spawn_in(&self.host, cmd, &self.dir.join("netexec.log")));
     }
 

@@ -349,3 +349,50 @@ async fn the_reference_bandwidth_plugin_chains_after_ctnet() {
     c.unpin();
     st.finish().await;
 }
+
+/// The plugin's identity is its uid: the policy puts it in a tenant, which
+/// needs the netns_path permission for the runtime's directory; what it
+/// makes is that tenant's.
+#[tokio::test]
+async fn the_plugin_acts_as_the_tenant_its_uid_maps_to() {
+    let t = ctnet_tests::tenants::Tenants::new("");
+    let pins = t.dir.join("pins");
+    std::fs::create_dir_all(&pins).unwrap();
+    let p = pins.display();
+    t.write(&format!(
+        "[tenants.alpha]\nuids = [{{a}}]\nshared_networks = [\"cnit\"]\n\
+         [tenants.alpha.allow]\nnetns_path_dirs = [\"{p}\"]\n\n\
+         [tenants.beta]\nuids = [{{b}}]\nshared_networks = [\"cnit\"]\n"
+    ));
+    let opts = Options {
+        api_args: t.args(),
+        netexec_args: vec!["--netns-allow-dir".into(), p.to_string()],
+        ..Default::default()
+    };
+    let mut st = Stack::start_with(opts).await;
+    ctnet_tests::tenants::open_socket(&st);
+    st.client.networks.create_network(req::network("cnit", "198.19.49.0/24")).await.unwrap();
+    let cni = Cni::new(&st);
+    let c = Container::pinned_in(&pins, "tenant");
+    let conf = cni.conf("cnit");
+    // beta may not use a runtime's namespace: refused, nothing made.
+    let out = cni.run_as(t.b, "ADD", &c.env("eth0"), &conf);
+    assert_eq!(out.code(), 100, "{out:?}");
+    assert!(out.json["msg"].as_str().unwrap().contains("netns_path"), "{out:?}");
+    assert!(st.list_sandboxes().await.sandboxes.is_empty());
+    // alpha may: the sandbox is alpha's.
+    let r = cni.run_as(t.a, "ADD", &c.env("eth0"), &conf).result();
+    assert_eq!(
+        net::addresses(&c.netns, "eth0"),
+        vec![r["ips"][0]["address"].as_str().unwrap().to_string()]
+    );
+    let list = st.list_sandboxes().await.sandboxes;
+    assert_eq!(list.iter().map(|s| s.tenant.as_str()).collect::<Vec<_>>(), vec!["alpha"]);
+    // beta's DEL does not reach alpha's container (it sees no such sandbox).
+    assert_eq!(cni.run_as(t.b, "DEL", &c.env("eth0"), &conf).code(), 0);
+    assert_eq!(st.list_sandboxes().await.sandboxes.len(), 1);
+    assert_eq!(cni.run_as(t.a, "DEL", &c.env("eth0"), &conf).code(), 0);
+    assert!(st.list_sandboxes().await.sandboxes.is_empty());
+    c.unpin();
+    st.finish().await;
+}

@@ -165,6 +165,9 @@ async fn podman_with_the_cni_backend_runs_containers_on_ctnet_networks() {
     assert_eq!(sb.labels.get("cni.dev/container-id"), Some(&web));
     assert_eq!(sb.ports.len(), 1);
     assert_eq!(sb.ports[0].host_port, 18100);
+    // libcni's cache went to the test's directory, not the host's.
+    let cached = std::fs::read_dir(dir.join("cni-cache/results")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(cached, 1, "podman's libcni cached the ADD in the test directory");
     // The container's eth0 has the address ctnet reports.
     let seen = podman.run(&["exec", "web", "/bin/ip", "-4", "-o", "addr", "show", "eth0"]).unwrap();
     assert!(seen.contains(&sb.interfaces[0].address), "{seen} vs {:?}", sb.interfaces[0]);

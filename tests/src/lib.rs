@@ -455,11 +455,31 @@ impl Stack {
             }
         }
         let _ = nix::mount::umount2(&self.runtime_dir, nix::mount::MntFlags::MNT_DETACH);
+        for dir in self.extra_allowed_dirs() {
+            let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
+        }
         for pin in &self.test_pins {
             netns::unpin(pin);
         }
         netns::unpin(&self.host);
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Stack {
+    /// Further `--netns-allow-dir`s a test gave netexec in this mount
+    /// namespace: netexec makes each a shared mount, which outlives it.
+    /// Only the test's own temporary directories, never a host path.
+    fn extra_allowed_dirs(&self) -> Vec<PathBuf> {
+        if self.opts.netexec_mount_ns.is_some() {
+            return Vec::new();
+        }
+        let args = &self.opts.netexec_args;
+        args.windows(2)
+            .filter(|w| w[0] == "--netns-allow-dir")
+            .map(|w| PathBuf::from(&w[1]))
+            .filter(|p| p.starts_with(std::env::temp_dir()) && p.is_absolute())
+            .collect()
     }
 }
 

@@ -65,20 +65,13 @@ impl SandboxSpec {
         let mac = r.mac_address.as_deref().map(|m| Mac::parse("mac_address", m)).transpose()?;
         let netns = r.netns_path.as_deref().map(parse_netns_path).transpose()?;
         let mode = match &r.mode {
-            None => ModeSpec::Bridge { networks: vec![default_attachment()], netns },
-            Some(Mode::Bridge(b)) => {
-                let mut networks = parse_attachments(&b.networks)?;
-                if let Some(mac) = mac {
-                    let first = networks.first_mut().map(|a| a.mac.replace(mac));
-                    if first.flatten().is_some() {
-                        return Err(Error::invalid(
-                            "mac_address",
-                            "give the first interface's MAC here or in bridge.networks[0].mac_address, not both",
-                        ));
-                    }
-                }
-                ModeSpec::Bridge { networks, netns }
+            None => {
+                ModeSpec::Bridge { networks: first_mac(vec![default_attachment()], mac)?, netns }
             }
+            Some(Mode::Bridge(b)) => ModeSpec::Bridge {
+                networks: first_mac(parse_attachments(&b.networks)?, mac)?,
+                netns,
+            },
             Some(Mode::None(_)) => ModeSpec::None { netns },
             Some(Mode::Host(_)) => {
                 refuse_netns(&netns, "host")?;
@@ -101,6 +94,18 @@ impl SandboxSpec {
         }
         Ok(Self { name, labels, mode, publish })
     }
+}
+
+/// `mac_address` is the first interface's, unless that names its own.
+fn first_mac(mut networks: Vec<AttachSpec>, mac: Option<Mac>) -> Result<Vec<AttachSpec>> {
+    let Some(mac) = mac else { return Ok(networks) };
+    if networks.first_mut().and_then(|a| a.mac.replace(mac)).is_some() {
+        return Err(Error::invalid(
+            "mac_address",
+            "give the first interface's MAC here or in bridge.networks[0].mac_address, not both",
+        ));
+    }
+    Ok(networks)
 }
 
 /// Docker drops ports in these modes silently; we refuse and say why.

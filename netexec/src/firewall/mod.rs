@@ -2,6 +2,7 @@
 //! not care how rules are installed. The implementation is nftables
 //! (`nft.rs`): one table, sets and maps whose elements each request adds or
 //! removes in one transaction.
+pub mod conntrack;
 pub mod drift;
 pub mod nft;
 pub mod render;

@@ -119,6 +119,16 @@ impl NftFirewall {
     /// mapping's host port so the next datagram meets the new mapping.
     async fn flush_udp_flows(&self, delta: &Delta) -> Result<()> {
         for p in delta.add_ports.iter().filter(|p| p.proto == Proto::Udp) {
+            let (port, ip) = (p.host_port, p.host_ip);
+            let done = tokio::task::spawn_blocking(move || super::conntrack::flush_udp(port, ip))
+                .await
+                .map_err(|e| ExecError::step("conntrack flush task", e))?;
+            match done {
+                Ok(()) => continue,
+                Err(e) => {
+                    tracing::warn!(port, error = %e, "conntrack flush over netlink refused; running conntrack -D")
+                }
+            }
             let mut cmd = Command::new(&self.conntrack);
             cmd.args(["-D", "-p", "udp", "--orig-port-dst", &p.host_port.to_string()]);
             if let Some(ip) = p.host_ip {

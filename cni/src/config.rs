@@ -255,15 +255,14 @@ pub fn json(stdin: &[u8]) -> Result<Value> {
     })
 }
 
-/// stdin as JSON, and its `cniVersion` checked (every verb needs both).
-pub fn decode(stdin: &[u8]) -> Result<(Value, Version)> {
-    let v = json(stdin)?;
+/// The configuration's `cniVersion`, if ctnet-cni speaks it.
+pub fn version_of(v: &Value) -> Result<Version> {
     let raw = v.get("cniVersion").and_then(Value::as_str).unwrap_or("");
     let version = Version::parse(raw).ok_or_else(|| {
         CniError::new(Kind::IncompatibleVersion, format!("cniVersion {raw:?} is not supported"))
             .details(format!("ctnet-cni speaks {}", crate::version::SUPPORTED.join(", ")))
     })?;
-    Ok((v, version))
+    Ok(version)
 }
 
 impl NetConf {

@@ -50,18 +50,22 @@ fn main() {
 
 /// The verb's output, and the version to write an error in.
 fn run(env: &HashMap<String, String>, stdin: &[u8]) -> (String, Result<Option<Value>>) {
-    let requested = serde_json::from_slice::<Value>(stdin)
+    // stdin is parsed once; an error is written in the version it asked
+    // for when that is one ctnet-cni speaks.
+    let input = config::json(stdin);
+    let asked = input
+        .as_ref()
         .ok()
-        .and_then(|v| v.get("cniVersion").and_then(Value::as_str).map(str::to_string))
-        .filter(|v| version::Version::parse(v).is_some())
-        .unwrap_or_else(|| version::LATEST.to_string());
+        .and_then(|v| v.get("cniVersion").and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_string();
+    let requested = version::Version::parse(&asked).unwrap_or(version::LATEST).to_string();
     let out = config::command(env).and_then(|cmd| {
+        let v = input?;
         if cmd == Command::Version {
-            let v = config::json(stdin)?;
-            let asked = v.get("cniVersion").and_then(Value::as_str).unwrap_or_default();
-            return Ok(Some(version::answer(asked)));
+            return Ok(Some(version::answer(&asked)));
         }
-        let (v, ver) = config::decode(stdin)?;
+        let ver = config::version_of(&v)?;
         let conf = NetConf::parse(v, ver)?;
         let container = match cmd {
             Command::Add | Command::Del | Command::Check => Some(Container::from_env(env, cmd)?),

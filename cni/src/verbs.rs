@@ -167,7 +167,7 @@ async fn create(client: &mut Client, c: &Container, want: &Want) -> Result<pb::S
         Ok(r) => Ok(r.into_inner()),
         // Another ADD for this container (its other network) won the name.
         Err(s) if s.code() == Code::AlreadyExists => match find(client, c).await? {
-            Some(sb) => Box::pin(attach(client, sb, c, want)).await,
+            Some(sb) => attach(client, sb, c, want).await,
             None => Err(from_status("creating the container's sandbox", &s)),
         },
         Err(s) => Err(from_status("creating the container's sandbox", &s)),
@@ -347,7 +347,7 @@ pub async fn gc(conf: &NetConf) -> Result<()> {
                 && !valid.iter().any(|(c, ifname)| *c == id && *ifname == i.name)
         });
         if let Some(iface) = stale {
-            detach(&mut client, &sb, &iface.name.clone()).await?;
+            detach(&mut client, &sb, &iface.name).await?;
         }
     }
     Ok(())

@@ -26,10 +26,15 @@ impl Ops {
     /// lives in a runtime's namespace.
     pub async fn release_vanished(&self) -> Result<()> {
         if self.runtime_sandboxes(None).await.is_empty() {
+            self.vanished_since().clear();
             return Ok(());
         }
         let inv = self.exec.inventory().await?;
-        for id in self.runtime_sandboxes(Some(&inv)).await {
+        let candidates = self.runtime_sandboxes(Some(&inv)).await;
+        // Sandboxes deleted, or whose veths came back, since they were
+        // first seen gone are forgotten.
+        self.vanished_since().retain(|id, _| candidates.contains(id));
+        for id in candidates {
             let Some(claim) = self.claims.try_take(id.as_str()) else { continue };
             let Some(rec) = self.lock().await.sandboxes.get(&id).cloned() else { continue };
             if !self.namespace_gone(&rec).await? {

@@ -8,6 +8,7 @@
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
+use super::nfnl::{attr, nested};
 use nix::sys::socket::{
     recv, sendto, setsockopt, socket, sockopt, AddressFamily, MsgFlags, NetlinkAddr, SockFlag,
     SockProtocol, SockType,
@@ -17,8 +18,6 @@ const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 const IPCTNL_MSG_CT_DELETE: u16 = 2;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
-const NLMSG_ERROR: u16 = 2;
-const NLA_F_NESTED: u16 = 0x8000;
 const CTA_TUPLE_ORIG: u16 = 1;
 const CTA_TUPLE_IP: u16 = 1;
 const CTA_IP_V4_DST: u16 = 2;
@@ -31,21 +30,6 @@ const CTA_FILTER_REPLY_FLAGS: u16 = 2;
 const FILTER_IP_DST: u32 = 1 << 1;
 const FILTER_PROTO_NUM: u32 = 1 << 3;
 const FILTER_PROTO_DST_PORT: u32 = 1 << 5;
-
-/// One netlink attribute, padded to 4 bytes.
-fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
-    let len = 4 + payload.len();
-    let mut out = Vec::with_capacity(len.next_multiple_of(4));
-    out.extend_from_slice(&(len as u16).to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(payload);
-    out.resize(len.next_multiple_of(4), 0);
-    out
-}
-
-fn nested(kind: u16, children: &[Vec<u8>]) -> Vec<u8> {
-    attr(kind | NLA_F_NESTED, &children.concat())
-}
 
 /// The whole request: netlink header, nfgenmsg (AF_INET), attributes.
 pub fn delete_request(seq: u32, port: u16, dst: Option<Ipv4Addr>) -> Vec<u8> {
@@ -87,20 +71,7 @@ pub fn delete_request(seq: u32, port: u16, dst: Option<Ipv4Addr>) -> Vec<u8> {
 
 /// The errno of the ack to `seq` (0: done), or None if `buf` holds none.
 pub fn ack_errno(buf: &[u8], seq: u32) -> Option<i32> {
-    let mut rest = buf;
-    while rest.len() >= 20 {
-        let len = u32::from_ne_bytes(rest.get(0..4)?.try_into().ok()?) as usize;
-        let kind = u16::from_ne_bytes(rest.get(4..6)?.try_into().ok()?);
-        let got = u32::from_ne_bytes(rest.get(8..12)?.try_into().ok()?);
-        if kind == NLMSG_ERROR && got == seq {
-            return Some(-i32::from_ne_bytes(rest.get(16..20)?.try_into().ok()?));
-        }
-        if len < 16 {
-            return None;
-        }
-        rest = rest.get(len.next_multiple_of(4)..).unwrap_or_default();
-    }
-    None
+    super::nfnl::acks(buf).into_iter().find(|(s, _)| *s == seq).map(|(_, errno)| errno)
 }
 
 /// Deletes the UDP entries to `port` (on `dst`, if given). Blocking: run
@@ -150,21 +121,5 @@ mod tests {
         let with_ip = delete_request(7, 5353, Some(Ipv4Addr::new(192, 0, 2, 1)));
         assert!(with_ip.windows(4).any(|w| w == [192, 0, 2, 1]));
         assert_eq!(m.len() % 4, 0);
-    }
-
-    #[test]
-    fn acks_are_found_by_sequence() {
-        let ack = |seq: u32, err: i32| {
-            let mut b = vec![0u8; 36];
-            b[0..4].copy_from_slice(&36u32.to_ne_bytes());
-            b[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
-            b[8..12].copy_from_slice(&seq.to_ne_bytes());
-            b[16..20].copy_from_slice(&err.to_ne_bytes());
-            b
-        };
-        assert_eq!(ack_errno(&ack(3, 0), 3), Some(0));
-        assert_eq!(ack_errno(&ack(3, -22), 3), Some(22));
-        assert_eq!(ack_errno(&ack(2, 0), 3), None);
-        assert_eq!(ack_errno(&[], 3), None);
     }
 }

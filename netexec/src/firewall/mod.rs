@@ -4,6 +4,10 @@
 //! removes in one transaction.
 pub mod conntrack;
 pub mod drift;
+pub mod element;
+#[cfg(test)]
+pub mod fixtures;
+pub mod nfnl;
 pub mod nft;
 pub mod render;
 
@@ -27,6 +31,14 @@ impl Proto {
             "udp" => Ok(Proto::Udp),
             "sctp" => Ok(Proto::Sctp),
             _ => Err(ExecError::InvalidArgument(format!("{field}: {s:?} is not tcp, udp or sctp"))),
+        }
+    }
+    /// The IP protocol number, as nf_tables keys hold it.
+    pub fn number(&self) -> u8 {
+        match self {
+            Proto::Tcp => libc::IPPROTO_TCP as u8,
+            Proto::Udp => libc::IPPROTO_UDP as u8,
+            Proto::Sctp => libc::IPPROTO_SCTP as u8,
         }
     }
     pub fn as_str(&self) -> &'static str {

@@ -6,7 +6,8 @@
 //! what the first did and a new flow does one hash lookup.
 use std::fmt::Write;
 
-use super::{Delta, FwGuard, FwNetwork, FwPort, FwState};
+use super::element::{self, Element};
+use super::{Delta, FwState};
 
 pub const TABLE: &str = "inet ctnet";
 /// Anti-spoofing. Frames bridged between two ports of one bridge never
@@ -82,55 +83,8 @@ const SETS: [(&str, &str, &str); 9] = [
     (GUARD_TABLE, "guards", "type ifname . ether_addr . ipv4_addr"),
 ];
 
-fn table_of(set: &str) -> &'static str {
+pub fn table_of(set: &str) -> &'static str {
     SETS.iter().find(|(_, name, _)| *name == set).map_or(TABLE, |(table, _, _)| table)
-}
-
-/// The elements one network contributes, per set.
-fn network_elements(n: &FwNetwork) -> Vec<(&'static str, String)> {
-    let b = n.bridge.as_str();
-    let pair = format!("\"{b}\" . \"{b}\"");
-    let mut out = vec![("bridges", format!("\"{b}\"")), ("same_bridge", pair.clone())];
-    if !n.icc {
-        out.push(("no_icc", pair));
-    }
-    if n.internal {
-        out.push(("internal", format!("\"{b}\"")));
-    } else {
-        out.push(("masq_subnets", format!("{}/{}", n.subnet.addr, n.subnet.prefix)));
-    }
-    out
-}
-
-/// The map and element one published port is.
-fn port_element(p: &FwPort) -> (&'static str, String) {
-    let value = format!("comment \"{}\" : {} . {}", p.owner.tag(), p.target_ip, p.target_port);
-    match p.host_ip {
-        None => ("ports_any", format!("{} . {} {value}", p.proto.as_str(), p.host_port)),
-        Some(ip) => {
-            ("ports_addr", format!("{ip} . {} . {} {value}", p.proto.as_str(), p.host_port))
-        }
-    }
-}
-
-/// The elements one guarded port is: its name, and what it may send.
-fn guard_elements(g: &FwGuard) -> [(&'static str, String); 2] {
-    let m = g.mac;
-    let mac =
-        format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
-    let (link, tag) = (g.link.as_str(), g.owner.tag());
-    [
-        ("guarded", format!("\"{link}\" comment \"{tag}\"")),
-        ("guards", format!("\"{link}\" . {mac} . {} comment \"{tag}\"", g.ip)),
-    ]
-}
-
-fn elements_of(state: &FwState) -> Vec<(&'static str, String)> {
-    let mut all: Vec<(&'static str, String)> =
-        state.networks.iter().flat_map(network_elements).collect();
-    all.extend(state.ports.iter().map(port_element));
-    all.extend(state.guards.iter().flat_map(guard_elements));
-    all
 }
 
 /// Every table, replacing any previous one in the same transaction
@@ -151,13 +105,13 @@ pub fn table(state: &FwState) -> String {
 
 /// One table with its sets and chains and `state`'s elements in them.
 pub fn one_table(table: &str, state: &FwState) -> String {
-    let elements = elements_of(state);
+    let elements = element::of_state(state);
     let mut out = format!("table {table} {{\n");
     for (_, name, decl) in SETS.iter().filter(|(t, _, _)| *t == table) {
         let kind = if decl.contains(" : ") { "map" } else { "set" };
         let _ = writeln!(out, "\t{kind} {name} {{\n\t\t{decl}");
-        let mine: Vec<&str> =
-            elements.iter().filter(|(n, _)| n == name).map(|(_, e)| e.as_str()).collect();
+        let mine: Vec<String> =
+            elements.iter().filter(|e| e.set == *name).map(Element::text).collect();
         if !mine.is_empty() {
             let _ = writeln!(out, "\t\telements = {{\n\t\t\t{}\n\t\t}}", mine.join(",\n\t\t\t"));
         }
@@ -178,25 +132,20 @@ pub fn delta(d: &Delta) -> String {
         ports: d.remove_ports.clone(),
         guards: d.remove_guards.clone(),
     };
-    for (set, e) in elements_of(&removed) {
-        let table = table_of(set);
-        let _ = writeln!(out, "add element {table} {set} {{ {e} }}");
-        let _ = writeln!(out, "delete element {table} {set} {{ {} }}", key_only(&e));
+    for e in element::of_state(&removed) {
+        let (table, set) = (table_of(e.set), e.set);
+        let _ = writeln!(out, "add element {table} {set} {{ {} }}", e.text());
+        let _ = writeln!(out, "delete element {table} {set} {{ {} }}", e.key_text());
     }
     let added = FwState {
         networks: d.add_networks.clone(),
         ports: d.add_ports.clone(),
         guards: d.add_guards.clone(),
     };
-    for (set, e) in elements_of(&added) {
-        let _ = writeln!(out, "add element {} {set} {{ {e} }}", table_of(set));
+    for e in element::of_state(&added) {
+        let _ = writeln!(out, "add element {} {} {{ {} }}", table_of(e.set), e.set, e.text());
     }
     out
-}
-
-/// A map element's key: deletion names the key only.
-fn key_only(element: &str) -> &str {
-    element.split(" comment ").next().unwrap_or(element)
 }
 
 #[cfg(test)]
@@ -204,67 +153,17 @@ mod golden {
     //! The generated ruleset for a set of option combinations must match the
     //! files in netexec/tests/golden (CTNET_UPDATE_GOLDEN=1 rewrites them),
     //! and every file must pass `nft -c -f` in a scratch network namespace.
-    use std::net::Ipv4Addr;
     use std::path::PathBuf;
     use std::process::Command;
 
     use super::*;
-    use crate::checks::{AddrPrefix, OwnedLinkName, Owner};
+    use crate::firewall::fixtures::{port, sample};
     use crate::firewall::Proto;
 
-    fn net(bridge: &str, subnet: &str, internal: bool, icc: bool) -> FwNetwork {
-        FwNetwork {
-            bridge: OwnedLinkName::parse("b", bridge, "ct").unwrap(),
-            subnet: AddrPrefix::parse_subnet("s", subnet).unwrap(),
-            internal,
-            icc,
-        }
-    }
-
-    fn port(
-        proto: Proto,
-        host_ip: Option<&str>,
-        host_port: u16,
-        target: &str,
-        target_port: u16,
-    ) -> FwPort {
-        FwPort {
-            proto,
-            host_ip: host_ip.map(|s| s.parse().unwrap()),
-            host_port,
-            target_ip: target.parse::<Ipv4Addr>().unwrap(),
-            target_port,
-            owner: Owner::parse("o", "sb:00000000000000a1").unwrap(),
-        }
-    }
-
-    fn guard(link: &str, mac: &str, ip: &str) -> FwGuard {
-        let mac: Vec<u8> = mac.split(':').map(|b| u8::from_str_radix(b, 16).unwrap()).collect();
-        FwGuard {
-            link: OwnedLinkName::parse("l", link, "ct").unwrap(),
-            mac: mac.try_into().unwrap(),
-            ip: ip.parse().unwrap(),
-            owner: Owner::parse("o", "sb:00000000000000a1").unwrap(),
-        }
-    }
-
     fn cases() -> Vec<(&'static str, String)> {
-        let default = net("ctnet0", "198.18.0.0/16", false, true);
-        let no_icc = net("ct-noicc", "198.19.1.0/24", false, false);
-        let internal = net("ct-internal", "198.19.2.0/24", true, true);
-        let ports = vec![
-            port(Proto::Tcp, None, 8080, "198.18.0.2", 80),
-            port(Proto::Udp, None, 5353, "198.18.0.2", 53),
-            port(Proto::Sctp, None, 9999, "198.18.0.3", 9999),
-            port(Proto::Tcp, Some("127.0.0.1"), 8081, "198.18.0.3", 80),
-            port(Proto::Tcp, Some("192.0.2.10"), 443, "198.19.1.2", 8443),
-        ];
-        let guards = vec![guard("ct-a1b2c3d4e0", "02:42:c6:12:00:02", "198.18.0.2")];
-        let state = FwState {
-            networks: vec![default.clone(), no_icc.clone(), internal.clone()],
-            ports: ports.clone(),
-            guards: guards.clone(),
-        };
+        let state = sample();
+        let [default, no_icc, internal] = state.networks.clone().try_into().unwrap();
+        let (ports, guards) = (state.ports.clone(), state.guards.clone());
         let add = Delta {
             add_ports: ports[..2].to_vec(),
             add_networks: vec![no_icc.clone()],

@@ -1,0 +1,125 @@
+//! The elements each firewall object puts into the table's sets, as typed
+//! parts. `render.rs` writes them as nft text (full rebuilds, the golden
+//! files) and `nfnl.rs` as nf_tables netlink messages (every request's
+//! delta): one list of what goes where, so the two paths cannot disagree.
+use std::net::Ipv4Addr;
+
+use super::{FwGuard, FwNetwork, FwPort, FwState, Proto};
+use crate::checks::AddrPrefix;
+
+/// One component of a (possibly concatenated) key or map value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// An interface name (`type ifname`).
+    Name(String),
+    Ip(Ipv4Addr),
+    /// A whole prefix, in an interval set.
+    Net(AddrPrefix),
+    Proto(Proto),
+    Port(u16),
+    Mac([u8; 6]),
+}
+
+/// One element of one set or map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element {
+    pub set: &'static str,
+    pub key: Vec<Part>,
+    /// The mapped value; empty for a plain set.
+    pub data: Vec<Part>,
+    /// The owner tag, so `nft list` shows whose element it is.
+    pub comment: Option<String>,
+}
+
+impl Part {
+    pub fn text(&self) -> String {
+        match self {
+            Part::Name(n) => format!("\"{n}\""),
+            Part::Ip(ip) => ip.to_string(),
+            Part::Net(p) => format!("{}/{}", p.addr, p.prefix),
+            Part::Proto(p) => p.as_str().to_string(),
+            Part::Port(p) => p.to_string(),
+            Part::Mac(m) => format!(
+                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            ),
+        }
+    }
+}
+
+fn joined(parts: &[Part]) -> String {
+    parts.iter().map(Part::text).collect::<Vec<_>>().join(" . ")
+}
+
+impl Element {
+    fn new(set: &'static str, key: Vec<Part>) -> Self {
+        Element { set, key, data: Vec::new(), comment: None }
+    }
+
+    fn tagged(mut self, tag: &str) -> Self {
+        self.comment = Some(tag.to_string());
+        self
+    }
+
+    /// The element as nft writes it inside `elements = { ... }`.
+    pub fn text(&self) -> String {
+        let mut out = joined(&self.key);
+        if let Some(c) = &self.comment {
+            out += &format!(" comment \"{c}\"");
+        }
+        if !self.data.is_empty() {
+            out += &format!(" : {}", joined(&self.data));
+        }
+        out
+    }
+
+    /// The key alone: a deletion names nothing else.
+    pub fn key_text(&self) -> String {
+        joined(&self.key)
+    }
+}
+
+/// The elements one network contributes.
+pub fn of_network(n: &FwNetwork) -> Vec<Element> {
+    let b = || Part::Name(n.bridge.as_str().to_string());
+    let mut out =
+        vec![Element::new("bridges", vec![b()]), Element::new("same_bridge", vec![b(), b()])];
+    if !n.icc {
+        out.push(Element::new("no_icc", vec![b(), b()]));
+    }
+    if n.internal {
+        out.push(Element::new("internal", vec![b()]));
+    } else {
+        out.push(Element::new("masq_subnets", vec![Part::Net(n.subnet)]));
+    }
+    out
+}
+
+/// The map element one published port is.
+pub fn of_port(p: &FwPort) -> Element {
+    let (proto, port) = (Part::Proto(p.proto), Part::Port(p.host_port));
+    let mut e = match p.host_ip {
+        None => Element::new("ports_any", vec![proto, port]),
+        Some(ip) => Element::new("ports_addr", vec![Part::Ip(ip), proto, port]),
+    };
+    e.data = vec![Part::Ip(p.target_ip), Part::Port(p.target_port)];
+    e.tagged(p.owner.tag())
+}
+
+/// The elements one guarded port is: its name, and what it may send.
+pub fn of_guard(g: &FwGuard) -> [Element; 2] {
+    let link = || Part::Name(g.link.as_str().to_string());
+    let tag = g.owner.tag();
+    [
+        Element::new("guarded", vec![link()]).tagged(tag),
+        Element::new("guards", vec![link(), Part::Mac(g.mac), Part::Ip(g.ip)]).tagged(tag),
+    ]
+}
+
+/// Every element of `state`: networks, then ports, then guards.
+pub fn of_state(state: &FwState) -> Vec<Element> {
+    let mut all: Vec<Element> = state.networks.iter().flat_map(of_network).collect();
+    all.extend(state.ports.iter().map(of_port));
+    all.extend(state.guards.iter().flat_map(of_guard));
+    all
+}

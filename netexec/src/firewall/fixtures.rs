@@ -1,0 +1,61 @@
+//! Firewall objects for tests.
+use std::net::Ipv4Addr;
+
+use super::{FwGuard, FwNetwork, FwPort, FwState, Proto};
+use crate::checks::{AddrPrefix, OwnedLinkName, Owner};
+
+pub fn net(bridge: &str, subnet: &str, internal: bool, icc: bool) -> FwNetwork {
+    FwNetwork {
+        bridge: OwnedLinkName::parse("b", bridge, "ct").unwrap(),
+        subnet: AddrPrefix::parse_subnet("s", subnet).unwrap(),
+        internal,
+        icc,
+    }
+}
+
+pub fn port(
+    proto: Proto,
+    host_ip: Option<&str>,
+    host_port: u16,
+    target: &str,
+    target_port: u16,
+) -> FwPort {
+    FwPort {
+        proto,
+        host_ip: host_ip.map(|s| s.parse().unwrap()),
+        host_port,
+        target_ip: target.parse::<Ipv4Addr>().unwrap(),
+        target_port,
+        owner: Owner::parse("o", "sb:00000000000000a1").unwrap(),
+    }
+}
+
+pub fn guard(link: &str, mac: &str, ip: &str) -> FwGuard {
+    let mac: Vec<u8> = mac.split(':').map(|b| u8::from_str_radix(b, 16).unwrap()).collect();
+    FwGuard {
+        link: OwnedLinkName::parse("l", link, "ct").unwrap(),
+        mac: mac.try_into().unwrap(),
+        ip: ip.parse().unwrap(),
+        owner: Owner::parse("o", "sb:00000000000000a1").unwrap(),
+    }
+}
+
+/// Three networks (default, no icc, internal), five ports of every kind
+/// and one guard: every set and map of the table gets an element.
+pub fn sample() -> FwState {
+    FwState {
+        networks: vec![
+            net("ctnet0", "198.18.0.0/16", false, true),
+            net("ct-noicc", "198.19.1.0/24", false, false),
+            net("ct-internal", "198.19.2.0/24", true, true),
+        ],
+        ports: vec![
+            port(Proto::Tcp, None, 8080, "198.18.0.2", 80),
+            port(Proto::Udp, None, 5353, "198.18.0.2", 53),
+            port(Proto::Sctp, None, 9999, "198.18.0.3", 9999),
+            port(Proto::Tcp, Some("127.0.0.1"), 8081, "198.18.0.3", 80),
+            port(Proto::Tcp, Some("192.0.2.10"), 443, "198.19.1.2", 8443),
+        ],
+        guards: vec![guard("ct-a1b2c3d4e0", "02:42:c6:12:00:02", "198.18.0.2")],
+    }
+}

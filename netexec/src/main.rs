@@ -136,7 +136,7 @@ async fn serve(
     confine::verify().map_err(|e| format!("refusing to serve, confinement incomplete: {e}"))?;
     let (conn, host, _) = kernel::connection()?;
     tokio::spawn(conn);
-    let fw = Arc::new(firewall::nft::NftFirewall::new(args.nft.clone(), args.conntrack.clone()));
+    let fw = Arc::new(firewall::nft::NftFirewall::new(args.nft.clone(), args.conntrack.clone())?);
     firewall::Firewall::ensure_table(fw.as_ref()).await?;
     firewall::drift::watch(fw.clone())?;
     let listener = tokio::net::UnixListener::from_std(listener)?;

@@ -43,7 +43,7 @@ async fn serve_and_check(sock: PathBuf, pins: PathBuf) {
     let own = std::fs::metadata("/proc/thread-self/ns/net").unwrap();
     let (conn, handle, _) = kernel::connection().unwrap();
     tokio::spawn(conn);
-    let fw = Arc::new(NftFirewall::new("nft".into(), "conntrack".into()));
+    let fw = Arc::new(NftFirewall::new("nft".into(), "conntrack".into()).unwrap());
     fw.ensure_table().await.expect("nft table");
     let config = service::Config {
         prefix: "ct".into(),

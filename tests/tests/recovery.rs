@@ -28,9 +28,15 @@ fn reachable(ext: &std::path::Path, sandbox_ns: &std::path::Path, port: u16) -> 
 }
 
 #[tokio::test]
-async fn nft_flush_ruleset_is_repaired() {
+async fn nft_flush_ruleset_is_repaired_and_own_batches_are_not_drift() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
+    // ctnet's own batches, additions and deletions: none is drift.
+    for i in 0..4 {
+        let name = format!("churn{i}");
+        st.create(req::published(&name, &[], &[&format!("{}:80", 9000 + i)])).await;
+        st.delete(&name).await;
+    }
     let s = st.create(req::published("web", &[], &["8080:80"])).await;
     let pin = Stack::pin_of(&s);
     assert!(reachable(&ext.pin, &pin, 8080));
@@ -42,6 +48,10 @@ async fn nft_flush_ruleset_is_repaired() {
     assert!(flush.success());
     eventually("the published port works again", || reachable(&ext.pin, &pin, 8080));
     assert_eq!(st.nft_elements("ports_any").len(), 1);
+    // Exactly one rebuild: the flush's. Had an own batch been taken for
+    // drift, its rebuild would have come first.
+    let log = st.netexec_log();
+    assert_eq!(log.matches("changed behind ctnet's back").count(), 1, "{log}");
     st.delete("web").await;
     st.finish().await;
 }

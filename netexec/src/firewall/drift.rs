@@ -1,8 +1,10 @@
 //! Drift repair: nftables announces every committed transaction with an
-//! NFT_MSG_NEWGEN event naming the committing process. A generation that
-//! none of our own `nft` children committed (`nft flush ruleset`, a firewall
-//! reload) means our table may have changed behind our back, so it is
-//! rebuilt from the desired state netexec mirrors.
+//! NFT_MSG_NEWGEN event whose netlink header names the committing socket
+//! (its port id) and whose attributes name the committing thread. A
+//! generation that neither our writer's socket nor one of our own `nft`
+//! children committed (`nft flush ruleset`, a firewall reload) means our
+//! table may have changed behind our back, so it is rebuilt from the
+//! desired state netexec mirrors.
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +27,9 @@ fn ne_u16(buf: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(buf.get(at..at + 2)?.try_into().ok()?))
 }
 
-/// Pids of the processes that committed generations, as events arrive.
-/// A truncated or malformed message ends the walk.
-fn committers(buf: &[u8]) -> Vec<u32> {
+/// Who committed each generation, as events arrive: (port id, pid). A
+/// truncated or malformed message ends the walk.
+fn committers(buf: &[u8]) -> Vec<(u32, u32)> {
     let mut out = Vec::new();
     let mut off = 0;
     while let (Some(len), Some(kind)) = (ne_u32(buf, off), ne_u16(buf, off + 4)) {
@@ -35,6 +37,7 @@ fn committers(buf: &[u8]) -> Vec<u32> {
             break;
         }
         if kind == NEWGEN {
+            let portid = ne_u32(buf, off + 12).unwrap_or_default() as u32;
             // After the netlink header (16) and nfgenmsg (4): attributes.
             let mut a = off + 20;
             while let (Some(alen), Some(atype)) = (ne_u16(buf, a), ne_u16(buf, a + 2)) {
@@ -44,7 +47,7 @@ fn committers(buf: &[u8]) -> Vec<u32> {
                 }
                 let pid = buf.get(a + 4..a + 8).and_then(|b| <[u8; 4]>::try_from(b).ok());
                 if atype & 0x3fff == NFTA_GEN_PROC_PID && alen >= 8 {
-                    out.extend(pid.map(u32::from_be_bytes));
+                    out.extend(pid.map(|p| (portid, u32::from_be_bytes(p))));
                 }
                 a += (alen + 3) & !3;
             }
@@ -64,21 +67,21 @@ fn subscribe() -> io::Result<Socket> {
 /// and repairs on the runtime, coalescing bursts.
 pub fn watch(fw: Arc<NftFirewall>) -> io::Result<()> {
     let socket = subscribe()?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u32, u32)>();
     std::thread::Builder::new().name("ctnet-nft-events".into()).spawn(move || {
         let mut buf = vec![0u8; 1 << 16];
         loop {
             match socket.recv(&mut &mut buf[..], 0) {
                 Ok(n) => {
-                    for pid in committers(buf.get(..n).unwrap_or_default()) {
-                        if tx.send(pid).is_err() {
+                    for who in committers(buf.get(..n).unwrap_or_default()) {
+                        if tx.send(who).is_err() {
                             return;
                         }
                     }
                 }
                 // ENOBUFS: events were lost, so assume the worst.
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    let _ = tx.send(0);
+                    let _ = tx.send((0, 0));
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "nftables event socket failed; drift repair stops");
@@ -88,8 +91,8 @@ pub fn watch(fw: Arc<NftFirewall>) -> io::Result<()> {
         }
     })?;
     tokio::spawn(async move {
-        while let Some(pid) = rx.recv().await {
-            if fw.is_own(pid) {
+        while let Some((portid, pid)) = rx.recv().await {
+            if fw.is_own(portid, pid) {
                 continue;
             }
             // Let the foreign transaction burst finish, then repair once.
@@ -111,7 +114,8 @@ mod tests {
         let mut m = Vec::new();
         m.extend(32u32.to_ne_bytes());
         m.extend(super::NEWGEN.to_ne_bytes());
-        m.extend([0u8; 10]);
+        m.extend([0u8; 6]);
+        m.extend(77u32.to_ne_bytes());
         m.extend([0u8; 4]);
         m.extend(8u16.to_ne_bytes());
         m.extend(1u16.to_ne_bytes());
@@ -121,6 +125,6 @@ mod tests {
         m.extend(4242u32.to_be_bytes());
         let len = m.len() as u32;
         m[0..4].copy_from_slice(&len.to_ne_bytes());
-        assert_eq!(super::committers(&m), vec![4242]);
+        assert_eq!(super::committers(&m), vec![(77, 4242)]);
     }
 }

@@ -1,5 +1,7 @@
 //! Firewall objects for tests.
+use std::io::Write;
 use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
 
 use super::{FwGuard, FwNetwork, FwPort, FwState, Proto};
 use crate::checks::{AddrPrefix, OwnedLinkName, Owner};
@@ -58,4 +60,27 @@ pub fn sample() -> FwState {
         ],
         guards: vec![guard("ct-a1b2c3d4e0", "02:42:c6:12:00:02", "198.18.0.2")],
     }
+}
+
+/// Runs `f` on a thread of its own in a new network namespace; the
+/// namespace goes with the thread.
+pub fn scratch<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+        f()
+    })
+    .join()
+    .expect("scratch thread")
+}
+
+pub fn nft(script: &str) {
+    let mut c = Command::new("nft").args(["-f", "-"]).stdin(Stdio::piped()).spawn().unwrap();
+    c.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    assert!(c.wait().unwrap().success(), "nft -f: {script}");
+}
+
+pub fn listing() -> String {
+    let out = Command::new("nft").args(["list", "ruleset"]).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
 }

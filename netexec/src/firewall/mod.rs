@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod nfnl;
 pub mod nft;
 pub mod render;
+pub mod writer;
 
 use std::net::Ipv4Addr;
 

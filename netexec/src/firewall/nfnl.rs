@@ -407,36 +407,10 @@ mod kernel {
     //! Against the real kernel, in a scratch network namespace per test
     //! (root, like the golden check): what the netlink path leaves in the
     //! table must read back exactly as what `nft -f` leaves.
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-
     use super::*;
     use crate::firewall::element::{self, of_port};
-    use crate::firewall::fixtures::{port, sample};
+    use crate::firewall::fixtures::{listing, nft, port, sample, scratch};
     use crate::firewall::{render, FwState, Proto};
-
-    /// Runs `f` on a thread of its own in a new network namespace; the
-    /// namespace goes with the thread.
-    fn scratch<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-        std::thread::spawn(move || {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
-            f()
-        })
-        .join()
-        .expect("scratch thread")
-    }
-
-    fn nft(script: &str) {
-        let mut c = Command::new("nft").args(["-f", "-"]).stdin(Stdio::piped()).spawn().unwrap();
-        c.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-        assert!(c.wait().unwrap().success(), "nft -f: {script}");
-    }
-
-    fn listing() -> String {
-        let out = Command::new("nft").args(["list", "ruleset"]).output().unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap()
-    }
 
     /// The ruleset after `state`'s elements were added by text, and by us.
     fn both_ways(state: FwState) -> (String, String) {

@@ -1,90 +1,59 @@
-//! The nftables firewall: ruleset text piped to `nft -f -`, which applies it
-//! as one atomic transaction. Running the nft binary keeps a process
-//! boundary between netexec and GPL libnftables.
-use std::collections::VecDeque;
+//! The nftables firewall. Every request's delta goes to the kernel as
+//! nf_tables netlink messages, grouped with the deltas of requests in
+//! flight at the same moment (`writer.rs`); full rebuilds (startup, sync,
+//! drift repair) pipe ruleset text to `nft -f -`, which keeps a process
+//! boundary between netexec and GPL libnftables for the rare big job.
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Mutex;
+use std::sync::Arc;
 
-use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
+use tokio::sync::{mpsc, oneshot};
 
+use super::writer::{lock, Job, Shared, Writer};
 use super::{render, Delta, Firewall, FwNetwork, FwState, Proto};
 use crate::error::{Cause, ExecError, Result};
 
 pub struct NftFirewall {
     nft: PathBuf,
     conntrack: PathBuf,
-    /// The desired table as last synced and updated; None until the first
-    /// sync, so drift repair never "restores" an empty table.
-    mirror: Mutex<Option<FwState>>,
-    /// Pids of our recent nft children: their generations are not drift.
-    own: Mutex<VecDeque<u32>>,
-    /// One truth for the table: deltas share it (they touch disjoint
-    /// elements), a full rebuild or a restore holds it alone, so a rebuild
-    /// from an older mirror can never land after a newer delta.
-    order: tokio::sync::RwLock<()>,
+    jobs: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
 }
 
-const OWN_PIDS_KEPT: usize = 256;
-
 impl NftFirewall {
-    pub fn new(nft: PathBuf, conntrack: PathBuf) -> Self {
-        Self {
-            nft,
-            conntrack,
-            mirror: Mutex::new(None),
-            own: Mutex::new(VecDeque::new()),
-            order: tokio::sync::RwLock::new(()),
-        }
+    /// Starts the writer; its socket lives in the calling thread's network
+    /// namespace, so call this where netexec's own is current.
+    pub fn new(nft: PathBuf, conntrack: PathBuf) -> std::io::Result<Self> {
+        let (jobs, shared) = Writer::start(nft.clone())?;
+        Ok(Self { nft, conntrack, jobs, shared })
     }
 
-    pub fn is_own(&self, pid: u32) -> bool {
-        lock(&self.own).contains(&pid)
+    /// Whether a generation committed by netlink port `portid` (thread
+    /// `pid`) was one of ours.
+    pub fn is_own(&self, portid: u32, pid: u32) -> bool {
+        self.shared.is_own(portid, pid)
+    }
+
+    /// Queues a job and waits for its answer. Once queued, the job runs
+    /// whether or not this caller is still waiting.
+    async fn submit(&self, job: impl FnOnce(oneshot::Sender<Result<()>>) -> Job) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let stopped = || ExecError::Internal("the firewall writer stopped".into());
+        self.jobs.send(job(tx)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     /// Rebuilds the table from the mirror, if there is one yet.
     pub async fn restore(&self) -> Result<()> {
-        let _alone = self.order.write().await;
-        let Some(state) = lock(&self.mirror).clone() else {
-            return Ok(());
-        };
-        self.run(&render::full(&state)).await?;
-        tracing::warn!(
-            ports = state.ports.len(),
-            "nftables changed behind ctnet's back: table restored"
-        );
+        self.submit(Job::Restore).await?;
+        let ports = lock(&self.shared.mirror).as_ref().map_or(0, |m| m.ports.len());
+        tracing::warn!(ports, "nftables changed behind ctnet's back: table restored");
         Ok(())
     }
 
-    async fn run(&self, script: &str) -> Result<()> {
-        let mut child = Command::new(&self.nft)
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| ExecError::step("run nft", e))?;
-        if let Some(pid) = child.id() {
-            let mut own = lock(&self.own);
-            own.push_back(pid);
-            if own.len() > OWN_PIDS_KEPT {
-                own.pop_front();
-            }
-        }
-        let Some(mut stdin) = child.stdin.take() else {
-            return Err(ExecError::Internal("nft started without its stdin".into()));
-        };
-        stdin.write_all(script.as_bytes()).await.map_err(|e| ExecError::step("write to nft", e))?;
-        drop(stdin);
-        let out = child.wait_with_output().await.map_err(|e| ExecError::step("wait for nft", e))?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            tracing::error!(stderr = %err, "nft transaction refused");
-            let cause = Cause::Message(err.trim().to_string());
-            return Err(ExecError::step("nft transaction", cause));
-        }
-        Ok(())
+    async fn run(&self, text: String, mirror: Option<FwState>) -> Result<()> {
+        self.submit(|done| Job::Script { text, mirror, done }).await
     }
 
     async fn table_exists(&self, table: &str) -> Result<bool> {
@@ -158,7 +127,7 @@ impl Firewall for NftFirewall {
     async fn ensure_table(&self) -> Result<()> {
         for (table, _) in render::TABLES {
             if !self.table_exists(table).await? {
-                self.run(&render::one_table(table, &FwState::default())).await?;
+                self.run(render::one_table(table, &FwState::default()), None).await?;
                 tracing::info!(table, "nftables table created");
             }
         }
@@ -166,22 +135,13 @@ impl Firewall for NftFirewall {
     }
 
     async fn update(&self, delta: &Delta) -> Result<()> {
-        let _shared = self.order.read().await;
-        let script = render::delta(delta);
-        if !script.is_empty() {
-            self.run(&script).await?;
-        }
-        if let Some(m) = lock(&self.mirror).as_mut() {
-            m.apply(delta);
-        }
+        self.submit(|done| Job::Delta(delta.clone(), done)).await?;
         self.enable_routing(&delta.add_networks)?;
         self.flush_udp_flows(delta).await
     }
 
     async fn sync(&self, state: &FwState) -> Result<()> {
-        let _alone = self.order.write().await;
-        self.run(&render::full(state)).await?;
-        *lock(&self.mirror) = Some(state.clone());
+        self.run(render::full(state), Some(state.clone())).await?;
         self.enable_routing(&state.networks)?;
         tracing::info!(
             networks = state.networks.len(),
@@ -190,10 +150,4 @@ impl Firewall for NftFirewall {
         );
         Ok(())
     }
-}
-
-/// The lock's data; the mirror and the pid list hold no invariant that a
-/// panic elsewhere could leave half-made.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

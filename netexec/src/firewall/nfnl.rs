@@ -161,6 +161,10 @@ impl Batch {
 
     fn element(&mut self, msg: u16, flags: u16, e: &Element) -> u32 {
         let (family, table) = table_of(e.set);
+        self.element_in(msg, flags, family, table, e)
+    }
+
+    fn element_in(&mut self, msg: u16, flags: u16, family: u8, table: &str, e: &Element) -> u32 {
         let body = [
             attr(LIST_TABLE, &cstr(table)),
             attr(LIST_SET, &cstr(e.set)),
@@ -175,6 +179,12 @@ impl Batch {
     /// Adds `e`; an identical element already there is no error.
     pub fn add(&mut self, e: &Element) -> u32 {
         self.element(NFT_MSG_NEWSETELEM, NLM_F_CREATE, e)
+    }
+
+    /// Adds `e` to a set of that name in another inet table (the
+    /// benchmark's floor has one of its own).
+    pub fn add_to_inet_table(&mut self, table: &str, e: &Element) -> u32 {
+        self.element_in(NFT_MSG_NEWSETELEM, NLM_F_CREATE, NFPROTO_INET, table, e)
     }
 
     /// Removes `e`, whether or not it is there: add-then-delete inside the

@@ -3,7 +3,8 @@
 //! netexec: unshare + pin on a dedicated thread; one RTM_NEWLINK creating the
 //! veth with its peer born in the namespace as eth0, the host end up on the
 //! bridge; inside, lo up, address, link up, default route; one port-map
-//! element through `nft -f -`.
+//! element as one nf_tables batch over a socket kept open (what netexec
+//! does, with its own encoder).
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
@@ -11,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ctnet_netexec::firewall::element::{Element, Part};
+use ctnet_netexec::firewall::{nfnl, Proto};
 use futures_util::TryStreamExt;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
@@ -74,16 +77,17 @@ async fn run(dir: PathBuf, iterations: usize) -> Vec<Steps> {
     let br = index_of(&h, BRIDGE).await;
     h.address().add(br, IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1)), 16).execute().await.unwrap();
     nft("table inet ctfloor {\n map ports_any {\n type inet_proto . inet_service : ipv4_addr . inet_service\n }\n}\n");
+    let mut nl = nfnl::Socket::open().unwrap();
     let mut out = Vec::with_capacity(iterations);
     for i in 0..iterations {
-        out.push(iteration(&h, br, &dir, i).await);
+        out.push(iteration(&h, &mut nl, br, &dir, i).await);
     }
     nft("delete table inet ctfloor\n");
     h.link().del(br).execute().await.unwrap();
     out
 }
 
-async fn iteration(h: &Handle, br: u32, dir: &Path, i: usize) -> Steps {
+async fn iteration(h: &Handle, nl: &mut nfnl::Socket, br: u32, dir: &Path, i: usize) -> Steps {
     let pin = dir.join(format!("floor-{i}"));
     let addr = Ipv4Addr::new(198, 19, 1 + (i / 250) as u8, 2 + (i % 250) as u8);
     let host_end = format!("ctf{i}");
@@ -139,7 +143,15 @@ async fn iteration(h: &Handle, br: u32, dir: &Path, i: usize) -> Steps {
     s.inside = t.elapsed();
 
     let t = Instant::now();
-    nft(&format!("add element inet ctfloor ports_any {{ tcp . {} : {addr} . 80 }}\n", 30000 + i));
+    let element = Element {
+        set: "ports_any",
+        key: vec![Part::Proto(Proto::Tcp), Part::Port(30000 + i as u16)],
+        data: vec![Part::Ip(addr), Part::Port(80)],
+        comment: None,
+    };
+    let mut batch = nl.batch();
+    batch.add_to_inet_table("ctfloor", &element);
+    assert_eq!(nl.commit(batch).unwrap(), nfnl::Outcome::Committed);
     s.nft = t.elapsed();
 
     let idx = index_of(h, &host_end).await;

@@ -179,8 +179,15 @@ pub async fn endpoints_are_idempotent(x: &dyn Executor, f: &Fixture) {
     assert!(eth0.is_some_and(|i| i.up && i.addresses == vec![want.clone()]), "{c}: {seen:?}");
     assert_eq!(seen.default_gateway, Some(f.host(1)), "{c}: default route");
     for _ in 0..2 {
+        ok(c, "unplug", x.unplug(&f.host_ifname, &f.sandbox_owner()).await);
+    }
+    let inv = ok(c, "inventory", x.inventory().await);
+    let veth = inv.link(&f.host_ifname).unwrap_or_else(|| panic!("contract {c}: still listed"));
+    assert_eq!(veth.master, "", "{c}: unplugged from its bridge");
+    for _ in 0..2 {
         ok(c, "detach", x.detach(&f.host_ifname, &f.sandbox_owner(), 0).await);
     }
+    ok(c, "unplug when gone", x.unplug(&f.host_ifname, &f.sandbox_owner()).await);
     let seen = ok(c, "inspect", x.inspect_netns(&target).await);
     assert!(seen.interfaces.iter().all(|i| i.name != "eth0"), "{c}: eth0 gone: {seen:?}");
     ok(c, "delete netns", x.delete_netns(&f.sandbox).await);
@@ -282,6 +289,8 @@ pub async fn only_the_exact_owner_touches_a_link(x: &dyn Executor, f: &Fixture) 
     assert_eq!(kind, Refusal::Precondition, "{c}");
     let kind =
         refusal(c, "detach by another sandbox", x.detach(&f.host_ifname, &stranger, 0).await);
+    assert_eq!(kind, Refusal::Precondition, "{c}");
+    let kind = refusal(c, "unplug by another sandbox", x.unplug(&f.host_ifname, &stranger).await);
     assert_eq!(kind, Refusal::Precondition, "{c}");
     let kind = refusal(
         c,

@@ -28,6 +28,7 @@ pub enum Op {
     SetupLoopback,
     Attach,
     Detach,
+    Unplug,
     Retag,
     UpdateFirewall,
     SyncFirewall,
@@ -39,7 +40,7 @@ pub enum Op {
 
 impl Op {
     /// Operations that change the kernel.
-    pub const MUTATING: [Op; 9] = [
+    pub const MUTATING: [Op; 10] = [
         Op::EnsureBridge,
         Op::DeleteBridge,
         Op::CreateNetns,
@@ -47,6 +48,7 @@ impl Op {
         Op::SetupLoopback,
         Op::Attach,
         Op::Detach,
+        Op::Unplug,
         Op::Retag,
         Op::UpdateFirewall,
     ];
@@ -83,6 +85,8 @@ pub struct Kernel {
     pub external: BTreeSet<PathBuf>,
     /// Veth pairs by host end.
     pub endpoints: BTreeMap<String, EndpointArgs>,
+    /// Host ends taken off their bridge (still there, passing nothing).
+    pub unplugged: BTreeSet<String>,
     pub fw_networks: HashSet<FirewallNetwork>,
     pub fw_ports: HashSet<FirewallPort>,
     pub fw_guards: HashSet<FirewallGuard>,
@@ -245,6 +249,15 @@ impl FakeExecutor {
 }
 
 impl Kernel {
+    /// Refused unless the link is absent or `owner`'s veth.
+    fn own_veth(&self, name: &LinkName, owner: &Owner) -> Result<()> {
+        let theirs = self.endpoints.get(name.as_str()).is_some_and(|e| &e.owner != owner);
+        if theirs || self.bridges.contains_key(name.as_str()) {
+            return Err(not_this_objects(name, "veth"));
+        }
+        Ok(())
+    }
+
     fn netns_exists(&self, t: &NetnsTarget) -> Result<()> {
         match t {
             NetnsTarget::Owned(id) if self.netns.contains(id) => Ok(()),
@@ -338,6 +351,16 @@ impl Executor for FakeExecutor {
             if k.bridges.contains_key(e.host_ifname.as_str()) || theirs {
                 return Err(not_this_objects(&e.host_ifname, "veth"));
             }
+            // What ctnet must never cause: one address on two interfaces of
+            // one bridge (a real kernel would take it, and both would answer).
+            let twice = k.endpoints.values().any(|x| {
+                x.host_ifname != e.host_ifname && x.bridge == e.bridge && x.address == e.address
+            });
+            if twice {
+                let why =
+                    format!("{} is already on another veth of bridge {}", e.address, e.bridge);
+                return Err(refused(Refusal::Precondition, why));
+            }
             k.endpoints.insert(e.host_ifname.to_string(), e.clone());
             Ok(())
         })
@@ -346,11 +369,20 @@ impl Executor for FakeExecutor {
 
     async fn detach(&self, host_ifname: &LinkName, owner: &Owner, _grace_ms: u32) -> Result<()> {
         self.call(Op::Detach, |k| {
-            let theirs = k.endpoints.get(host_ifname.as_str()).is_some_and(|e| &e.owner != owner);
-            if theirs || k.bridges.contains_key(host_ifname.as_str()) {
-                return Err(not_this_objects(host_ifname, "veth"));
-            }
+            k.own_veth(host_ifname, owner)?;
             k.endpoints.remove(host_ifname.as_str());
+            k.unplugged.remove(host_ifname.as_str());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unplug(&self, host_ifname: &LinkName, owner: &Owner) -> Result<()> {
+        self.call(Op::Unplug, |k| {
+            k.own_veth(host_ifname, owner)?;
+            if k.endpoints.contains_key(host_ifname.as_str()) {
+                k.unplugged.insert(host_ifname.to_string());
+            }
             Ok(())
         })
         .await
@@ -439,7 +471,9 @@ impl Executor for FakeExecutor {
                 name: e.host_ifname.to_string(),
                 owner: e.owner.clone(),
                 kind: LinkKind::Veth,
-                master: if k.bridges.contains_key(e.bridge.as_str()) {
+                master: if k.bridges.contains_key(e.bridge.as_str())
+                    && !k.unplugged.contains(e.host_ifname.as_str())
+                {
                     e.bridge.to_string()
                 } else {
                     String::new()

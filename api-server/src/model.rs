@@ -16,6 +16,19 @@ pub enum Phase {
     Ready,
     Deleting,
     Failed(String),
+    /// Deleted as far as any caller can tell (acknowledged, invisible, its
+    /// name free, its ports unpublished, nothing passes its veths), while
+    /// the kernel still destroys the old endpoints: its addresses and MACs
+    /// stay held, and it counts against the global limits, until they are
+    /// confirmed gone.
+    Releasing,
+}
+
+impl Phase {
+    /// Whether callers can see the resource at all.
+    pub fn visible(&self) -> bool {
+        *self != Phase::Releasing
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

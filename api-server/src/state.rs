@@ -78,10 +78,12 @@ impl State {
         let (tenant, name) = scoped(caller, r);
         let by_id = SandboxId::parse(r.as_str())
             .and_then(|id| self.sandboxes.get(&id))
-            .filter(|s| caller.sees(&s.tenant));
+            .filter(|s| s.phase.visible() && caller.sees(&s.tenant));
         let by_name = || {
             let named = |s: &&SandboxRecord| {
-                s.tenant == tenant && s.name.as_ref().is_some_and(|n| n.as_str() == name)
+                s.phase.visible()
+                    && s.tenant == tenant
+                    && s.name.as_ref().is_some_and(|n| n.as_str() == name)
             };
             self.sandboxes.values().find(named)
         };

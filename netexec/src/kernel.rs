@@ -237,6 +237,20 @@ pub async fn delete_owned_link(
     }
 }
 
+/// Takes `owner`'s veth off its bridge and down: one RTM_SETLINK, where a
+/// delete waits for an RCU grace period. Gone already is fine.
+pub async fn unplug(handle: &Handle, name: &OwnedLinkName, owner: &Owner) -> Result<()> {
+    let Some(link) = link_by_name(handle, name.as_str()).await? else {
+        return Ok(());
+    };
+    require_owner(&link, Kind::Veth, owner, true)?;
+    let msg = LinkUnspec::new_with_index(link.index).down().nocontroller().build();
+    match handle.link().set(msg).execute().await {
+        Err(e) if netlink_errno(&e) == Some(ENODEV) => Ok(()),
+        other => other.map_err(nl_err("unplug veth")),
+    }
+}
+
 /// Gives `from`'s link of this name and kind the tag `to`.
 pub async fn retag(
     handle: &Handle,

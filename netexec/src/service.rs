@@ -245,6 +245,11 @@ impl Executor for ExecService {
     ) -> Reply<wire::DetachEndpointResponse> {
         let name = self.link_name("host_ifname", &req.get_ref().host_ifname)?;
         let owner = Owner::parse("owner", &req.get_ref().owner)?;
+        if req.get_ref().unplug_only {
+            kernel::unplug(&self.host, &name, &owner).await?;
+            tracing::info!("endpoint unplugged");
+            return ok(wire::DetachEndpointResponse {});
+        }
         let grace = std::time::Duration::from_millis(req.get_ref().grace_ms.min(5000).into());
         kernel::await_gone(&self.host, &name, grace).await?;
         kernel::delete_owned_link(&self.host, &name, kernel::Kind::Veth, &owner).await?;

@@ -85,6 +85,7 @@ async fn every_executor_operation_can_be_repeated() {
             host_ifname: "ctvidem00000000".into(),
             grace_ms: 0,
             owner: format!("sb:{id}"),
+            unplug_only: false,
         };
         x.detach_endpoint(detach).await.unwrap_or_else(|e| panic!("detach {round}: {e:?}"));
         x.delete_netns(xpb::DeleteNetnsRequest { sandbox_id: id.into() })

@@ -17,6 +17,8 @@ pub fn view(st: &State, s: &SandboxRecord) -> pb::Sandbox {
             "a delete was interrupted; reconciliation finishes it (or delete it again)".to_string(),
         ),
         Phase::Failed(r) => (pb::SandboxState::Failed, r.clone()),
+        // Never shown: lookups and lists skip it.
+        Phase::Releasing => (pb::SandboxState::Failed, "deleted".to_string()),
     };
     let mode = match s.mode {
         ModeKind::Bridge => pb::SandboxMode::Bridge,
@@ -124,7 +126,9 @@ impl SandboxService for Api {
     ) -> Reply<pb::ListSandboxesResponse> {
         let (caller, sel) = (self.caller(&req)?, &req.get_ref().label_selector);
         let st = self.ops.lock().await;
-        let shown = |s: &&SandboxRecord| caller.sees(&s.tenant) && labels_match(&s.labels, sel);
+        let shown = |s: &&SandboxRecord| {
+            s.phase.visible() && caller.sees(&s.tenant) && labels_match(&s.labels, sel)
+        };
         let mut list: Vec<&SandboxRecord> = st.sandboxes.values().filter(shown).collect();
         list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(Response::new(pb::ListSandboxesResponse {

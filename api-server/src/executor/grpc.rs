@@ -207,6 +207,18 @@ impl Executor for GrpcExecutor {
             host_ifname: host_ifname.to_string(),
             grace_ms,
             owner: owner.to_string(),
+            unplug_only: false,
+        };
+        self.client().detach_endpoint(req).await.map_err(from_status)?;
+        Ok(())
+    }
+
+    async fn unplug(&self, host_ifname: &LinkName, owner: &Owner) -> Result<()> {
+        let req = wire::DetachEndpointRequest {
+            host_ifname: host_ifname.to_string(),
+            grace_ms: 0,
+            owner: owner.to_string(),
+            unplug_only: true,
         };
         self.client().detach_endpoint(req).await.map_err(from_status)?;
         Ok(())

@@ -258,6 +258,9 @@ pub trait Executor: Send + Sync + 'static {
     /// with its just-unpinned namespace.
     /// Only `owner`'s veth (or a half-made untagged one of that name) goes.
     async fn detach(&self, host_ifname: &LinkName, owner: &Owner, grace_ms: u32) -> Result<()>;
+    /// Takes `owner`'s veth off its bridge and down at once, without the
+    /// delete's RCU wait: nothing passes through it any more. Gone is fine.
+    async fn unplug(&self, host_ifname: &LinkName, owner: &Owner) -> Result<()>;
     /// Gives `from`'s link of this name and kind (bridge or veth) the tag
     /// `to`; refused unless it carries exactly `from`.
     async fn retag(&self, name: &LinkName, kind: LinkKind, from: &Owner, to: &Owner) -> Result<()>;

@@ -16,6 +16,7 @@ pub mod host;
 pub mod identity;
 pub mod network;
 pub mod reconcile;
+pub mod release;
 pub mod sandbox;
 pub mod tenancy;
 pub mod vanished;
@@ -70,6 +71,8 @@ pub struct Ops {
     settings: Settings,
     /// Sandboxes whose runtime namespace was seen gone, and since when.
     vanished: std::sync::Mutex<HashMap<SandboxId, std::time::Instant>>,
+    /// Signalled whenever a releasing sandbox is gone (release.rs).
+    released: tokio::sync::Notify,
 }
 
 impl Ops {
@@ -83,6 +86,7 @@ impl Ops {
             exec,
             settings,
             vanished: Default::default(),
+            released: tokio::sync::Notify::new(),
         }
     }
 

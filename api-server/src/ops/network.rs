@@ -149,22 +149,21 @@ impl Ops {
 
     pub async fn delete_network(&self, caller: &Caller, reference: &Ref) -> Result<()> {
         let (rec, claim) = {
-            let mut st = self.lock().await;
-            let mut rec = st.own_network(caller, reference)?.clone();
-            if rec.is_default {
-                let why =
-                    format!("network {} is the default network and cannot be deleted", rec.name);
-                return Err(Error::Conflict(why));
-            }
-            let attached: Vec<String> =
-                st.attached_to(&rec.id).iter().map(|s| s.to_string()).collect();
-            if !attached.is_empty() {
-                return Err(Error::Conflict(format!(
-                    "network {} has sandboxes attached: {}; delete or disconnect them first",
-                    rec.name,
-                    attached.join(", ")
-                )));
-            }
+            // Interfaces of just-deleted sandboxes are waited for.
+            let (mut st, mut rec) = self
+                .after_releases(
+                    |st| deletable(st, caller, reference),
+                    |st, e| {
+                        matches!(e, Error::Conflict(_))
+                            && st.releasing().any(|s| {
+                                s.endpoints.iter().any(|e| {
+                                    st.network(caller, reference)
+                                        .is_ok_and(|n| n.id == e.network_id)
+                                })
+                            })
+                    },
+                )
+                .await?;
             rec.phase = Phase::Deleting;
             let intent = Change::PutNetwork(rec.clone());
             let claim = self.record_intent(&mut st, rec.id.as_str(), "network", intent).await?;
@@ -222,4 +221,30 @@ impl Ops {
         }
         true
     }
+}
+
+/// The network `caller` asks to delete, if nothing is attached to it.
+fn deletable(st: &State, caller: &Caller, reference: &Ref) -> Result<NetworkRecord> {
+    let rec = st.own_network(caller, reference)?.clone();
+    if rec.is_default {
+        let why = format!("network {} is the default network and cannot be deleted", rec.name);
+        return Err(Error::Conflict(why));
+    }
+    let attached = st.attached_to(&rec.id);
+    let shown: Vec<String> =
+        attached.iter().filter(|s| s.phase.visible()).map(|s| s.to_string()).collect();
+    if !shown.is_empty() {
+        return Err(Error::Conflict(format!(
+            "network {} has sandboxes attached: {}; delete or disconnect them first",
+            rec.name,
+            shown.join(", ")
+        )));
+    }
+    if !attached.is_empty() {
+        return Err(Error::Conflict(format!(
+            "network {}: the kernel is still destroying interfaces of deleted sandboxes; try again",
+            rec.name
+        )));
+    }
+    Ok(rec)
 }

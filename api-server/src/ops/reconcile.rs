@@ -76,7 +76,7 @@ impl Ops {
     async fn sandboxes_needing_work(&self, inv: Option<&Inventory>) -> Vec<SandboxId> {
         let st = self.lock().await;
         let needs = |s: &&SandboxRecord| {
-            matches!(s.phase, Phase::Creating | Phase::Deleting)
+            matches!(s.phase, Phase::Creating | Phase::Deleting | Phase::Releasing)
                 || s.endpoints.iter().any(|e| !e.attached)
                 || (s.phase == Phase::Ready && inv.is_some_and(|i| missing_something(s, i)))
         };
@@ -159,10 +159,11 @@ impl Ops {
         _claim: &Claim,
         mut rec: SandboxRecord,
     ) -> Result<Option<SandboxRecord>> {
-        if matches!(rec.phase, Phase::Creating | Phase::Deleting) {
+        if matches!(rec.phase, Phase::Creating | Phase::Deleting | Phase::Releasing) {
             self.teardown(&rec).await?;
             tracing::info!(sandbox = %rec.id, phase = ?rec.phase, "interrupted operation undone");
             self.commit(&mut *self.lock().await, Change::DelSandbox(rec.id.clone())).await?;
+            self.released.notify_waiters();
             return Ok(None);
         }
         let stale: Vec<_> = rec.endpoints.iter().filter(|e| !e.attached).cloned().collect();

@@ -1,5 +1,6 @@
 //! Sandbox operations: create in each mode, delete, connect, disconnect.
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::claims::Claim;
 use super::firewall;
@@ -43,8 +44,15 @@ impl Ops {
             _ => None,
         };
         let listeners = self.listeners_for(&spec.publish).await?;
-        let mut st = self.lock().await;
-        let rec = match self.decide_sandbox(&st, caller, spec, host, &listeners)? {
+        // A static address or MAC a just-deleted sandbox still holds is
+        // waited for.
+        let (mut st, plan) = self
+            .after_releases(
+                |st| self.decide_sandbox(st, caller, spec.clone(), host.clone(), &listeners),
+                |st, e| matches!(e, Error::AlreadyExists(_)) && st.releasing().next().is_some(),
+            )
+            .await?;
+        let rec = match plan {
             Plan::RecordOnly(rec) => {
                 self.commit(&mut st, Change::PutSandbox(rec.clone())).await?;
                 tracing::info!(sandbox = %rec.id, mode = ?rec.mode, "sandbox created");
@@ -76,8 +84,9 @@ impl Ops {
     ) -> Result<Plan> {
         tenancy::check_sandbox(caller, st, &ask(&spec), true)?;
         if let Some(name) = &spec.name {
-            let mine =
-                |s: &&SandboxRecord| s.tenant == caller.tenant && s.name.as_ref() == Some(name);
+            let mine = |s: &&SandboxRecord| {
+                s.phase.visible() && s.tenant == caller.tenant && s.name.as_ref() == Some(name)
+            };
             let taken = st.sandboxes.values().find(mine);
             if let Some(other) = taken {
                 let why = format!("name: sandbox {name:?} already exists ({})", other.id);
@@ -243,7 +252,7 @@ impl Ops {
         self.record_rollback(claim, undone, dropped, Change::PutSandbox(rec)).await;
     }
 
-    pub async fn delete_sandbox(&self, caller: &Caller, reference: &Ref) -> Result<()> {
+    pub async fn delete_sandbox(self: &Arc<Self>, caller: &Caller, reference: &Ref) -> Result<()> {
         let (rec, claim) = {
             let mut st = self.lock().await;
             let mut rec = st.sandbox(caller, reference)?.clone();
@@ -260,10 +269,9 @@ impl Ops {
             let claim = self.record_intent(&mut st, rec.id.as_str(), "sandbox", intent).await?;
             (rec, claim)
         };
-        // On failure the record stays Deleting: reconciliation finishes it.
-        self.teardown(&rec).await?;
-        self.record_outcome(claim, Change::DelSandbox(rec.id.clone())).await?;
-        tracing::info!(sandbox = %rec.id, "sandbox deleted");
+        let id = rec.id.clone();
+        self.delete_now(claim, rec).await?;
+        tracing::info!(sandbox = %id, "sandbox deleted");
         Ok(())
     }
 

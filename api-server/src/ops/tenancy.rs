@@ -7,6 +7,7 @@ use crate::domain::ports::{HostPort, PortRequest};
 use crate::domain::Subnet;
 use crate::error::{Error, Result};
 use crate::executor::HostRoutes;
+use crate::model::SandboxRecord;
 use crate::policy::{Caller, TenantRules};
 use crate::state::State;
 
@@ -32,7 +33,10 @@ pub struct Usage {
 }
 
 pub fn usage(st: &State, tenant: &str) -> Usage {
-    let sandboxes: Vec<_> = st.sandboxes.values().filter(|s| s.tenant == tenant).collect();
+    // A released sandbox is the tenant's no more; the global limits still
+    // count it until the kernel is done with it.
+    let mine = |s: &&SandboxRecord| s.tenant == tenant && s.phase.visible();
+    let sandboxes: Vec<_> = st.sandboxes.values().filter(mine).collect();
     Usage {
         networks: st.networks.values().filter(|n| n.tenant == tenant).count(),
         sandboxes: sandboxes.len(),

@@ -8,6 +8,7 @@ mod host;
 mod identity;
 mod model;
 mod ops;
+mod release;
 mod tenants;
 
 use crate::policy::Caller;
@@ -158,14 +159,7 @@ impl Env {
     pub async fn settle(&self) {
         self.fake.clear_faults();
         self.fake.release();
-        // Store commits run on blocking threads: wait in time, not in yields.
-        for _ in 0..10_000 {
-            if self.ops.in_flight() == 0 && self.ops.claims().count() == 0 {
-                break;
-            }
-            self.fake.release();
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        self.idle(true).await;
         assert_eq!(self.ops.in_flight(), 0, "an operation task still runs");
         assert_eq!(self.ops.claims().count(), 0, "claims still held after every task ended");
         self.ops.finish_interrupted().await.expect("periodic reconciliation");
@@ -173,7 +167,23 @@ impl Env {
 
     /// Records, store and fake kernel agree; nothing is transient or
     /// claimed; no address, MAC or host port is held twice.
+    /// Waits until no operation task runs and no claim is held (background
+    /// releases hold theirs), releasing hung calls if `release`. Store
+    /// commits run on blocking threads: waits in time, not in yields.
+    pub async fn idle(&self, release: bool) {
+        for _ in 0..10_000 {
+            if self.ops.in_flight() == 0 && self.ops.claims().count() == 0 {
+                break;
+            }
+            if release {
+                self.fake.release();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
     pub async fn agree(&self) {
+        self.idle(false).await;
         assert_eq!(self.ops.claims().count(), 0, "a claim is held");
         let st = self.ops.lock().await;
         for s in st.sandboxes.values() {

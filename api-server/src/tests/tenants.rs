@@ -127,6 +127,7 @@ async fn another_tenants_resources_are_not_found_and_unchanged() {
     assert_eq!(env.fake.kernel().fw_guards.len(), 1);
     env.agree().await;
     env.ops.delete_sandbox(&a, &r("shared")).await.unwrap();
+    env.idle(false).await;
     assert!(env.fake.kernel().fw_guards.is_empty(), "the guard goes with the sandbox");
     env.agree().await;
 }

@@ -272,15 +272,18 @@ async fn forged_executor_requests_are_refused_and_change_nothing() {
         );
     }
     for name in ["eth0", "lo", "ext0", "veth0"] {
-        let err = x
-            .detach_endpoint(xpb::DetachEndpointRequest {
-                host_ifname: name.into(),
-                grace_ms: 0,
-                owner: "sb:00000000000000e1".into(),
-            })
-            .await
-            .expect_err(name);
-        assert_eq!(err.code(), Code::PermissionDenied, "detach {name}");
+        for unplug_only in [false, true] {
+            let err = x
+                .detach_endpoint(xpb::DetachEndpointRequest {
+                    host_ifname: name.into(),
+                    grace_ms: 0,
+                    owner: "sb:00000000000000e1".into(),
+                    unplug_only,
+                })
+                .await
+                .expect_err(name);
+            assert_eq!(err.code(), Code::PermissionDenied, "detach {name} ({unplug_only})");
+        }
         let err = x
             .delete_bridge(xpb::DeleteBridgeRequest {
                 name: name.into(),

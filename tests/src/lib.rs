@@ -404,6 +404,32 @@ impl Stack {
         c.list_sandboxes(pb::ListSandboxesRequest::default()).await.unwrap().into_inner()
     }
 
+    /// Deletes are answered before the kernel has destroyed the old veths
+    /// (ctnet holds their addresses meanwhile) and their guards go after
+    /// them: once every sandbox is deleted, waits, up to 10 s, until no veth
+    /// of ctnet's and no guard is left on the fake host.
+    /// The host's ctnet veths, sorted, once they equal `want` (sorted) or
+    /// 10 s passed: deleted sandboxes' veths outlive the answer briefly.
+    pub fn host_veths_settled(&self, want: &[String]) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut veths = self.host_veths();
+            veths.sort();
+            if veths == want || Instant::now() >= deadline {
+                return veths;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn wait_for_releases(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let busy = || !self.host_veths().is_empty() || !self.nft_elements("guards").is_empty();
+        while busy() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     pub async fn finish(mut self) {
         let list = self.list_sandboxes().await;
         assert!(
@@ -412,6 +438,7 @@ impl Stack {
             list.sandboxes.iter().map(|s| &s.id).collect::<Vec<_>>()
         );
         assert_eq!(self.sandbox_pins(), Vec::<String>::new(), "netns pins left");
+        self.wait_for_releases();
         assert_eq!(self.host_veths(), Vec::<String>::new(), "veths left");
         let nets = self
             .client

@@ -255,9 +255,8 @@ async fn verify(st: &mut Stack, ext: &std::path::Path, model: &BTreeMap<String, 
         }
     }
     // The tagged kernel objects equal the store.
-    let mut veths = st.host_veths();
-    veths.sort();
     expected_veths.sort();
+    let veths = st.host_veths_settled(&expected_veths);
     assert_eq!(veths, expected_veths, "host veths = store");
     let mut pins: Vec<String> = list.iter().map(|s| s.id.clone()).collect();
     pins.sort();

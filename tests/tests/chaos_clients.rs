@@ -192,12 +192,10 @@ async fn three_clients_under_kills_end_consistent() {
     let nft_ports: BTreeSet<u32> =
         st.nft_elements("ports_any").iter().map(ctnet_tests::net::element_host_port).collect();
     assert_eq!(nft_ports, record_ports, "nft port elements = records' ports");
-    let mut veths = st.host_veths();
-    veths.sort();
     let mut want: Vec<String> =
         list.iter().flat_map(|s| s.interfaces.iter().map(|i| i.host_interface.clone())).collect();
     want.sort();
-    assert_eq!(veths, want, "host veths = store");
+    assert_eq!(st.host_veths_settled(&want), want, "host veths = store");
     let mut pins: Vec<String> = list.iter().map(|s| s.id.clone()).collect();
     pins.sort();
     assert_eq!(st.sandbox_pins(), pins, "pins = store");

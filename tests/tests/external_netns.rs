@@ -22,10 +22,12 @@ async fn runtime_pinned_namespace_joins_the_bridge_and_is_left_alone() {
     assert!(net::ping(&pin, ip_of(&other, "eth0"), 3));
 
     st.delete("ext").await;
-    // The runtime's pin survives, its eth0 and our host end are gone.
+    st.delete("other").await;
+    // The runtime's pin survives, its eth0 and our host end go (the delete
+    // was answered once the veth was off the bridge).
+    st.wait_for_releases();
     assert!(netns::is_pin(&pin), "the runtime's pin is still mounted");
     assert_eq!(net::link_names(&pin), vec!["lo".to_string()]);
-    st.delete("other").await;
     netns::unpin(&pin);
     st.finish().await;
 }

@@ -113,7 +113,7 @@ async fn clients_that_give_up_leave_nothing_stuck_or_leaked() {
         .flat_map(|s| s.interfaces.iter().map(|i| i.host_interface.clone()))
         .collect();
     veths.sort();
-    assert_eq!(st.host_veths(), veths, "one veth per interface, no other");
+    assert_eq!(st.host_veths_settled(&veths), veths, "one veth per interface, no other");
     assert_eq!(st.nft_elements("ports_any").len(), sandboxes.len(), "one port element per sandbox");
     let addrs: HashSet<String> =
         sandboxes.iter().map(|s| s.interfaces[0].address.clone()).collect();

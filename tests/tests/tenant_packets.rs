@@ -133,6 +133,7 @@ async fn tenants_exchange_packets_only_on_a_shared_network_and_never_forged_ones
     for s in ["alpha/a1", "alpha/a2", "beta/b1", "beta/b2", "beta/b3"] {
         st.delete(s).await;
     }
+    st.wait_for_releases();
     assert!(st.nft_elements("guards").is_empty(), "guards go with their sandboxes");
     for n in ["alpha/anet", "beta/bnet", "shared"] {
         let r = pb::DeleteNetworkRequest { network: n.into() };

@@ -5,9 +5,10 @@
 //! bridge. The record stays, invisible, as Releasing until the kernel
 //! confirms the old endpoints gone: until then nobody else gets its
 //! addresses or MACs, so a reused address is never answered by two
-//! interfaces, and it counts against the global limits, so a create/delete
-//! loop cannot outrun the kernel. A request that needs what a releasing
-//! sandbox holds waits for it, briefly, instead of failing.
+//! interfaces, and it counts against the global limits and its bridge's
+//! ports, so a create/delete loop cannot outrun the kernel. A request that
+//! needs what a releasing sandbox holds waits for it, briefly (a create at
+//! a limit too: ResourceExhausted comes only if the wait was in vain).
 use std::sync::Arc;
 use std::time::Duration;
 

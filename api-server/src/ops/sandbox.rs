@@ -44,12 +44,16 @@ impl Ops {
             _ => None,
         };
         let listeners = self.listeners_for(&spec.publish).await?;
-        // A static address or MAC a just-deleted sandbox still holds is
-        // waited for.
+        // What a just-deleted sandbox still holds (a static address or MAC,
+        // a runtime namespace, a bridge port, a place under a global limit)
+        // is waited for, briefly.
         let (mut st, plan) = self
             .after_releases(
                 |st| self.decide_sandbox(st, caller, spec.clone(), host.clone(), &listeners),
-                |st, e| matches!(e, Error::AlreadyExists(_)) && st.releasing().next().is_some(),
+                |st, e| {
+                    matches!(e, Error::AlreadyExists(_) | Error::Exhausted(_))
+                        && st.releasing().next().is_some()
+                },
             )
             .await?;
         let rec = match plan {
@@ -150,6 +154,15 @@ impl Ops {
                     let range = self.settings.ephemeral;
                     ep.ports = ports::allocate(st, caller, &spec.publish, listeners, range)?;
                 }
+            }
+        }
+        if let Netns::External(p) = &rec.netns {
+            // Its old eth0 may still be in there: the create waits for it.
+            let old = |s: &SandboxRecord| matches!(&s.netns, Netns::External(x) if x == p);
+            if st.releasing().any(old) {
+                return Err(Error::AlreadyExists(
+                    "netns_path: a deleted sandbox's interfaces in this namespace are still being removed; try again".into(),
+                ));
             }
         }
         let owned = |s: &&SandboxRecord| matches!(s.netns, Netns::Owned(_));

@@ -266,20 +266,33 @@ pub async fn retag(
     set_alias(handle, link.index, to).await
 }
 
-/// Waits up to `grace` for a link to disappear on its own (RTM_GETLINK
-/// does not take RTNL, so polling does not hold up other requests).
+/// Waits up to `grace` for a link to disappear on its own: one look, then
+/// the kernel's RTM_DELLINK announcement. (Polling every few milliseconds
+/// per waiter swamped the host connection once deletes were answered early
+/// and many releases waited at once.) A missed event only costs the grace:
+/// the caller then deletes the link itself.
 pub async fn await_gone(
     handle: &Handle,
     name: &OwnedLinkName,
     grace: std::time::Duration,
 ) -> Result<()> {
-    let deadline = std::time::Instant::now() + grace;
-    while std::time::Instant::now() < deadline {
-        if link_by_name(handle, name.as_str()).await?.is_none() {
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // Subscribed before looking, so a deletion in between is not missed.
+    let mut events = link_events()?;
+    if link_by_name(handle, name.as_str()).await?.is_none() {
+        return Ok(());
     }
+    let deleted = async {
+        while let Some((msg, _)) = events.next().await {
+            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) = msg.payload {
+                let named =
+                    |a: &LinkAttribute| matches!(a, LinkAttribute::IfName(n) if n == name.as_str());
+                if l.attributes.iter().any(named) {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(grace, deleted).await;
     Ok(())
 }
 

@@ -230,10 +230,23 @@ async fn main() {
     st.create(req::bridge("target", &[])).await;
     let mut e2e = serde_json::Map::new();
     let mut bridge_port_p50 = f64::NAN;
+    let runtime_dir = st.runtime_dir.clone();
     let modes: Vec<(&str, MakeRequest)> = vec![
         (
             "bridge+port",
             Box::new(|i| req::published(&format!("bp{i}"), &[], &[&format!("{}:80", 40000 + i)])),
+        ),
+        (
+            // The CNI model: the runtime's namespace, pinned outside the
+            // timed region; its delete detaches the veth.
+            "bridge+port, runtime netns",
+            Box::new(move |i| {
+                let pin = runtime_dir.join(format!("rt{i}"));
+                netns::create_pinned(&pin, || {});
+                let mut r = req::published(&format!("rp{i}"), &[], &[&format!("{}:80", 41000 + i)]);
+                r.netns_path = Some(pin.display().to_string());
+                r
+            }),
         ),
         ("bridge", Box::new(|i| req::bridge(&format!("b{i}"), &[]))),
         ("none", Box::new(|i| req::mode(&format!("n{i}"), Mode::None(pb::NoneMode {})))),
@@ -254,6 +267,12 @@ async fn main() {
             let (d, s) = timed_create(&mut st, make(i)).await;
             creates.push(d);
             deletes.push(timed_delete(&mut st, &s.id).await);
+        }
+        for i in 0..z.e2e {
+            let pin = st.runtime_dir.join(format!("rt{i}"));
+            if pin.exists() {
+                netns::unpin(&pin);
+            }
         }
         let (p50, p95, p99) = (pct(&creates, 50.0), pct(&creates, 95.0), pct(&creates, 99.0));
         if *mode == "bridge+port" {

@@ -1,7 +1,7 @@
 //! Deletes answered before the kernel has destroyed the old endpoints: a
-//! reused address is never on two interfaces, a delete's elements are
-//! gone, a create/delete loop faster than the kernel meets the limit and
-//! leaks nothing.
+//! reused address is never on two interfaces, a delete's port elements are
+//! gone when it is answered (its guards once the veth is), a create/delete
+//! loop faster than the kernel meets the limit and leaks nothing.
 use std::net::Ipv4Addr;
 
 use ctnet_tests::{ip_of, net, netns, pb, req, Options, Stack};
@@ -57,11 +57,12 @@ async fn a_reused_address_is_never_on_two_interfaces() {
 }
 
 #[tokio::test]
-async fn a_deletes_elements_are_gone_and_its_host_port_free_at_once() {
+async fn a_deletes_elements_are_gone_at_once_and_its_host_port_reusable() {
     let mut st = Stack::start().await;
     let web = st.create(req::published("web", &[], &["8080:80"])).await;
     st.delete("web").await;
-    // Unpublished before the answer: the next sandbox takes the port at once.
+    // Unpublished before the answer; the next sandbox asking for the port
+    // gets it (waiting for the release if it has to).
     assert!(st.nft_elements("ports_any").is_empty());
     let again = st.create(req::published("web", &[], &["8080:80"])).await;
     assert_eq!(st.nft_elements("ports_any").len(), 1);

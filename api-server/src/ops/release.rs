@@ -1,4 +1,5 @@
-//! Deletes acknowledged at once. A sandbox delete is answered as soon as
+//! Deletes acknowledged at once. A sandbox with endpoints is recorded as
+//! Releasing (the delete's intent), and the delete is answered as soon as
 //! its effect is certain: its ports unpublished, its own namespace unpinned
 //! (the kernel destroys it and its veths asynchronously, batching many into
 //! one RCU grace period) or a runtime namespace's veths taken off their
@@ -72,27 +73,25 @@ impl Ops {
         }
     }
 
-    /// Acknowledges a delete whose record is Deleting (the intent, under
-    /// `claim`) once it is certain, and finishes it in the background.
+    /// Acknowledges a delete whose intent is recorded (under `claim`) once
+    /// it is certain, and finishes it in the background. A sandbox with
+    /// endpoints was recorded Releasing already, so the caller's answer
+    /// costs one store write, like a create's.
     pub(super) async fn delete_now(
         self: &Arc<Self>,
         claim: Claim,
         rec: SandboxRecord,
     ) -> Result<()> {
-        if rec.endpoints.is_empty() {
+        if rec.phase != Phase::Releasing {
             // Nothing the kernel destroys later: done in one go.
             self.teardown(&rec).await?;
             return self.record_outcome(claim, Change::DelSandbox(rec.id.clone())).await;
         }
-        // On failure the record stays Deleting: reconciliation finishes it.
+        // On failure the error is the caller's; the record stays Releasing
+        // (gone for callers) and reconciliation finishes it.
         self.cut_off(&rec).await?;
-        let mut released = rec;
-        released.phase = Phase::Releasing;
-        // Unpublished already: the host ports are free for others at once.
-        released.endpoints.iter_mut().for_each(|e| e.ports.clear());
-        self.commit(&mut *self.lock().await, Change::PutSandbox(released.clone())).await?;
         let ops = self.clone();
-        tokio::spawn(async move { ops.release(claim, released).await });
+        tokio::spawn(async move { ops.release(claim, rec).await });
         Ok(())
     }
 

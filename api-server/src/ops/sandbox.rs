@@ -277,7 +277,9 @@ impl Ops {
                     joiners.join(", ")
                 )));
             }
-            rec.phase = Phase::Deleting;
+            // With endpoints, the intent is already the released record
+            // (invisible, holding what it had): one store write less.
+            rec.phase = if rec.endpoints.is_empty() { Phase::Deleting } else { Phase::Releasing };
             let intent = Change::PutSandbox(rec.clone());
             let claim = self.record_intent(&mut st, rec.id.as_str(), "sandbox", intent).await?;
             (rec, claim)

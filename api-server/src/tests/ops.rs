@@ -426,10 +426,12 @@ async fn a_delete_cut_off_by_netexec_is_finished_by_reconciliation() {
     env.bridge("web", &["8080:80"]).await.unwrap();
     env.fake.inject(Some(Op::DeleteNetns), 1, Fault::Unavailable);
     assert!(env.delete("web").await.unwrap_err().is_unavailable());
+    // Gone for callers already; its address and port stay held.
     assert_eq!(
         env.ops.lock().await.sandboxes.values().next().map(|s| s.phase.clone()),
-        Some(Phase::Deleting)
+        Some(Phase::Releasing)
     );
+    assert!(matches!(env.delete("web").await, Err(crate::error::Error::NotFound(_))));
     env.settle().await;
     env.agree().await;
     assert!(env.ops.lock().await.sandboxes.is_empty());

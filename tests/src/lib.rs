@@ -606,6 +606,20 @@ pub mod req {
     }
 
     /// A bridge-mode sandbox on `networks` with these `-p` specs.
+    /// A bridge sandbox on the default network at the static address `ip`.
+    pub fn at_address(name: &str, ip: &str) -> pb::CreateSandboxRequest {
+        let mut r = bridge(name, &[]);
+        r.mode = Some(Mode::Bridge(pb::BridgeMode {
+            networks: vec![pb::NetworkAttachment {
+                network: "bridge".into(),
+                ipv4_address: Some(ip.to_string()),
+                interface_name: None,
+                mac_address: None,
+            }],
+        }));
+        r
+    }
+
     pub fn published(name: &str, networks: &[&str], specs: &[&str]) -> pb::CreateSandboxRequest {
         pb::CreateSandboxRequest {
             publish: specs.iter().map(|s| s.to_string()).collect(),

@@ -45,7 +45,7 @@ async fn freed_address_is_reused_and_reachable_at_once() {
     // Default MACs derive from the address: the new holder keeps the MAC.
     // The address is held until the kernel has destroyed a's veth; a create
     // naming it waits for that.
-    let c = st.create(on_address("c", ip_a)).await;
+    let c = st.create(req::at_address("c", &ip_a.to_string())).await;
     assert_eq!(ip_of(&c, "eth0"), ip_a, "the freed address is reused");
     assert_eq!(c.interfaces[0].mac_address, old_mac);
     assert!(net::ping(&pb_, ip_a, 1), "b reaches the new holder at once");
@@ -53,7 +53,7 @@ async fn freed_address_is_reused_and_reachable_at_once() {
 
     // An explicit MAC differs: the gratuitous ARP sent when eth0 comes up
     // (arp_notify) updates b's stale entry, so the first ping still works.
-    let mut r = on_address("d", ip_a);
+    let mut r = req::at_address("d", &ip_a.to_string());
     r.mac_address = Some("02:00:00:aa:bb:cc".into());
     let d = st.create(r).await;
     assert_eq!(ip_of(&d, "eth0"), ip_a);
@@ -151,18 +151,4 @@ async fn bridge_port_limit_is_resource_exhausted_before_the_kernel_refuses() {
     st.delete("p2").await;
     st.delete("p3").await;
     st.finish().await;
-}
-
-/// A bridge sandbox on the default network at `ip`.
-fn on_address(name: &str, ip: std::net::Ipv4Addr) -> pb::CreateSandboxRequest {
-    let mut r = req::bridge(name, &[]);
-    r.mode = Some(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode {
-        networks: vec![pb::NetworkAttachment {
-            network: "bridge".into(),
-            ipv4_address: Some(ip.to_string()),
-            interface_name: None,
-            mac_address: None,
-        }],
-    }));
-    r
 }

@@ -8,16 +8,8 @@ use ctnet_tests::{ip_of, net, netns, pb, req, Options, Stack};
 use tonic::Code;
 
 fn at(name: &str, addr: &str, netns_path: Option<String>) -> pb::CreateSandboxRequest {
-    let mut r = req::bridge(name, &[]);
+    let mut r = req::at_address(name, addr);
     r.netns_path = netns_path;
-    r.mode = Some(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode {
-        networks: vec![pb::NetworkAttachment {
-            network: "bridge".into(),
-            ipv4_address: Some(addr.into()),
-            interface_name: None,
-            mac_address: None,
-        }],
-    }));
     r
 }
 

@@ -31,7 +31,7 @@ impl Phase {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetworkRecord {
     pub id: NetworkId,
     pub name: Name,
@@ -58,7 +58,7 @@ impl NetworkRecord {
 }
 
 /// One interface of a bridge-mode sandbox.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub network_id: NetworkId,
     /// Inside the sandbox: eth0, eth1, ...
@@ -134,7 +134,7 @@ impl Netns {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SandboxRecord {
     pub id: SandboxId,
     pub name: Option<Name>,

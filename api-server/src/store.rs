@@ -7,9 +7,14 @@
 //! for what it is. A failed write (a full disk) closes the database; the
 //! next write or `probe` opens it again, so the service recovers by itself
 //! once writes succeed, and `is_healthy` says meanwhile that it cannot.
+//!
+//! Group commit: changes queue up (in the order they were submitted) for
+//! one writer thread, which writes everything queued in one transaction
+//! and one fsync, then answers each submitter. A change is acknowledged
+//! only once its transaction is durable; under load many share one.
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::domain::{NetworkId, SandboxId, StoreId};
 use crate::error::{Error, Result};
@@ -29,9 +34,50 @@ pub enum Change {
     DelSandbox(SandboxId),
 }
 
+/// At most this many changes share one transaction (the queue itself is
+/// bounded by the operations in flight, each waiting for its answer).
+const MAX_BATCH: usize = 256;
+
 #[derive(Clone)]
 pub struct Store {
+    writer: Arc<Writer>,
     inner: Arc<Inner>,
+}
+
+/// The writer thread's queue. Dropping the last store closes it and waits
+/// for the thread, so the database is closed when the store is gone (a
+/// store reopened at once finds the file free).
+struct Writer {
+    queue: Option<mpsc::Sender<Write>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One queued change and where its outcome goes.
+struct Write {
+    change: Change,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// A submitted change; `durable` waits for its transaction.
+pub struct Pending(tokio::sync::oneshot::Receiver<Result<(), String>>);
+
+impl Pending {
+    pub async fn durable(self) -> Result<()> {
+        match self.0.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::store("write", e)),
+            Err(_) => Err(Error::store("write", "the store writer stopped")),
+        }
+    }
 }
 
 struct Inner {
@@ -51,7 +97,15 @@ impl Store {
         let db = Database::create(&path).map_err(|e| Error::store("open", e))?;
         let id = identity(&db).map_err(|e| Error::store("create tables", e))?;
         let inner = Inner { path, db: Mutex::new(Some(db)), id, healthy: AtomicBool::new(true) };
-        Ok(Self { inner: Arc::new(inner) })
+        let inner = Arc::new(inner);
+        let (writes, queue) = mpsc::channel();
+        let db = inner.clone();
+        let thread = std::thread::Builder::new()
+            .name("ctnet-store".into())
+            .spawn(move || write_queued(&db, &queue))
+            .map_err(|e| Error::store("start the writer", e))?;
+        let writer = Writer { queue: Some(writes), thread: Some(thread) };
+        Ok(Self { writer: Arc::new(writer), inner })
     }
 
     /// The identity written into the tags of the objects this store owns.
@@ -72,15 +126,20 @@ impl Store {
         self.inner.with_db(read).map_err(|e| Error::store("load", e))
     }
 
-    /// Applies the change in one durable transaction. The commit's fsync
-    /// blocks, so it runs off the async workers; once started it finishes
-    /// even if the caller is dropped.
+    /// Queues the change behind those submitted before it; it is written
+    /// even if the caller stops waiting. Never blocks.
+    pub fn submit(&self, change: Change) -> Pending {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        // A send fails only once the writer is gone: `durable` says so.
+        if let Some(q) = &self.writer.queue {
+            let _ = q.send(Write { change, done });
+        }
+        Pending(answer)
+    }
+
+    /// Applies the change durably (in a transaction it may share).
     pub async fn apply(&self, change: Change) -> Result<()> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.with_db(|db| write(db, change)))
-            .await
-            .map_err(|e| Error::store("write task", e))?
-            .map_err(|e| Error::store("write", e))
+        self.submit(change).durable().await
     }
 
     /// One small durable write: does the store take writes again?
@@ -170,26 +229,52 @@ fn identity(db: &Database) -> Result<StoreId, BoxError> {
     Ok(id)
 }
 
-fn write(db: &Database, change: Change) -> Result<(), BoxError> {
+/// The writer thread: each round takes everything queued (up to
+/// MAX_BATCH) and writes it in one transaction, then answers every change
+/// of the round with the transaction's outcome.
+fn write_queued(inner: &Inner, queue: &mpsc::Receiver<Write>) {
+    while let Ok(first) = queue.recv() {
+        let mut round = vec![first];
+        round.extend(queue.try_iter().take(MAX_BATCH - 1));
+        let outcome = inner.with_db(|db| write(db, round.iter().map(|w| &w.change)));
+        if round.len() > 1 {
+            tracing::trace!(changes = round.len(), "one store transaction for several changes");
+        }
+        for w in round {
+            let _ = w.done.send(outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        }
+    }
+}
+
+fn write<'a>(db: &Database, changes: impl Iterator<Item = &'a Change>) -> Result<(), BoxError> {
     let txn = db.begin_write()?;
     {
         let mut nets = txn.open_table(NETWORKS)?;
         let mut sbs = txn.open_table(SANDBOXES)?;
-        match change {
-            Change::PutNetwork(n) => {
-                nets.insert(n.id.as_str(), serde_json::to_vec(&n)?.as_slice())?;
-            }
-            Change::DelNetwork(id) => {
-                nets.remove(id.as_str())?;
-            }
-            Change::PutSandbox(s) => {
-                sbs.insert(s.id.as_str(), serde_json::to_vec(&s)?.as_slice())?;
-            }
-            Change::DelSandbox(id) => {
-                sbs.remove(id.as_str())?;
-            }
+        for change in changes {
+            put(&mut nets, &mut sbs, change)?;
         }
     }
     txn.commit()?;
+    Ok(())
+}
+
+type Table<'t> = redb::Table<'t, &'static str, &'static [u8]>;
+
+fn put(nets: &mut Table<'_>, sbs: &mut Table<'_>, change: &Change) -> Result<(), BoxError> {
+    match change {
+        Change::PutNetwork(n) => {
+            nets.insert(n.id.as_str(), serde_json::to_vec(n)?.as_slice())?;
+        }
+        Change::DelNetwork(id) => {
+            nets.remove(id.as_str())?;
+        }
+        Change::PutSandbox(s) => {
+            sbs.insert(s.id.as_str(), serde_json::to_vec(s)?.as_slice())?;
+        }
+        Change::DelSandbox(id) => {
+            sbs.remove(id.as_str())?;
+        }
+    }
     Ok(())
 }

@@ -159,23 +159,34 @@ impl Ops {
         task.await.map_err(|e| Error::Internal(format!("operation task ended: {e}")))?
     }
 
-    /// Applies a change to memory, then to the store. Memory goes first so
-    /// a caller dropped during the durable write still leaves a record that
-    /// reconciliation can see; if the write fails, memory is put back.
-    async fn commit(&self, st: &mut State, change: Change) -> Result<()> {
-        let undo = apply(st, &change);
-        if let Err(e) = self.store.apply(change).await {
-            apply(st, &undo);
-            return Err(e);
+    /// Applies a change to memory and queues its durable write, both under
+    /// the caller's lock, so the store takes changes in the order memory
+    /// did; then lets the lock go while the write lands, so the changes of
+    /// operations running together share one transaction (group commit).
+    /// Returns once the change is durable. Memory goes first so a caller
+    /// dropped during the write still leaves a record reconciliation can
+    /// see. If the write fails, memory is put back unless a later change
+    /// replaced the record meanwhile (records change under their claim, so
+    /// that is a later change of the same operation, failed too).
+    async fn commit(&self, mut st: MutexGuard<'_, State>, change: Change) -> Result<()> {
+        let undo = apply(&mut st, &change);
+        let pending = self.store.submit(change.clone());
+        drop(st);
+        let Err(e) = pending.durable().await else {
+            return Ok(());
+        };
+        let mut st = self.lock().await;
+        if holds(&st, &change) {
+            apply(&mut st, &undo);
         }
-        Ok(())
+        Err(e)
     }
 
     /// Takes the claim and records the intent, under the lock the caller
     /// decided under.
     async fn record_intent(
         &self,
-        st: &mut State,
+        st: MutexGuard<'_, State>,
         key: &str,
         what: &str,
         intent: Change,
@@ -187,7 +198,7 @@ impl Ops {
 
     /// Records an outcome; the claim is released once it is recorded.
     async fn record_outcome(&self, claim: Claim, outcome: Change) -> Result<()> {
-        let done = self.commit(&mut *self.lock().await, outcome).await;
+        let done = self.commit(self.lock().await, outcome).await;
         drop(claim);
         done
     }
@@ -226,6 +237,16 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether memory still holds what `change` made.
+fn holds(st: &State, change: &Change) -> bool {
+    match change {
+        Change::PutNetwork(n) => st.networks.get(&n.id) == Some(n),
+        Change::DelNetwork(id) => !st.networks.contains_key(id),
+        Change::PutSandbox(s) => st.sandboxes.get(&s.id) == Some(s),
+        Change::DelSandbox(id) => !st.sandboxes.contains_key(id),
     }
 }
 

@@ -77,7 +77,7 @@ impl Ops {
     ) -> Result<NetworkRecord> {
         let host = self.exec.host_routes().await?;
         let (mut rec, claim) = {
-            let mut st = self.lock().await;
+            let st = self.lock().await;
             let id = fresh_network_id(&st);
             let prefix = &self.settings.link_prefix;
             let bridge =
@@ -105,7 +105,7 @@ impl Ops {
                 phase: Phase::Creating,
             };
             let intent = Change::PutNetwork(rec.clone());
-            let claim = self.record_intent(&mut st, rec.id.as_str(), "network", intent).await?;
+            let claim = self.record_intent(st, rec.id.as_str(), "network", intent).await?;
             (rec, claim)
         };
         // A refused bridge was not made by this request (a foreign link may
@@ -150,7 +150,7 @@ impl Ops {
     pub async fn delete_network(&self, caller: &Caller, reference: &Ref) -> Result<()> {
         let (rec, claim) = {
             // Interfaces of just-deleted sandboxes are waited for.
-            let (mut st, mut rec) = self
+            let (st, mut rec) = self
                 .after_releases(
                     |st| deletable(st, caller, reference),
                     |st, e| {
@@ -166,7 +166,7 @@ impl Ops {
                 .await?;
             rec.phase = Phase::Deleting;
             let intent = Change::PutNetwork(rec.clone());
-            let claim = self.record_intent(&mut st, rec.id.as_str(), "network", intent).await?;
+            let claim = self.record_intent(st, rec.id.as_str(), "network", intent).await?;
             (rec, claim)
         };
         // On failure the record stays Deleting: reconciliation finishes it.
@@ -184,7 +184,7 @@ impl Ops {
             return Ok(());
         }
         let host = self.exec.host_routes().await?;
-        let mut st = self.lock().await;
+        let st = self.lock().await;
         if st.networks.values().any(|n| n.is_default) {
             return Ok(());
         }
@@ -207,7 +207,7 @@ impl Ops {
             phase: Phase::Creating,
         };
         tracing::info!(%subnet, bridge = %rec.bridge, "default network recorded");
-        self.commit(&mut st, Change::PutNetwork(rec)).await
+        self.commit(st, Change::PutNetwork(rec)).await
     }
 
     async fn has_default_network(&self) -> bool {

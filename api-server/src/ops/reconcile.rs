@@ -162,7 +162,7 @@ impl Ops {
         if matches!(rec.phase, Phase::Creating | Phase::Deleting | Phase::Releasing) {
             self.teardown(&rec).await?;
             tracing::info!(sandbox = %rec.id, phase = ?rec.phase, "interrupted operation undone");
-            self.commit(&mut *self.lock().await, Change::DelSandbox(rec.id.clone())).await?;
+            self.commit(self.lock().await, Change::DelSandbox(rec.id.clone())).await?;
             self.released.notify_waiters();
             return Ok(None);
         }
@@ -174,7 +174,7 @@ impl Ops {
             self.unbuild_endpoint(&rec, ep).await?;
         }
         rec.endpoints.retain(|e| e.attached);
-        self.commit(&mut *self.lock().await, Change::PutSandbox(rec.clone())).await?;
+        self.commit(self.lock().await, Change::PutSandbox(rec.clone())).await?;
         tracing::info!(sandbox = %rec.id, removed = stale.len(), "unfinished endpoints removed");
         Ok(Some(rec))
     }
@@ -226,7 +226,7 @@ impl Ops {
     async fn mark_failed(&self, mut rec: SandboxRecord, reason: &str) -> Result<()> {
         tracing::warn!(sandbox = %rec.id, reason, "sandbox marked failed");
         rec.phase = Phase::Failed(reason.to_string());
-        self.commit(&mut *self.lock().await, Change::PutSandbox(rec)).await
+        self.commit(self.lock().await, Change::PutSandbox(rec)).await
     }
 
     /// Removes tagged links and pins that no record owns (CNI's GC), then

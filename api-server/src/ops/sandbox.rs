@@ -47,7 +47,7 @@ impl Ops {
         // What a just-deleted sandbox still holds (a static address or MAC,
         // a runtime namespace, a bridge port, a place under a global limit)
         // is waited for, briefly.
-        let (mut st, plan) = self
+        let (st, plan) = self
             .after_releases(
                 |st| self.decide_sandbox(st, caller, spec.clone(), host.clone(), &listeners),
                 |st, e| {
@@ -58,15 +58,14 @@ impl Ops {
             .await?;
         let rec = match plan {
             Plan::RecordOnly(rec) => {
-                self.commit(&mut st, Change::PutSandbox(rec.clone())).await?;
+                self.commit(st, Change::PutSandbox(rec.clone())).await?;
                 tracing::info!(sandbox = %rec.id, mode = ?rec.mode, "sandbox created");
                 return Ok(rec);
             }
             Plan::KernelWork(rec) => rec,
         };
         let intent = Change::PutSandbox(rec.clone());
-        let claim = self.record_intent(&mut st, rec.id.as_str(), "sandbox", intent).await?;
-        drop(st);
+        let claim = self.record_intent(st, rec.id.as_str(), "sandbox", intent).await?;
         match self.build_sandbox(&rec).await {
             Ok(path) => self.finish_create(claim, rec, path).await,
             Err(e) => {
@@ -267,7 +266,7 @@ impl Ops {
 
     pub async fn delete_sandbox(self: &Arc<Self>, caller: &Caller, reference: &Ref) -> Result<()> {
         let (rec, claim) = {
-            let mut st = self.lock().await;
+            let st = self.lock().await;
             let mut rec = st.sandbox(caller, reference)?.clone();
             let joiners: Vec<String> =
                 st.joiners_of(&rec.id).iter().map(|s| s.to_string()).collect();
@@ -281,7 +280,7 @@ impl Ops {
             // (invisible, holding what it had): one store write less.
             rec.phase = if rec.endpoints.is_empty() { Phase::Deleting } else { Phase::Releasing };
             let intent = Change::PutSandbox(rec.clone());
-            let claim = self.record_intent(&mut st, rec.id.as_str(), "sandbox", intent).await?;
+            let claim = self.record_intent(st, rec.id.as_str(), "sandbox", intent).await?;
             (rec, claim)
         };
         let id = rec.id.clone();
@@ -294,7 +293,7 @@ impl Ops {
         tenancy::fit_ports(caller, &mut spec.publish);
         let listeners = self.listeners_for(&spec.publish).await?;
         let (mut rec, ep, claim) = {
-            let mut st = self.lock().await;
+            let st = self.lock().await;
             let mut rec = ready_bridge_sandbox(&st, caller, &spec.sandbox)?;
             let more = tenancy::SandboxAsk {
                 host_mode: false,
@@ -319,7 +318,7 @@ impl Ops {
             }
             rec.endpoints.push(ep.clone());
             let intent = Change::PutSandbox(rec.clone());
-            let claim = self.record_intent(&mut st, rec.id.as_str(), "sandbox", intent).await?;
+            let claim = self.record_intent(st, rec.id.as_str(), "sandbox", intent).await?;
             (rec, ep, claim)
         };
         let done = self.build_endpoint(&rec, &ep).await;
@@ -355,7 +354,7 @@ impl Ops {
     /// reconciliation.
     pub async fn disconnect(&self, caller: &Caller, spec: DisconnectSpec) -> Result<SandboxRecord> {
         let (mut rec, ep, claim) = {
-            let mut st = self.lock().await;
+            let st = self.lock().await;
             let mut rec = ready_bridge_sandbox(&st, caller, &spec.sandbox)?;
             let net = st.network(caller, &spec.network)?;
             let slot = rec.endpoints.iter_mut().find(|e| e.network_id == net.id);
@@ -367,7 +366,7 @@ impl Ops {
             slot.attached = false;
             let ep = slot.clone();
             let intent = Change::PutSandbox(rec.clone());
-            let claim = self.record_intent(&mut st, rec.id.as_str(), "sandbox", intent).await?;
+            let claim = self.record_intent(st, rec.id.as_str(), "sandbox", intent).await?;
             (rec, ep, claim)
         };
         self.unbuild_endpoint(&rec, &ep).await?;

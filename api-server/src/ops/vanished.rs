@@ -47,7 +47,7 @@ impl Ops {
                     tracing::warn!(sandbox = %id, "runtime namespace gone: marked failed");
                     let mut failed = rec;
                     failed.phase = Phase::Failed(VANISHED.into());
-                    self.commit(&mut *self.lock().await, Change::PutSandbox(failed)).await?;
+                    self.commit(self.lock().await, Change::PutSandbox(failed)).await?;
                 }
                 continue;
             }

@@ -594,3 +594,29 @@ async fn a_vanished_runtime_namespace_is_released_after_the_grace() {
     assert_eq!(again.endpoints[0].address, gone.endpoints[0].address, "address reusable");
     env.agree().await;
 }
+
+/// Group commit: creates running together (as many as the test network
+/// holds) share store transactions; every
+/// acknowledged one is durable (there after a restart, with its address)
+/// and no two got the same address.
+#[tokio::test]
+async fn concurrent_creates_are_each_durable_when_acknowledged() {
+    let env = Arc::new(Env::new().await);
+    let creates: Vec<_> = (0..8)
+        .map(|i| {
+            let env = env.clone();
+            tokio::spawn(async move { env.bridge(&format!("g{i}"), &[]).await.unwrap() })
+        })
+        .collect();
+    let mut made = Vec::new();
+    for c in creates {
+        made.push(c.await.unwrap());
+    }
+    let env = Arc::into_inner(env).expect("only this test holds the env").restart().await;
+    let st = env.ops.lock().await;
+    for rec in &made {
+        let kept = st.sandboxes.get(&rec.id).expect("an acknowledged create survives a restart");
+        assert_eq!(kept.endpoints[0].address, rec.endpoints[0].address);
+    }
+    no_duplicates(&st);
+}

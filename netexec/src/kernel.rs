@@ -56,6 +56,50 @@ pub fn connection(
     Ok((conn, handle, rx))
 }
 
+/// netexec's route netlink connections in the namespace it manages: `host`
+/// for everything but link deletions, `deleter` for those. The kernel
+/// answers a deletion only after an RCU grace period, blocking the thread
+/// that sent it for tens of milliseconds; `deleter` is driven on an OS
+/// thread of its own, so a deletion stalls neither a tokio worker nor the
+/// requests queued behind it on the shared connection.
+#[derive(Clone)]
+pub struct Netlink {
+    pub host: Handle,
+    deleter: Handle,
+}
+
+impl Netlink {
+    /// Opens both in the calling thread's network namespace (a new thread
+    /// starts in its creator's); call inside a tokio runtime, which drives
+    /// the `host` connection.
+    pub fn open() -> std::io::Result<Self> {
+        let (conn, host, _) = connection()?;
+        tokio::spawn(conn);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new().name("ctnet-nl-delete".into()).spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_io().build();
+            let started = rt.and_then(|rt| {
+                let conn = {
+                    let _in = rt.enter();
+                    connection()?
+                };
+                Ok((rt, conn))
+            });
+            match started {
+                Ok((rt, (conn, handle, _))) => {
+                    let _ = tx.send(Ok(handle));
+                    rt.block_on(conn);
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        })?;
+        let deleter = rx.recv().map_err(std::io::Error::other)??;
+        Ok(Self { host, deleter })
+    }
+}
+
 /// A bridge as the executor creates it.
 pub struct BridgeSpec {
     pub name: OwnedLinkName,
@@ -222,16 +266,16 @@ fn ignore_exists(
 /// gone. A half-made veth (no alias) of the exact name is deleted too; a
 /// bridge only with its tag (an untagged one may be an operator's).
 pub async fn delete_owned_link(
-    handle: &Handle,
+    nl: &Netlink,
     name: &OwnedLinkName,
     kind: Kind,
     owner: &Owner,
 ) -> Result<()> {
-    let Some(link) = link_by_name(handle, name.as_str()).await? else {
+    let Some(link) = link_by_name(&nl.host, name.as_str()).await? else {
         return Ok(());
     };
     require_owner(&link, kind, owner, kind == Kind::Veth)?;
-    match handle.link().del(link.index).execute().await {
+    match nl.deleter.link().del(link.index).execute().await {
         Err(e) if netlink_errno(&e) == Some(ENODEV) => Ok(()),
         other => other.map_err(nl_err("delete link")),
     }

@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ctnet_proto::exec::executor_server::ExecutorServer;
-use rtnetlink::Handle;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
@@ -39,16 +38,16 @@ pub struct Settings {
 /// finishes what was cut off.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Serves the executor API until `shutdown` resolves. `host` is a netlink
-/// handle in the namespace netexec manages.
+/// Serves the executor API until `shutdown` resolves. `nl` holds the netlink
+/// connections in the namespace netexec manages.
 pub async fn run(
     listener: UnixListener,
-    host: Handle,
+    nl: kernel::Netlink,
     firewall: Arc<dyn firewall::Firewall>,
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let svc = service::ExecService::new(settings.config, host, firewall);
+    let svc = service::ExecService::new(settings.config, nl, firewall);
     tonic::transport::Server::builder()
         .timeout(REQUEST_TIMEOUT)
         .add_service(ExecutorServer::with_interceptor(svc, gate::PeerGate::new(settings.allow_uid)))

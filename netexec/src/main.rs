@@ -134,8 +134,7 @@ async fn serve(
     allow_uid: Vec<u32>,
 ) -> Result<(), BoxError> {
     confine::verify().map_err(|e| format!("refusing to serve, confinement incomplete: {e}"))?;
-    let (conn, host, _) = kernel::connection()?;
-    tokio::spawn(conn);
+    let nl = kernel::Netlink::open()?;
     let fw = Arc::new(firewall::nft::NftFirewall::new(args.nft.clone(), args.conntrack.clone())?);
     firewall::Firewall::ensure_table(fw.as_ref()).await?;
     firewall::drift::watch(fw.clone())?;
@@ -149,7 +148,7 @@ async fn serve(
     );
     let settings = ctnet_netexec::Settings { config: cfg, allow_uid };
     let shutdown = ctnet_proto::daemon::shutdown_signal();
-    ctnet_netexec::run(listener, host, fw, settings, shutdown).await?;
+    ctnet_netexec::run(listener, nl, fw, settings, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }

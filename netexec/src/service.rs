@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use ctnet_proto::exec::executor_server::Executor;
 use ctnet_proto::exec::{self as wire, netns_ref::Kind};
-use rtnetlink::Handle;
 use tonic::{Request, Response, Status};
 
 use crate::checks::{
@@ -35,18 +34,18 @@ pub struct ExecService {
     /// Random per process, so api-server notices a restart.
     instance: u64,
     /// Netlink handle in the host namespace, shared by all requests.
-    host: Handle,
+    nl: kernel::Netlink,
     firewall: Arc<dyn Firewall>,
 }
 
 type Reply<T> = std::result::Result<Response<T>, Status>;
 
 impl ExecService {
-    pub fn new(cfg: Config, host: Handle, firewall: Arc<dyn Firewall>) -> Self {
+    pub fn new(cfg: Config, nl: kernel::Netlink, firewall: Arc<dyn Firewall>) -> Self {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u32(std::process::id());
-        Self { cfg: Arc::new(cfg), instance: h.finish(), host, firewall }
+        Self { cfg: Arc::new(cfg), instance: h.finish(), nl, firewall }
     }
 
     fn link_name(&self, field: &str, name: &str) -> Result<OwnedLinkName> {
@@ -111,7 +110,7 @@ impl ExecService {
         let t = std::time::Instant::now();
         let ns = self.open_target(target)?;
         let inside = ns.try_clone().map_err(|e| ExecError::step("dup netns fd", e))?;
-        let created = kernel::create_veth(&self.host, &spec, &ns).await?;
+        let created = kernel::create_veth(&self.nl.host, &spec, &ns).await?;
         let veth_us = t.elapsed().as_micros();
         let inside_spec = kernel::InsideSpec {
             ifname: spec.ifname.clone(),
@@ -128,7 +127,7 @@ impl ExecService {
         // removed again (one that existed before is not this request's).
         if done.is_err() && created {
             let (name, owner) = (&spec.host_ifname, &spec.owner);
-            let _ = kernel::delete_owned_link(&self.host, name, kernel::Kind::Veth, owner).await;
+            let _ = kernel::delete_owned_link(&self.nl, name, kernel::Kind::Veth, owner).await;
         }
         tracing::debug!(veth_us, inside_us = t.elapsed().as_micros() - veth_us, "attach timing");
         done
@@ -165,7 +164,7 @@ impl Executor for ExecService {
             owner: Owner::parse("owner", &r.owner)?,
             adopt_untagged: r.adopt_untagged,
         };
-        kernel::ensure_bridge(&self.host, &spec).await?;
+        kernel::ensure_bridge(&self.nl.host, &spec).await?;
         tracing::info!("bridge ready");
         ok(wire::EnsureBridgeResponse {})
     }
@@ -177,7 +176,7 @@ impl Executor for ExecService {
     ) -> Reply<wire::DeleteBridgeResponse> {
         let name = self.link_name("name", &req.get_ref().name)?;
         let owner = Owner::parse("owner", &req.get_ref().owner)?;
-        kernel::delete_owned_link(&self.host, &name, kernel::Kind::Bridge, &owner).await?;
+        kernel::delete_owned_link(&self.nl, &name, kernel::Kind::Bridge, &owner).await?;
         tracing::info!("bridge deleted");
         ok(wire::DeleteBridgeResponse {})
     }
@@ -246,13 +245,13 @@ impl Executor for ExecService {
         let name = self.link_name("host_ifname", &req.get_ref().host_ifname)?;
         let owner = Owner::parse("owner", &req.get_ref().owner)?;
         if req.get_ref().unplug_only {
-            kernel::unplug(&self.host, &name, &owner).await?;
+            kernel::unplug(&self.nl.host, &name, &owner).await?;
             tracing::info!("endpoint unplugged");
             return ok(wire::DetachEndpointResponse {});
         }
         let grace = std::time::Duration::from_millis(req.get_ref().grace_ms.min(5000).into());
-        kernel::await_gone(&self.host, &name, grace).await?;
-        kernel::delete_owned_link(&self.host, &name, kernel::Kind::Veth, &owner).await?;
+        kernel::await_gone(&self.nl.host, &name, grace).await?;
+        kernel::delete_owned_link(&self.nl, &name, kernel::Kind::Veth, &owner).await?;
         tracing::info!("endpoint detached");
         ok(wire::DetachEndpointResponse {})
     }
@@ -261,7 +260,7 @@ impl Executor for ExecService {
         &self,
         _: Request<wire::InventoryRequest>,
     ) -> Reply<wire::InventoryResponse> {
-        let links = kernel::all_links(&self.host).await?;
+        let links = kernel::all_links(&self.nl.host).await?;
         let name_of = |idx: u32| {
             links.iter().find(|l| l.index == idx).map(|l| l.name.clone()).unwrap_or_default()
         };
@@ -325,7 +324,7 @@ impl Executor for ExecService {
         &self,
         _: Request<wire::HostRoutesRequest>,
     ) -> Reply<wire::HostRoutesResponse> {
-        ok(kernel::host_routes(&self.host).await?)
+        ok(kernel::host_routes(&self.nl.host).await?)
     }
 
     #[tracing::instrument(skip_all, fields(name = %req.get_ref().name, to = %req.get_ref().to))]
@@ -344,7 +343,7 @@ impl Executor for ExecService {
             }
         };
         let (from, to) = (Owner::parse("from", &r.from)?, Owner::parse("to", &r.to)?);
-        kernel::retag(&self.host, &name, kind, &from, &to).await?;
+        kernel::retag(&self.nl.host, &name, kind, &from, &to).await?;
         tracing::info!("link retagged");
         ok(wire::RetagLinkResponse {})
     }

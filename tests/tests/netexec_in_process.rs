@@ -41,8 +41,7 @@ fn the_contract_holds_for_netexec_run_in_process() {
 
 async fn serve_and_check(sock: PathBuf, pins: PathBuf) {
     let own = std::fs::metadata("/proc/thread-self/ns/net").unwrap();
-    let (conn, handle, _) = kernel::connection().unwrap();
-    tokio::spawn(conn);
+    let nl = kernel::Netlink::open().unwrap();
     let fw = Arc::new(NftFirewall::new("nft".into(), "conntrack".into()).unwrap());
     fw.ensure_table().await.expect("nft table");
     let config = service::Config {
@@ -54,7 +53,7 @@ async fn serve_and_check(sock: PathBuf, pins: PathBuf) {
     let settings = Settings { config, allow_uid: vec![0] };
     let listener = tokio::net::UnixListener::bind(&sock).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ctnet_netexec::run(listener, handle, fw, settings, async {
+    let server = tokio::spawn(ctnet_netexec::run(listener, nl, fw, settings, async {
         let _ = stopped.await;
     }));
     let x = GrpcExecutor::new(&sock).unwrap();

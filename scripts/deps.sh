@@ -22,6 +22,10 @@ command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || need+=(runc)
 command -v catatonit >/dev/null || [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+# The benchmark's peers: netavark 1.4 on both iptables backends (the CNI
+# plugins are above).
+[ -x /usr/lib/podman/netavark ] || need+=(netavark)
+[ -x /usr/sbin/iptables-legacy ] && [ -x /usr/sbin/iptables-nft ] || need+=(iptables)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -35,7 +35,26 @@ impl Steps {
     }
 }
 
-const BRIDGE: &str = "ctfloor0";
+/// One floor sequence's own bridge, table and addresses, so that several
+/// can run at once in one fake host: lane n has 198.19.(64 n).0/18.
+#[derive(Clone, Copy)]
+struct Lane {
+    n: u8,
+    /// Whether an iteration adds the port element.
+    port: bool,
+}
+
+impl Lane {
+    fn name(self) -> String {
+        format!("ctfloor{}", self.n)
+    }
+    fn gateway(self) -> Ipv4Addr {
+        Ipv4Addr::new(198, 19, 64 * self.n, 1)
+    }
+    fn address(self, i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(198, 19, 64 * self.n + 1 + (i / 250) as u8, 2 + (i % 250) as u8)
+    }
+}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
@@ -61,36 +80,65 @@ fn nft(script: &str) {
 /// Runs `iterations` floor sequences inside the fake host `host`, pinning
 /// under `dir`; returns each iteration's steps. Cleans up after itself.
 pub fn measure(host: &Path, dir: &Path, iterations: usize) -> Vec<Steps> {
+    in_lane(host, dir, Lane { n: 0, port: true }, iterations)
+}
+
+/// Create+delete pairs (no port) on `threads` threads at once, each doing
+/// `iterations`: operations (a create or a delete) per second.
+pub fn throughput(host: &Path, dir: &Path, threads: u8, iterations: usize) -> f64 {
+    let t = Instant::now();
+    let lanes: Vec<_> = (0..threads)
+        .map(|n| {
+            let (host, dir) = (host.to_path_buf(), dir.to_path_buf());
+            std::thread::spawn(move || in_lane(&host, &dir, Lane { n, port: false }, iterations))
+        })
+        .collect();
+    for lane in lanes {
+        lane.join().unwrap();
+    }
+    (2 * threads as usize * iterations) as f64 / t.elapsed().as_secs_f64()
+}
+
+fn in_lane(host: &Path, dir: &Path, lane: Lane, iterations: usize) -> Vec<Steps> {
     let (host, dir) = (host.to_path_buf(), dir.to_path_buf());
     std::thread::spawn(move || {
         let ns = std::fs::File::open(&host).unwrap();
         setns(&ns, CloneFlags::CLONE_NEWNET).unwrap();
-        runtime().block_on(run(dir, iterations))
+        runtime().block_on(run(lane, dir, iterations))
     })
     .join()
     .unwrap()
 }
 
-async fn run(dir: PathBuf, iterations: usize) -> Vec<Steps> {
+async fn run(lane: Lane, dir: PathBuf, iterations: usize) -> Vec<Steps> {
     let h = handle().await;
-    h.link().add(LinkBridge::new(BRIDGE).up().build()).execute().await.unwrap();
-    let br = index_of(&h, BRIDGE).await;
-    h.address().add(br, IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1)), 16).execute().await.unwrap();
-    nft("table inet ctfloor {\n map ports_any {\n type inet_proto . inet_service : ipv4_addr . inet_service\n }\n}\n");
+    let name = lane.name();
+    h.link().add(LinkBridge::new(&name).up().build()).execute().await.unwrap();
+    let br = index_of(&h, &name).await;
+    h.address().add(br, IpAddr::V4(lane.gateway()), 18).execute().await.unwrap();
+    nft(&format!("table inet {name} {{\n map ports_any {{\n type inet_proto . inet_service : ipv4_addr . inet_service\n }}\n}}\n"));
     let mut nl = nfnl::Socket::open().unwrap();
     let mut out = Vec::with_capacity(iterations);
     for i in 0..iterations {
-        out.push(iteration(&h, &mut nl, br, &dir, i).await);
+        out.push(iteration(&h, &mut nl, br, lane, &dir, i).await);
     }
-    nft("delete table inet ctfloor\n");
+    nft(&format!("delete table inet {name}\n"));
     h.link().del(br).execute().await.unwrap();
     out
 }
 
-async fn iteration(h: &Handle, nl: &mut nfnl::Socket, br: u32, dir: &Path, i: usize) -> Steps {
-    let pin = dir.join(format!("floor-{i}"));
-    let addr = Ipv4Addr::new(198, 19, 1 + (i / 250) as u8, 2 + (i % 250) as u8);
-    let host_end = format!("ctf{i}");
+async fn iteration(
+    h: &Handle,
+    nl: &mut nfnl::Socket,
+    br: u32,
+    lane: Lane,
+    dir: &Path,
+    i: usize,
+) -> Steps {
+    let pin = dir.join(format!("floor-{}-{i}", lane.n));
+    let addr = lane.address(i);
+    let host_end = format!("ctf{}-{i}", lane.n);
+    let gateway = lane.gateway();
     let mut s = Steps::default();
 
     let t = Instant::now();
@@ -129,10 +177,10 @@ async fn iteration(h: &Handle, nl: &mut nfnl::Socket, br: u32, dir: &Path, i: us
             let h = handle().await;
             h.link().set(LinkUnspec::new_with_name("lo").up().build()).execute().await.unwrap();
             let eth0 = index_of(&h, "eth0").await;
-            h.address().add(eth0, IpAddr::V4(addr), 16).execute().await.unwrap();
+            h.address().add(eth0, IpAddr::V4(addr), 18).execute().await.unwrap();
             h.link().set(LinkUnspec::new_with_index(eth0).up().build()).execute().await.unwrap();
             let route = RouteMessageBuilder::<Ipv4Addr>::new()
-                .gateway(Ipv4Addr::new(198, 19, 0, 1))
+                .gateway(gateway)
                 .output_interface(eth0)
                 .build();
             h.route().add(route).execute().await.unwrap();
@@ -143,15 +191,9 @@ async fn iteration(h: &Handle, nl: &mut nfnl::Socket, br: u32, dir: &Path, i: us
     s.inside = t.elapsed();
 
     let t = Instant::now();
-    let element = Element {
-        set: "ports_any",
-        key: vec![Part::Proto(Proto::Tcp), Part::Port(30000 + i as u16)],
-        data: vec![Part::Ip(addr), Part::Port(80)],
-        comment: None,
-    };
-    let mut batch = nl.batch();
-    batch.add_to_inet_table("ctfloor", &element);
-    assert_eq!(nl.commit(batch).unwrap(), nfnl::Outcome::Committed);
+    if lane.port {
+        add_port(nl, &lane.name(), addr, i);
+    }
     s.nft = t.elapsed();
 
     let idx = index_of(h, &host_end).await;
@@ -159,4 +201,17 @@ async fn iteration(h: &Handle, nl: &mut nfnl::Socket, br: u32, dir: &Path, i: us
     umount2(&pin, MntFlags::MNT_DETACH).unwrap();
     std::fs::remove_file(&pin).unwrap();
     s
+}
+
+/// One port-map element as one nf_tables batch.
+fn add_port(nl: &mut nfnl::Socket, table: &str, addr: Ipv4Addr, i: usize) {
+    let element = Element {
+        set: "ports_any",
+        key: vec![Part::Proto(Proto::Tcp), Part::Port(30000 + i as u16)],
+        data: vec![Part::Ip(addr), Part::Port(80)],
+        comment: None,
+    };
+    let mut batch = nl.batch();
+    batch.add_to_inet_table(table, &element);
+    assert_eq!(nl.commit(batch).unwrap(), nfnl::Outcome::Committed);
 }

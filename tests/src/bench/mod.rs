@@ -1,6 +1,8 @@
 //! Pieces of `ctnet-bench`: the in-process floor, statistics and the report.
 pub mod floor;
+pub mod peers;
 pub mod report;
+pub mod slow;
 
 use std::time::Duration;
 

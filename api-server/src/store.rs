@@ -137,11 +137,6 @@ impl Store {
         Pending(answer)
     }
 
-    /// Applies the change durably (in a transaction it may share).
-    pub async fn apply(&self, change: Change) -> Result<()> {
-        self.submit(change).durable().await
-    }
-
     /// One small durable write: does the store take writes again?
     pub async fn probe(&self) -> Result<()> {
         let inner = self.inner.clone();

@@ -33,7 +33,8 @@ pub struct ExecService {
     cfg: Arc<Config>,
     /// Random per process, so api-server notices a restart.
     instance: u64,
-    /// Netlink handle in the host namespace, shared by all requests.
+    /// Netlink connections in the host namespace, shared by all requests
+    /// (deletions on their own: see `kernel::Netlink`).
     nl: kernel::Netlink,
     firewall: Arc<dyn Firewall>,
 }

@@ -605,7 +605,6 @@ pub mod req {
         }
     }
 
-    /// A bridge-mode sandbox on `networks` with these `-p` specs.
     /// A bridge sandbox on the default network at the static address `ip`.
     pub fn at_address(name: &str, ip: &str) -> pb::CreateSandboxRequest {
         let mut r = bridge(name, &[]);
@@ -620,6 +619,7 @@ pub mod req {
         r
     }
 
+    /// A bridge-mode sandbox on `networks` with these `-p` specs.
     pub fn published(name: &str, networks: &[&str], specs: &[&str]) -> pb::CreateSandboxRequest {
         pb::CreateSandboxRequest {
             publish: specs.iter().map(|s| s.to_string()).collect(),

@@ -345,6 +345,8 @@ async fn the_reference_bandwidth_plugin_chains_after_ctnet() {
     // DEL runs the chain backwards: bandwidth, then ctnet.
     assert!(run_bw("DEL", &chained).ok);
     assert_eq!(cni.run("DEL", &c.env("eth0"), &checked).code(), 0);
+    // The DEL is answered once the veth is unplugged; it is deleted just after.
+    st.wait_for_releases();
     assert_eq!(net::link_names(&st.host), links_before, "veth and mirror device gone");
     c.unpin();
     st.finish().await;

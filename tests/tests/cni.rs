@@ -116,6 +116,8 @@ async fn add_publishes_and_check_and_del_are_as_the_spec_says() {
         assert_eq!(cni.run("DEL", &c.env("eth0"), &checked).code(), 0);
     }
     assert!(st.list_sandboxes().await.sandboxes.is_empty());
+    // A DEL is answered once the veth is unplugged; its deletion follows.
+    st.wait_for_releases();
     assert!(net::link(&st.host, &host_if).is_none(), "host veth gone");
     assert!(st.nft_elements("ports_any").is_empty(), "published ports gone");
     assert_eq!(

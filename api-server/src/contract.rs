@@ -52,6 +52,7 @@ impl Fixture {
             name: self.bridge.clone(),
             address: self.host(1),
             prefix: self.subnet.prefix,
+            address6: None,
             mtu: 1500,
             owner: self.network_owner(),
             adopt_untagged: false,
@@ -67,6 +68,8 @@ impl Fixture {
             address: self.host(2),
             prefix: self.subnet.prefix,
             gateway: Some(self.host(1)),
+            address6: None,
+            gateway6: None,
             mac: Mac::from_ipv4(self.host(2)),
             mtu: 1500,
             owner: self.sandbox_owner(),
@@ -80,7 +83,7 @@ impl Fixture {
             proto: crate::domain::ports::Proto::Tcp,
             host_ip: None,
             host_port: 7070,
-            target_ip: self.host(2),
+            target_ip: self.host(2).into(),
             target_port: 80,
             owner: Owner::Sandbox(self.sandbox.clone(), None),
         }
@@ -91,6 +94,7 @@ impl Fixture {
             link: self.host_ifname.clone(),
             mac: Mac::from_ipv4(self.host(2)),
             ip: self.host(2),
+            ip6: None,
             owner: Owner::Sandbox(self.sandbox.clone(), None),
         }
     }
@@ -99,6 +103,7 @@ impl Fixture {
         FirewallNetwork {
             bridge: self.bridge.clone(),
             subnet: self.subnet,
+            subnet6: None,
             internal: false,
             icc: true,
         }

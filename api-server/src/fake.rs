@@ -495,11 +495,14 @@ impl Executor for FakeExecutor {
                     .iter()
                     .map(|e| InterfaceView {
                         name: e.ifname.clone(),
-                        addresses: vec![format!("{}/{}", e.address, e.prefix)],
+                        addresses: std::iter::once(format!("{}/{}", e.address, e.prefix))
+                            .chain(e.address6.map(|(a, p)| format!("{a}/{p}")))
+                            .collect(),
                         up: true,
                     })
                     .collect(),
                 default_gateway: inside.iter().find_map(|e| e.gateway),
+                default_gateway6: inside.iter().find_map(|e| e.gateway6),
             })
         })
         .await

@@ -1,12 +1,14 @@
 //! The records api-server keeps: what it has decided, persisted in the store
 //! and mirrored in memory. They only ever hold validated domain types.
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::ports::Proto;
-use crate::domain::{Labels, LinkName, Mac, Name, NetworkId, SandboxId, StoreId, Subnet};
+use crate::domain::ports::{Family, Proto};
+use crate::domain::{
+    Addressing6, Labels, LinkName, Mac, Name, NetworkId, SandboxId, StoreId, Subnet,
+};
 
 /// Where a resource is in its life. Creating and Deleting are intents
 /// recorded before the kernel work, so a crash can be finished or undone.
@@ -40,6 +42,9 @@ pub struct NetworkRecord {
     pub tenant: String,
     pub subnet: Subnet,
     pub gateway: Ipv4Addr,
+    /// The IPv6 side of a dual-stack network; None: IPv4 only.
+    #[serde(default)]
+    pub ipv6: Option<Addressing6>,
     pub bridge: LinkName,
     pub mtu: u32,
     pub internal: bool,
@@ -67,6 +72,9 @@ pub struct Endpoint {
     pub host_ifname: LinkName,
     pub mac: Mac,
     pub address: Ipv4Addr,
+    /// On a dual-stack network.
+    #[serde(default)]
+    pub address6: Option<Ipv6Addr>,
     /// Only the first interface carries the default route.
     pub default_route: bool,
     /// False while the kernel work of a Connect is in flight.
@@ -80,25 +88,42 @@ pub struct Endpoint {
     pub guarded: bool,
 }
 
-/// One published port: host side to this interface's address.
+/// One published port of one family: host side to this interface's
+/// address of that family. A dual-stack `-p 8080:80` is two of these.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishedPort {
     pub proto: Proto,
-    /// None: every host address.
-    pub host_ip: Option<Ipv4Addr>,
+    /// Records made before dual stack are IPv4.
+    #[serde(default = "ipv4")]
+    pub family: Family,
+    /// None: every host address of the family.
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     pub container_port: u16,
 }
 
+fn ipv4() -> Family {
+    Family::V4
+}
+
 impl PublishedPort {
-    /// Two mappings clash when protocol and port match on overlapping host
-    /// addresses (the wildcard overlaps every address).
-    pub fn clashes(&self, proto: Proto, host_ip: Option<Ipv4Addr>, port: u16) -> bool {
-        self.proto == proto && self.host_port == port && overlap(self.host_ip, host_ip)
+    /// Two mappings clash when protocol, port and family match on
+    /// overlapping host addresses (the wildcard overlaps every address).
+    pub fn clashes(
+        &self,
+        proto: Proto,
+        family: Family,
+        host_ip: Option<IpAddr>,
+        port: u16,
+    ) -> bool {
+        self.proto == proto
+            && self.host_port == port
+            && self.family == family
+            && overlap(self.host_ip, host_ip)
     }
 }
 
-pub fn overlap(a: Option<Ipv4Addr>, b: Option<Ipv4Addr>) -> bool {
+pub fn overlap(a: Option<IpAddr>, b: Option<IpAddr>) -> bool {
     a.is_none() || b.is_none() || a == b
 }
 

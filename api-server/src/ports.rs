@@ -3,12 +3,12 @@
 //! and no host process listens on it. Decided under the state lock, from the
 //! records themselves, so two requests never get one port.
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use crate::domain::ports::{HostPort, PortRequest, Proto};
+use crate::domain::ports::{Family, HostPort, PortRequest, Proto};
 use crate::error::{Error, Result};
 use crate::executor::HostListener;
-use crate::model::{overlap, PublishedPort, SandboxRecord};
+use crate::model::{PublishedPort, SandboxRecord};
 use crate::policy::Caller;
 use crate::state::State;
 
@@ -38,58 +38,85 @@ impl<'a> Taken<'a> {
         Self { published, listeners, granted: Vec::new(), viewer }
     }
 
-    /// Why the port is not free, if it is not.
-    fn holder(&self, proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> Option<String> {
+    /// Why the port is not free on every one of `binds`, if it is not.
+    fn holder(&self, proto: Proto, binds: &[Bound], port: u16) -> Option<String> {
+        binds.iter().find_map(|&(family, ip)| self.holder_of(proto, family, ip, port))
+    }
+
+    fn holder_of(
+        &self,
+        proto: Proto,
+        family: Family,
+        ip: Option<IpAddr>,
+        port: u16,
+    ) -> Option<String> {
+        let clash = |p: &PublishedPort| p.clashes(proto, family, ip, port);
         let holders = self.published.get(&(proto, port)).into_iter().flatten();
-        if let Some((_, s)) = holders.into_iter().find(|(p, _)| p.clashes(proto, ip, port)) {
+        if let Some((_, s)) = holders.into_iter().find(|(p, _)| clash(p)) {
             if !self.viewer.sees(&s.tenant) {
                 return Some("already published by another tenant's sandbox".into());
             }
             return Some(format!("already published by sandbox {s}"));
         }
-        if self.granted.iter().any(|p| p.clashes(proto, ip, port)) {
+        if self.granted.iter().any(clash) {
             return Some("asked for twice in this request".into());
         }
         let l = self
             .listeners
             .iter()
-            .find(|l| l.proto == proto && l.port == port && overlap(l.address, ip))?;
+            .find(|l| l.proto == proto && l.port == port && l.covers(family, ip))?;
         Some(format!(
             "in use on the host: a process listens on {} (address already in use)",
             l.shown
         ))
     }
 
-    fn first_free(&self, proto: Proto, ip: Option<Ipv4Addr>, lo: u16, hi: u16) -> Option<u16> {
-        (lo..=hi).find(|p| self.holder(proto, ip, *p).is_none())
+    fn first_free(&self, proto: Proto, binds: &[Bound], lo: u16, hi: u16) -> Option<u16> {
+        (lo..=hi).find(|p| self.holder(proto, binds, *p).is_none())
     }
 }
 
-fn shown(proto: Proto, ip: Option<Ipv4Addr>, port: u16) -> String {
-    format!("{}:{port}/{proto}", ip.unwrap_or(Ipv4Addr::UNSPECIFIED))
+/// One family a mapping is published on, and its host address (None:
+/// every address of the family).
+type Bound = (Family, Option<IpAddr>);
+
+fn shown(proto: Proto, binds: &[Bound], port: u16) -> String {
+    let one = |&(f, ip): &Bound| match ip.unwrap_or(f.unspecified()) {
+        IpAddr::V4(a) => format!("{a}:{port}/{proto}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}/{proto}"),
+    };
+    binds.iter().map(one).collect::<Vec<_>>().join(" and ")
 }
 
+/// Host ports for `requests`, on an interface whose network has IPv6 or
+/// not: a mapping without a host address is published on every family the
+/// network has, on one host port free on all of them.
 pub fn allocate(
     st: &State,
     viewer: &Caller,
     requests: &[PortRequest],
     listeners: &[HostListener],
     range: EphemeralRange,
+    ipv6: bool,
 ) -> Result<Vec<PublishedPort>> {
     let mut taken = Taken::new(st, viewer, listeners);
     for r in requests {
+        let binds = r.bind.resolve(ipv6).ok_or_else(|| {
+            let why = "an IPv6 host address, but the sandbox's published interface is on an IPv4-only network";
+            Error::invalid("publish", why)
+        })?;
         let port = match r.host_port {
             HostPort::Fixed(p) => {
-                if let Some(why) = taken.holder(r.proto, r.host_ip, p) {
+                if let Some(why) = taken.holder(r.proto, &binds, p) {
                     return Err(Error::AlreadyExists(format!(
                         "publish: {} is {why}",
-                        shown(r.proto, r.host_ip, p)
+                        shown(r.proto, &binds, p)
                     )));
                 }
                 p
             }
             HostPort::Within(lo, hi) => {
-                taken.first_free(r.proto, r.host_ip, lo, hi).ok_or_else(|| {
+                taken.first_free(r.proto, &binds, lo, hi).ok_or_else(|| {
                     Error::AlreadyExists(format!(
                         "publish: every {} port in {lo}-{hi} is taken",
                         r.proto
@@ -97,7 +124,7 @@ pub fn allocate(
                 })?
             }
             HostPort::Any => {
-                taken.first_free(r.proto, r.host_ip, range.0, range.1).ok_or_else(|| {
+                taken.first_free(r.proto, &binds, range.0, range.1).ok_or_else(|| {
                     Error::Exhausted(format!(
                         "publish: no free {} port left in the ephemeral range {}-{}",
                         r.proto, range.0, range.1
@@ -105,12 +132,15 @@ pub fn allocate(
                 })?
             }
         };
-        taken.granted.push(PublishedPort {
-            proto: r.proto,
-            host_ip: r.host_ip,
-            host_port: port,
-            container_port: r.container_port,
-        });
+        for (family, host_ip) in binds {
+            taken.granted.push(PublishedPort {
+                proto: r.proto,
+                family,
+                host_ip,
+                host_port: port,
+                container_port: r.container_port,
+            });
+        }
     }
     Ok(taken.granted)
 }

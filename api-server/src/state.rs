@@ -2,9 +2,9 @@
 //! happens under one lock together with its store commit, so two requests
 //! can never take one address, name or port.
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::domain::{Mac, NetworkId, Ref, SandboxId, Subnet};
+use crate::domain::{Addressing6, Mac, NetworkId, Ref, SandboxId, Subnet};
 use crate::error::{Error, Result};
 use crate::limits::BRIDGE_MAX_PORTS;
 use crate::model::{Netns, NetworkRecord, SandboxRecord};
@@ -113,6 +113,43 @@ impl State {
         used
     }
 
+    /// IPAM for IPv6: a static address is honoured or refused; otherwise the
+    /// lowest free one. Walks the interfaces that exist, never the prefix.
+    pub fn allocate6(
+        &self,
+        net: &NetworkRecord,
+        a6: &Addressing6,
+        want: Option<Ipv6Addr>,
+        field: &str,
+    ) -> Result<Ipv6Addr> {
+        let held = self.sandboxes.values().flat_map(|s| &s.endpoints);
+        let mut used: BTreeSet<u128> = held
+            .filter(|e| e.network_id == net.id)
+            .filter_map(|e| e.address6.map(u128::from))
+            .collect();
+        used.insert(u128::from(a6.gateway));
+        let Some(a) = want else {
+            let (lo, hi) = a6.subnet.hosts();
+            return lowest_free6(lo, hi, &used).map(Ipv6Addr::from).ok_or_else(|| {
+                let why = format!("network {}: no free address left in {}", net.name, a6.subnet);
+                Error::Exhausted(why)
+            });
+        };
+        if !a6.subnet.is_host(a) {
+            let why =
+                format!("{a} is not a usable host address of {} (network {})", a6.subnet, net.name);
+            return Err(Error::invalid(field, why));
+        }
+        if used.contains(&u128::from(a)) {
+            let what = if a == a6.gateway { "the gateway" } else { "already in use" };
+            return Err(Error::AlreadyExists(format!(
+                "{field}: {a} is {what} on network {}",
+                net.name
+            )));
+        }
+        Ok(a)
+    }
+
     /// True when an interface on the network already has this MAC.
     pub fn mac_taken(&self, net: &NetworkId, mac: Mac) -> bool {
         let mut all = self.sandboxes.values().flat_map(|s| &s.endpoints);
@@ -197,9 +234,32 @@ fn lowest_free(
     None
 }
 
+/// The first address of lo..=hi not in `used`: the first gap among the
+/// used addresses, O(used).
+fn lowest_free6(lo: u128, hi: u128, used: &BTreeSet<u128>) -> Option<u128> {
+    let mut candidate = lo;
+    for &u in used.range(lo..=hi) {
+        if u != candidate {
+            break;
+        }
+        candidate = candidate.checked_add(1)?;
+    }
+    (candidate <= hi).then_some(candidate)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lowest_free6_finds_the_first_gap_without_walking_the_prefix() {
+        let (lo, hi) = (1u128, u128::from(u64::MAX));
+        assert_eq!(lowest_free6(lo, hi, &BTreeSet::new()), Some(1));
+        let used: BTreeSet<u128> = [1, 2, 3, 5].into();
+        assert_eq!(lowest_free6(lo, hi, &used), Some(4));
+        assert_eq!(lowest_free6(lo, 3, &[1, 2, 3].into()), None);
+        assert_eq!(lowest_free6(u128::MAX, u128::MAX, &[u128::MAX].into()), None);
+    }
 
     #[test]
     fn lowest_free_skips_used_and_stops_at_broadcast() {

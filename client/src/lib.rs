@@ -125,6 +125,7 @@ fn attachment(network: &str, ip: Option<String>) -> pb::NetworkAttachment {
     pb::NetworkAttachment {
         network: network.to_string(),
         ipv4_address: ip,
+        ipv6_address: None,
         interface_name: None,
         mac_address: None,
     }

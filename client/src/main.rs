@@ -386,6 +386,7 @@ async fn sandbox(mut c: Client, cmd: SandboxCmd, json: bool) -> Result<String, S
                 sandbox,
                 network,
                 ipv4_address: ip,
+                ipv6_address: None,
                 publish,
                 interface_name: ifname,
                 mac_address: mac,

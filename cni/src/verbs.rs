@@ -69,6 +69,7 @@ impl Want {
         pb::NetworkAttachment {
             network: self.network.clone(),
             ipv4_address: self.ip.map(|i| i.to_string()),
+            ipv6_address: None,
             interface_name: Some(self.ifname.clone()),
             mac_address: self.mac.clone(),
         }
@@ -209,6 +210,7 @@ async fn attach(
         sandbox: sb.id.clone(),
         network: want.network.clone(),
         ipv4_address: want.ip.map(|i| i.to_string()),
+        ipv6_address: None,
         publish: want.publish(),
         interface_name: Some(want.ifname.clone()),
         mac_address: want.mac.clone(),

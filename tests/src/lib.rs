@@ -588,6 +588,7 @@ pub mod req {
                     .map(|n| pb::NetworkAttachment {
                         network: n.to_string(),
                         ipv4_address: None,
+                        ipv6_address: None,
                         interface_name: None,
                         mac_address: None,
                     })
@@ -612,6 +613,7 @@ pub mod req {
             networks: vec![pb::NetworkAttachment {
                 network: "bridge".into(),
                 ipv4_address: Some(ip.to_string()),
+                ipv6_address: None,
                 interface_name: None,
                 mac_address: None,
             }],

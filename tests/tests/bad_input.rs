@@ -139,6 +139,7 @@ async fn bad_sandboxes_are_refused_without_change() {
             networks: vec![pb::NetworkAttachment {
                 network: "bridge".into(),
                 ipv4_address: Some(ip.into()),
+                ipv6_address: None,
                 interface_name: None,
                 mac_address: None,
             }],
@@ -241,6 +242,7 @@ async fn bad_sandboxes_are_refused_without_change() {
         sandbox: s.into(),
         network: n.into(),
         ipv4_address: None,
+        ipv6_address: None,
         publish: vec![],
         interface_name: None,
         mac_address: None,

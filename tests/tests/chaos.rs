@@ -162,6 +162,7 @@ async fn chaos_with_kills_ends_all_or_nothing_and_consistent() {
                         sandbox: name.clone(),
                         network: net,
                         ipv4_address: None,
+                        ipv6_address: None,
                         publish: vec![],
                         interface_name: None,
                         mac_address: None,

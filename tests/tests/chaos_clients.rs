@@ -90,6 +90,7 @@ async fn client_loop(
                     sandbox,
                     network: net,
                     ipv4_address: None,
+                    ipv6_address: None,
                     publish: vec![],
                     interface_name: None,
                     mac_address: None,

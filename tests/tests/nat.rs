@@ -245,6 +245,7 @@ async fn udp_flow_follows(spec: &str) {
         networks: vec![pb::NetworkAttachment {
             network: "bridge".into(),
             ipv4_address: Some("198.18.0.10".into()),
+            ipv6_address: None,
             interface_name: None,
             mac_address: None,
         }],

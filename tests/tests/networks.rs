@@ -26,6 +26,7 @@ async fn second_network_connect_and_disconnect() {
         sandbox: "a".into(),
         network: "backend".into(),
         ipv4_address: None,
+        ipv6_address: None,
         publish: vec![],
         interface_name: None,
         mac_address: None,

@@ -40,10 +40,17 @@ pub fn view(st: &State, caller: &Caller, n: &NetworkRecord) -> pb::Network {
                 interface: e.ifname.clone(),
                 address: format!("{}/{}", e.address, n.subnet.prefix),
                 mac_address: e.mac.to_string(),
+                ipv6_address: e
+                    .address6
+                    .zip(n.ipv6)
+                    .map(|(a, v6)| format!("{a}/{}", v6.subnet.prefix))
+                    .unwrap_or_default(),
             })
             .collect(),
         created_at: n.created_at,
         default: n.is_default,
+        ipv6_subnet: n.ipv6.map(|a| a.subnet.to_string()).unwrap_or_default(),
+        ipv6_gateway: n.ipv6.map(|a| a.gateway.to_string()).unwrap_or_default(),
     }
 }
 

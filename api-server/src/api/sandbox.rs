@@ -3,6 +3,7 @@ use ctnet_proto::v1::{self as pb, sandbox_service_server::SandboxService};
 use tonic::{Request, Response};
 
 use super::{naming, touching, Api, Reply};
+use crate::domain::ports::Family;
 use crate::domain::sandbox::{ConnectSpec, DisconnectSpec, SandboxSpec};
 use crate::domain::{labels_match, Ref};
 use crate::model::{ModeKind, Netns, Phase, SandboxRecord};
@@ -53,10 +54,13 @@ fn ports_view(s: &SandboxRecord) -> Vec<pb::PortMapping> {
         .flat_map(|e| {
             e.ports.iter().map(move |p| pb::PortMapping {
                 protocol: p.proto.as_str().into(),
-                host_ip: p.host_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED).to_string(),
+                host_ip: p.host_ip.unwrap_or(p.family.unspecified()).to_string(),
                 host_port: p.host_port.into(),
                 interface: e.ifname.clone(),
-                container_ip: e.address.to_string(),
+                container_ip: match p.family {
+                    Family::V4 => e.address.to_string(),
+                    Family::V6 => e.address6.map(|a| a.to_string()).unwrap_or_default(),
+                },
                 container_port: p.container_port.into(),
             })
         })
@@ -69,6 +73,7 @@ fn ports_view(s: &SandboxRecord) -> Vec<pb::PortMapping> {
 
 fn interface_view(st: &State, e: &crate::model::Endpoint) -> pb::Interface {
     let net = st.networks.get(&e.network_id);
+    let v6 = net.and_then(|n| n.ipv6);
     pb::Interface {
         name: e.ifname.clone(),
         network_id: e.network_id.to_string(),
@@ -77,6 +82,15 @@ fn interface_view(st: &State, e: &crate::model::Endpoint) -> pb::Interface {
         address: format!("{}/{}", e.address, net.map(|n| n.subnet.prefix).unwrap_or(32)),
         gateway: net.filter(|_| e.default_route).map(|n| n.gateway.to_string()).unwrap_or_default(),
         host_interface: e.host_ifname.to_string(),
+        ipv6_address: e
+            .address6
+            .zip(v6)
+            .map(|(a, n)| format!("{a}/{}", n.subnet.prefix))
+            .unwrap_or_default(),
+        ipv6_gateway: v6
+            .filter(|_| e.default_route)
+            .map(|n| n.gateway.to_string())
+            .unwrap_or_default(),
     }
 }
 

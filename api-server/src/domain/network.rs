@@ -6,6 +6,7 @@ use ctnet_proto::v1 as pb;
 
 use super::common::*;
 use super::ids::LinkName;
+use super::ipv6::Addressing6;
 use crate::error::{Error, Result};
 
 /// Default MTU of a bridge and its ports.
@@ -16,12 +17,22 @@ pub struct NetworkSpec {
     pub name: Name,
     /// None: a subnet from the caller's tenant's address pool.
     pub addressing: Option<Addressing>,
+    /// None: IPv4 only.
+    pub ipv6: Option<Ipv6Ask>,
     /// None: derived from the network id once it exists.
     pub bridge_name: Option<LinkName>,
     pub mtu: u32,
     pub internal: bool,
     pub icc: bool,
     pub labels: Labels,
+}
+
+/// How a dual-stack network gets its IPv6 subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ipv6Ask {
+    /// A free /64 of the host's ULA prefix.
+    Ula,
+    Given(Addressing6),
 }
 
 /// An explicit subnet and its gateway (the bridge's own address).
@@ -59,6 +70,11 @@ impl NetworkSpec {
                 Some(Addressing { subnet, gateway })
             }
         };
+        let ipv6 = match (r.ipv6_subnet.as_deref(), r.ipv6_gateway.as_deref()) {
+            (None, Some(_)) => return Err(Error::invalid("ipv6_gateway", "needs an ipv6_subnet")),
+            (None, None) => r.enable_ipv6.then_some(Ipv6Ask::Ula),
+            (Some(s), g) => Some(Ipv6Ask::Given(Addressing6::parse("ipv6_subnet", s, g)?)),
+        };
         let bridge_name = r
             .bridge_name
             .as_deref()
@@ -72,6 +88,7 @@ impl NetworkSpec {
         Ok(Self {
             name,
             addressing,
+            ipv6,
             bridge_name,
             mtu,
             internal: r.internal,
@@ -116,6 +133,23 @@ mod tests {
         assert!(NetworkSpec::parse(&r, "ct").unwrap_err().to_string().starts_with("gateway:"));
         r.gateway = Some("198.18.5.255".into());
         assert!(NetworkSpec::parse(&r, "ct").is_err());
+    }
+
+    #[test]
+    fn ipv6_is_off_unless_asked_for() {
+        assert_eq!(NetworkSpec::parse(&req("198.18.5.0/24"), "ct").unwrap().ipv6, None);
+        let mut r = req("198.18.5.0/24");
+        r.enable_ipv6 = true;
+        assert_eq!(NetworkSpec::parse(&r, "ct").unwrap().ipv6, Some(Ipv6Ask::Ula));
+        r.ipv6_subnet = Some("2001:db8:5::/64".into());
+        let Some(Ipv6Ask::Given(a)) = NetworkSpec::parse(&r, "ct").unwrap().ipv6 else {
+            panic!("a given subnet")
+        };
+        assert_eq!(a.gateway.to_string(), "2001:db8:5::1");
+        r.ipv6_subnet = None;
+        r.ipv6_gateway = Some("2001:db8:5::1".into());
+        let e = NetworkSpec::parse(&r, "ct").unwrap_err().to_string();
+        assert!(e.starts_with("ipv6_gateway: needs"), "{e}");
     }
 
     #[test]

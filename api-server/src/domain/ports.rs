@@ -1,8 +1,9 @@
 //! Published ports at the edge: the grammar of `docker run -p`,
 //! `[host_ip:][host_port[-end]:]container_port[-end][/tcp|udp|sctp]`,
-//! parsed into requests for the allocator.
+//! parsed into requests for the allocator. An IPv6 host address is written
+//! in brackets: `[2001:db8::1]:8080:80`, `[::]:8080:80`.
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,53 @@ impl fmt::Display for Proto {
     }
 }
 
+/// An address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(a: IpAddr) -> Self {
+        if a.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+    pub fn unspecified(&self) -> IpAddr {
+        match self {
+            Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        }
+    }
+}
+
+/// Which host addresses a mapping wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bind {
+    /// No address given: every address of every family the network has.
+    Unspecified,
+    /// `0.0.0.0` or `[::]`: every address of one family.
+    Any(Family),
+    Addr(IpAddr),
+}
+
+impl Bind {
+    /// The (family, address) pairs this bind publishes on, for a network
+    /// that has IPv6 or not; None for IPv6 on an IPv4-only network.
+    pub fn resolve(&self, ipv6: bool) -> Option<Vec<(Family, Option<IpAddr>)>> {
+        let one = |f: Family, a: Option<IpAddr>| (f == Family::V4 || ipv6).then(|| vec![(f, a)]);
+        match *self {
+            Bind::Unspecified if ipv6 => Some(vec![(Family::V4, None), (Family::V6, None)]),
+            Bind::Unspecified => Some(vec![(Family::V4, None)]),
+            Bind::Any(f) => one(f, None),
+            Bind::Addr(a) => one(Family::of(a), Some(a)),
+        }
+    }
+}
+
 /// Which host port a mapping wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostPort {
@@ -46,7 +94,7 @@ pub enum HostPort {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortRequest {
     pub proto: Proto,
-    pub host_ip: Option<Ipv4Addr>,
+    pub bind: Bind,
     pub host_port: HostPort,
     pub container_port: u16,
 }
@@ -84,19 +132,41 @@ fn parse_spec(field: &str, spec: &str, budget: usize) -> Result<Option<Vec<PortR
         Some(_) => return Err(bad("the protocol must be tcp, udp or sctp")),
         None => (spec, Proto::Tcp),
     };
+    let (ip, ports) = match ports.strip_prefix('[') {
+        Some(rest) => {
+            let (ip, ports) = rest.split_once("]:").ok_or_else(|| bad("no \"]:\" after \"[\""))?;
+            let ip = ip.parse::<Ipv6Addr>().map_err(|_| bad("inside [] is not an IPv6 address"))?;
+            (Some(IpAddr::V6(ip)), ports)
+        }
+        None => (None, ports),
+    };
     let parts: Vec<&str> = ports.split(':').collect();
-    let (ip, host, container) = match parts.as_slice() {
-        [c] => (None, "", *c),
-        [h, c] => (None, *h, *c),
-        [ip, h, c] => (Some(*ip), *h, *c),
+    let (ip, host, container) = match (ip, parts.as_slice()) {
+        (None, [c]) => (None, "", *c),
+        (None, [h, c]) => (None, *h, *c),
+        (None, [ip, h, c]) => {
+            let ip = ip.parse::<Ipv4Addr>().map_err(|_| {
+                bad("the host address is not an IPv4 address (write IPv6 in brackets)")
+            })?;
+            (Some(IpAddr::V4(ip)), *h, *c)
+        }
+        (Some(ip), [h, c]) => (Some(ip), *h, *c),
+        (Some(_), [_]) => return Err(bad("a host address needs a host port, empty for any")),
         _ => return Err(bad("too many ':'")),
     };
-    let host_ip = ip
-        .map(|s| s.parse::<Ipv4Addr>().map_err(|_| bad("the host address is not an IPv4 address")))
-        .transpose()?
-        .filter(|a| !a.is_unspecified());
-    if host_ip.is_some_and(|a| a.is_multicast() || a.is_broadcast()) {
-        return Err(bad("the host address must be unicast"));
+    let bind = match ip {
+        None => Bind::Unspecified,
+        Some(a) if a.is_unspecified() => Bind::Any(Family::of(a)),
+        Some(a) => Bind::Addr(a),
+    };
+    if let Bind::Addr(a) = bind {
+        let broadcast = matches!(a, IpAddr::V4(v4) if v4.is_broadcast());
+        if a.is_multicast() || broadcast {
+            return Err(bad("the host address must be unicast"));
+        }
+        if a == IpAddr::V6(Ipv6Addr::LOCALHOST) {
+            return Err(bad("::1 cannot be published: IPv6 has no route_localnet, so the kernel cannot DNAT loopback traffic to a sandbox; use 127.0.0.1"));
+        }
     }
     let (c_lo, c_hi) = parse_range(container)
         .ok_or_else(|| bad("the container port must be 1-65535 or a range lo-hi"))?;
@@ -109,7 +179,7 @@ fn parse_spec(field: &str, spec: &str, budget: usize) -> Result<Option<Vec<PortR
         )
     };
     let request =
-        |host_port, container_port| PortRequest { proto, host_ip, host_port, container_port };
+        |host_port, container_port| PortRequest { proto, bind, host_port, container_port };
     // A host range mapped to one container port is one port; the lengths
     // are known before anything is expanded.
     let count = match host_range {
@@ -159,7 +229,7 @@ mod tests {
             one("80"),
             PortRequest {
                 proto: Proto::Tcp,
-                host_ip: None,
+                bind: Bind::Unspecified,
                 host_port: HostPort::Any,
                 container_port: 80
             }
@@ -168,9 +238,15 @@ mod tests {
         assert_eq!(one("8080:80/udp").proto, Proto::Udp);
         assert_eq!(one("0:80").host_port, HostPort::Any);
         let bound = one("127.0.0.1:8080:80/sctp");
-        assert_eq!((bound.host_ip, bound.proto), (Some(Ipv4Addr::LOCALHOST), Proto::Sctp));
+        let localhost = Bind::Addr(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!((bound.bind, bound.proto), (localhost, Proto::Sctp));
         assert_eq!(one("127.0.0.1::80").host_port, HostPort::Any);
-        assert_eq!(one("0.0.0.0:8080:80").host_ip, None);
+        assert_eq!(one("0.0.0.0:8080:80").bind, Bind::Any(Family::V4));
+        assert_eq!(one("[::]:8080:80").bind, Bind::Any(Family::V6));
+        let v6 = one("[2001:db8::1]:8080:80/udp");
+        assert_eq!(v6.bind, Bind::Addr("2001:db8::1".parse().unwrap()));
+        assert_eq!((v6.host_port, v6.proto), (HostPort::Fixed(8080), Proto::Udp));
+        assert_eq!(one("[2001:db8::1]::80").host_port, HostPort::Any);
         assert_eq!(one("8000-8010:80").host_port, HostPort::Within(8000, 8010));
         let range = parse_spec("p", "8000-8002:80-82", 1024).unwrap().unwrap();
         let pairs: Vec<(HostPort, u16)> =
@@ -200,10 +276,30 @@ mod tests {
             "90-80",
             "8080:",
             "224.0.0.1:80:80",
+            "2001:db8::1:8080:80",
+            "[2001:db8::1]:80",
+            "[2001:db8::1]8080:80",
+            "[192.0.2.1]:8080:80",
+            "[ff02::1]:8080:80",
+            "[::1]:8080:80",
+            "[2001:db8::1]:1:8080:80",
         ] {
             let err = parse_spec("publish[0]", bad, 1024).expect_err(bad);
             assert!(err.to_string().starts_with("publish[0]"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn binds_resolve_to_the_network_s_families() {
+        let (v4, v6) = (Some((Family::V4, None)), Some((Family::V6, None)));
+        let both: Vec<_> = v4.into_iter().chain(v6).collect();
+        assert_eq!(Bind::Unspecified.resolve(true), Some(both));
+        assert_eq!(Bind::Unspecified.resolve(false), Some(vec![(Family::V4, None)]));
+        assert_eq!(Bind::Any(Family::V6).resolve(false), None);
+        assert_eq!(Bind::Any(Family::V6).resolve(true), Some(vec![(Family::V6, None)]));
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(Bind::Addr(a).resolve(false), None);
+        assert_eq!(Bind::Any(Family::V4).resolve(true), Some(vec![(Family::V4, None)]));
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The sandbox resource at the edge: CreateSandbox, Connect and Disconnect
 //! requests become typed specs, or an InvalidArgument naming the field.
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use ctnet_proto::v1::{self as pb, create_sandbox_request::Mode};
 
 use super::common::*;
 use super::ids::Ref;
+use super::ipv6::parse_ipv6;
 use super::ports::{parse_publish, PortRequest};
 use crate::error::{Error, Result};
 
@@ -20,6 +21,8 @@ pub const MAX_INTERFACES: usize = 16;
 pub struct AttachSpec {
     pub network: Ref,
     pub address: Option<Ipv4Addr>,
+    /// Only on a dual-stack network.
+    pub address6: Option<Ipv6Addr>,
     /// The name inside the sandbox; None: the first free ethN.
     pub ifname: Option<String>,
     /// None: derived from the address.
@@ -127,6 +130,7 @@ fn default_attachment() -> AttachSpec {
     AttachSpec {
         network: Ref::from_static(DEFAULT_NETWORK),
         address: None,
+        address6: None,
         ifname: None,
         mac: None,
     }
@@ -151,6 +155,11 @@ fn parse_attachments(list: &[pb::NetworkAttachment]) -> Result<Vec<AttachSpec>> 
                 .ipv4_address
                 .as_deref()
                 .map(|s| parse_ipv4(&format!("{field}.ipv4_address"), s))
+                .transpose()?,
+            address6: a
+                .ipv6_address
+                .as_deref()
+                .map(|s| parse_ipv6(&format!("{field}.ipv6_address"), s))
                 .transpose()?,
             ifname: a
                 .interface_name
@@ -220,6 +229,11 @@ impl ConnectSpec {
                     .as_deref()
                     .map(|s| parse_ipv4("ipv4_address", s))
                     .transpose()?,
+                address6: r
+                    .ipv6_address
+                    .as_deref()
+                    .map(|s| parse_ipv6("ipv6_address", s))
+                    .transpose()?,
                 ifname: r
                     .interface_name
                     .as_deref()
@@ -285,6 +299,7 @@ mod tests {
         let a = pb::NetworkAttachment {
             network: "n".into(),
             ipv4_address: None,
+            ipv6_address: None,
             interface_name: None,
             mac_address: None,
         };
@@ -300,6 +315,7 @@ mod tests {
         let a = |n: &str, i: &str| pb::NetworkAttachment {
             network: n.into(),
             ipv4_address: None,
+            ipv6_address: None,
             interface_name: Some(i.into()),
             mac_address: None,
         };

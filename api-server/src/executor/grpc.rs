@@ -2,7 +2,7 @@
 //! lazily and reconnects by itself, so api-server starts and keeps serving
 //! reads while netexec is down. This is the only module that knows the
 //! wire API `ctnet.exec.v1` (imported as `wire`).
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -63,6 +63,7 @@ fn network(n: &FirewallNetwork) -> wire::FirewallNetwork {
     wire::FirewallNetwork {
         bridge: n.bridge.to_string(),
         subnet: n.subnet.to_string(),
+        subnet6: n.subnet6.map(|s| s.to_string()).unwrap_or_default(),
         internal: n.internal,
         icc: n.icc,
     }
@@ -84,6 +85,7 @@ fn guard(g: &FirewallGuard) -> wire::FirewallGuard {
         link: g.link.to_string(),
         mac: g.mac.0.to_vec(),
         ip: g.ip.to_string(),
+        ip6: g.ip6.map(|a| a.to_string()).unwrap_or_default(),
         owner: g.owner.to_string(),
     }
 }
@@ -94,12 +96,10 @@ fn listener(l: &wire::Listener) -> Option<HostListener> {
         "udp" => Proto::Udp,
         _ => return None,
     };
+    // An IPv4-mapped address is an IPv4 socket's.
     let address = match l.address.parse::<IpAddr>().ok()? {
-        IpAddr::V4(a) if a.is_unspecified() => None,
-        IpAddr::V4(a) => Some(a),
-        IpAddr::V6(a) if a.is_unspecified() => None,
-        // Other IPv6 addresses never receive IPv4 traffic.
-        IpAddr::V6(a) => Some(a.to_ipv4_mapped()?),
+        IpAddr::V6(a) => a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4),
+        a => a,
     };
     let port = u16::try_from(l.port).ok()?;
     Some(HostListener { proto, address, port, shown: format!("{}:{}", l.address, l.port) })
@@ -121,6 +121,7 @@ fn netns_view(r: wire::InspectNetnsResponse) -> NetnsView {
             .map(|i| InterfaceView { name: i.name, addresses: i.addresses, up: i.up })
             .collect(),
         default_gateway: r.default_gateway.parse::<Ipv4Addr>().ok(),
+        default_gateway6: r.default_gateway6.parse::<Ipv6Addr>().ok(),
     }
 }
 
@@ -136,6 +137,7 @@ impl Executor for GrpcExecutor {
         let req = wire::EnsureBridgeRequest {
             name: b.name.to_string(),
             address: format!("{}/{}", b.address, b.prefix),
+            address6: b.address6.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default(),
             mtu: b.mtu,
             owner: b.owner.to_string(),
             adopt_untagged: b.adopt_untagged,
@@ -176,6 +178,8 @@ impl Executor for GrpcExecutor {
             bridge: e.bridge.to_string(),
             address: format!("{}/{}", e.address, e.prefix),
             gateway: e.gateway.map(|g| g.to_string()).unwrap_or_default(),
+            address6: e.address6.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default(),
+            gateway6: e.gateway6.map(|g| g.to_string()).unwrap_or_default(),
             mac: e.mac.0.to_vec(),
             mtu: e.mtu,
             owner: e.owner.to_string(),

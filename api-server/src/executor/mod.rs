@@ -4,11 +4,11 @@
 //! them. `grpc` converts to and from the wire API `ctnet.exec.v1`.
 pub mod grpc;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use crate::domain::ports::Proto;
-use crate::domain::{LinkName, Mac, SandboxId, Subnet};
+use crate::domain::ports::{Family, Proto};
+use crate::domain::{LinkName, Mac, SandboxId, Subnet, Subnet6};
 use crate::error::Result;
 use crate::model::Owner;
 
@@ -32,6 +32,9 @@ pub struct EndpointArgs {
     pub address: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Option<Ipv4Addr>,
+    /// On a dual-stack network: the address and its prefix length.
+    pub address6: Option<(Ipv6Addr, u8)>,
+    pub gateway6: Option<Ipv6Addr>,
     pub mac: Mac,
     pub mtu: u32,
     pub owner: Owner,
@@ -44,6 +47,8 @@ pub struct BridgeArgs {
     pub name: LinkName,
     pub address: Ipv4Addr,
     pub prefix: u8,
+    /// On a dual-stack network: the IPv6 gateway address and prefix length.
+    pub address6: Option<(Ipv6Addr, u8)>,
     pub mtu: u32,
     pub owner: Owner,
     /// Reconciliation of an existing record: an untagged bridge of this
@@ -66,38 +71,59 @@ pub struct PingInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostListener {
     pub proto: Proto,
-    /// None: every address (0.0.0.0 or ::).
-    pub address: Option<Ipv4Addr>,
+    /// As bound, an IPv4-mapped IPv6 address as IPv4.
+    pub address: IpAddr,
     pub port: u16,
     /// As netexec reported it, for messages.
     pub shown: String,
 }
 
-/// An IPv4 prefix as the host has it: any length 0-32, host bits allowed
-/// (an address with its prefix length).
+impl HostListener {
+    /// Whether the socket takes traffic for `host_ip` (None: every address)
+    /// of `family`. "::" may take IPv4 too (a dual-stack socket).
+    pub fn covers(&self, family: Family, host_ip: Option<IpAddr>) -> bool {
+        match self.address {
+            IpAddr::V6(a) if a.is_unspecified() => true,
+            a if a.is_unspecified() => Family::of(a) == family,
+            a => Family::of(a) == family && host_ip.is_none_or(|h| h == a),
+        }
+    }
+}
+
+/// A prefix as the host has it, either family: any length, host bits
+/// allowed (an address with its prefix length).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostPrefix {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub len: u8,
 }
 
 impl HostPrefix {
-    /// "a.b.c.d/len"; None for anything else (netexec's answer is checked,
+    /// "ADDRESS/len"; None for anything else (netexec's answer is checked,
     /// not trusted).
     pub fn parse(s: &str) -> Option<Self> {
         let (a, l) = s.split_once('/')?;
-        let len: u8 = l.parse().ok()?;
-        (len <= 32).then_some(HostPrefix { addr: a.parse().ok()?, len })
-    }
-
-    fn mask(&self) -> u32 {
-        u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0)
+        let (addr, len): (IpAddr, u8) = (a.parse().ok()?, l.parse().ok()?);
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (len <= max).then_some(HostPrefix { addr, len })
     }
 
     /// True when some address is in both.
     pub fn overlaps(&self, s: &Subnet) -> bool {
-        let m = self.mask() & s.mask();
-        u32::from(self.addr) & m == u32::from(s.base) & m
+        let IpAddr::V4(addr) = self.addr else { return false };
+        let m = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0) & s.mask();
+        u32::from(addr) & m == u32::from(s.base) & m
+    }
+
+    pub fn overlaps6(&self, s: &Subnet6) -> bool {
+        let IpAddr::V6(addr) = self.addr else { return false };
+        let m = u128::MAX.checked_shl(128 - u32::from(self.len)).unwrap_or(0) & s.mask();
+        u128::from(addr) & m == u128::from(s.base) & m
+    }
+
+    /// A default route: every subnet overlaps it, none takes it.
+    pub fn is_default(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -119,7 +145,7 @@ pub struct HostRoute {
     pub destination: HostPrefix,
     /// Empty when the route has no output interface.
     pub interface: String,
-    pub gateway: Option<Ipv4Addr>,
+    pub gateway: Option<IpAddr>,
 }
 
 impl std::fmt::Display for HostRoute {
@@ -135,7 +161,7 @@ impl std::fmt::Display for HostRoute {
     }
 }
 
-/// The host namespace's IPv4 addresses and main-table routes.
+/// The host namespace's addresses and main-table routes, both families.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostRoutes {
     pub addresses: Vec<HostAddress>,
@@ -148,18 +174,20 @@ pub struct HostRoutes {
 pub struct FirewallNetwork {
     pub bridge: LinkName,
     pub subnet: Subnet,
+    /// A dual-stack network's IPv6 subnet.
+    pub subnet6: Option<Subnet6>,
     pub internal: bool,
     pub icc: bool,
 }
 
-/// One published port: a DNAT map element.
+/// One published port of one family: a DNAT map element.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FirewallPort {
     pub proto: Proto,
-    /// None: every host address.
-    pub host_ip: Option<Ipv4Addr>,
+    /// None: every host address of target_ip's family.
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
-    pub target_ip: Ipv4Addr,
+    pub target_ip: IpAddr,
     pub target_port: u16,
     pub owner: Owner,
 }
@@ -171,6 +199,8 @@ pub struct FirewallGuard {
     pub link: LinkName,
     pub mac: Mac,
     pub ip: Ipv4Addr,
+    /// On a dual-stack network.
+    pub ip6: Option<Ipv6Addr>,
     pub owner: Owner,
 }
 
@@ -237,6 +267,7 @@ pub struct InterfaceView {
 pub struct NetnsView {
     pub interfaces: Vec<InterfaceView>,
     pub default_gateway: Option<Ipv4Addr>,
+    pub default_gateway6: Option<Ipv6Addr>,
 }
 
 /// Every operation is idempotent: repeating one is a no-op, removing what

@@ -70,18 +70,31 @@ fn host_end(
 /// What is wrong with an endpoint inside the sandbox.
 fn inside(ep: &Endpoint, net: &NetworkRecord, seen: &NetnsView) -> Vec<String> {
     let mut diffs = Vec::new();
-    let want = format!("{}/{}", ep.address, net.subnet.prefix);
+    let mut want = vec![format!("{}/{}", ep.address, net.subnet.prefix)];
+    let v6 = ep.address6.zip(net.ipv6);
+    want.extend(v6.map(|(a, n)| format!("{a}/{}", n.subnet.prefix)));
     match seen.interfaces.iter().find(|i| i.name == ep.ifname) {
         None => diffs.push(format!("{}: missing inside the sandbox", ep.ifname)),
-        Some(i) if !i.addresses.contains(&want) => {
-            diffs.push(format!("{}: address {want} missing (has {:?})", ep.ifname, i.addresses))
+        Some(i) => {
+            for w in want.iter().filter(|w| !i.addresses.contains(w)) {
+                diffs.push(format!("{}: address {w} missing (has {:?})", ep.ifname, i.addresses));
+            }
+            if !i.up {
+                diffs.push(format!("{}: down", ep.ifname));
+            }
         }
-        Some(i) if !i.up => diffs.push(format!("{}: down", ep.ifname)),
-        Some(_) => {}
     }
     if ep.default_route && seen.default_gateway != Some(net.gateway) {
         let via = seen.default_gateway.map(|g| g.to_string()).unwrap_or_default();
         diffs.push(format!("default route: via {via:?}, expected {}", net.gateway));
+    }
+    let gw6 = net.ipv6.map(|a| a.gateway);
+    if ep.default_route && gw6.is_some() && seen.default_gateway6 != gw6 {
+        let via = seen.default_gateway6.map(|g| g.to_string()).unwrap_or_default();
+        diffs.push(format!(
+            "IPv6 default route: via {via:?}, expected {}",
+            gw6.unwrap_or(std::net::Ipv6Addr::UNSPECIFIED)
+        ));
     }
     diffs
 }

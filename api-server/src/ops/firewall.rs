@@ -1,27 +1,43 @@
 //! What the firewall should hold, derived from the records: one network
 //! element group per network, one map element per published port.
+use std::net::IpAddr;
+
 use super::Ops;
+use crate::domain::ports::Family;
 use crate::error::Result;
 use crate::executor::{FirewallDelta, FirewallGuard, FirewallNetwork, FirewallPort, FirewallTable};
 use crate::model::{Endpoint, NetworkRecord, Owner, Phase, SandboxRecord};
 use crate::state::State;
 
 pub fn network(n: &NetworkRecord) -> FirewallNetwork {
-    FirewallNetwork { bridge: n.bridge.clone(), subnet: n.subnet, internal: n.internal, icc: n.icc }
+    FirewallNetwork {
+        bridge: n.bridge.clone(),
+        subnet: n.subnet,
+        subnet6: n.ipv6.map(|a| a.subnet),
+        internal: n.internal,
+        icc: n.icc,
+    }
 }
 
 pub fn ports_of(rec: &SandboxRecord, ep: &Endpoint) -> Vec<FirewallPort> {
-    let port = |p: &crate::model::PublishedPort| FirewallPort {
-        proto: p.proto,
-        host_ip: p.host_ip,
-        host_port: p.host_port,
-        target_ip: ep.address,
-        target_port: p.container_port,
-        // The table is derived state, rebuilt whole from the records: its
-        // element comments name the sandbox only.
-        owner: Owner::Sandbox(rec.id.clone(), None),
+    let port = |p: &crate::model::PublishedPort| {
+        let target_ip = match p.family {
+            Family::V4 => IpAddr::V4(ep.address),
+            // Granted only on an interface that has one.
+            Family::V6 => IpAddr::V6(ep.address6?),
+        };
+        Some(FirewallPort {
+            proto: p.proto,
+            host_ip: p.host_ip,
+            host_port: p.host_port,
+            target_ip,
+            target_port: p.container_port,
+            // The table is derived state, rebuilt whole from the records: its
+            // element comments name the sandbox only.
+            owner: Owner::Sandbox(rec.id.clone(), None),
+        })
     };
-    ep.ports.iter().map(port).collect()
+    ep.ports.iter().filter_map(port).collect()
 }
 
 impl Endpoint {
@@ -31,6 +47,7 @@ impl Endpoint {
             link: self.host_ifname.clone(),
             mac: self.mac,
             ip: self.address,
+            ip6: self.address6,
             owner: Owner::Sandbox(rec.id.clone(), None),
         })
     }

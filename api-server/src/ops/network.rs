@@ -1,12 +1,15 @@
 //! Network operations: create, delete, and the default network.
 use super::claims::Claim;
+use super::host::{host_conflict, own_bridges, Range};
 use super::tenancy;
 use super::Ops;
-use crate::domain::network::{NetworkSpec, DEFAULT_MTU};
+use crate::domain::ipv6::ula_prefix;
+use crate::domain::network::{Ipv6Ask, NetworkSpec, DEFAULT_MTU};
 use crate::domain::sandbox::DEFAULT_NETWORK;
-use crate::domain::{LinkName, Name, NetworkId, Ref, StoreId, Subnet};
+use crate::domain::{Addressing6, LinkName, Name, NetworkId, Ref, StoreId, Subnet, Subnet6};
 use crate::error::{Error, Result};
 use crate::executor::BridgeArgs;
+use crate::executor::HostRoutes;
 use crate::model::{now, NetworkRecord, Phase};
 use crate::policy::Caller;
 use crate::state::State;
@@ -19,6 +22,7 @@ pub fn bridge_args(n: &NetworkRecord, store: &StoreId, adopt_untagged: bool) -> 
         name: n.bridge.clone(),
         address: n.gateway,
         prefix: n.subnet.prefix,
+        address6: n.ipv6.map(|a| (a.gateway, a.subnet.prefix)),
         mtu: n.mtu,
         owner: n.owner(store),
         adopt_untagged,
@@ -33,6 +37,7 @@ fn check_conflicts(
     name: &Name,
     bridge: &LinkName,
     subnet: &Subnet,
+    subnet6: Option<&Subnet6>,
 ) -> Result<()> {
     for n in st.networks.values() {
         let shown = if caller.sees(&n.tenant) {
@@ -55,8 +60,36 @@ fn check_conflicts(
                 "subnet: {subnet} overlaps {shown}; choose a range that does not"
             )));
         }
+        let theirs = n.ipv6.map(|a| a.subnet);
+        if let Some(s6) = subnet6.filter(|s| theirs.is_some_and(|t| t.overlaps(s))) {
+            return Err(Error::Conflict(format!(
+                "ipv6_subnet: {s6} overlaps {shown}; choose a range that does not"
+            )));
+        }
     }
     Ok(())
+}
+
+/// Subnets a ULA /48 holds: 2^16 /64s.
+const ULA_SUBNETS: u128 = 1 << 16;
+
+/// The first /64 of the host's ULA prefix that no network has and the host
+/// does not use. Bounded by the networks that exist, never by the prefix.
+fn pick_ula(st: &State, host: &HostRoutes, store: &StoreId) -> Result<Addressing6> {
+    let ula = ula_prefix(store.as_str());
+    let own = own_bridges(st);
+    let taken: Vec<Subnet6> =
+        st.networks.values().filter_map(|n| n.ipv6.map(|a| a.subnet)).collect();
+    (0..ULA_SUBNETS)
+        .map(|i| ula.child(64, i))
+        .find(|s| {
+            !taken.iter().any(|t| t.overlaps(s))
+                && host_conflict(host, &Range::V6(*s), &own).is_none()
+        })
+        .map(Addressing6::of)
+        .ok_or_else(|| {
+            Error::Exhausted(format!("ipv6_subnet: every /64 of {ula} is taken; name a subnet"))
+        })
 }
 
 /// A new id whose short form is unique: it names the network's bridge.
@@ -87,14 +120,31 @@ impl Ops {
                 Some(a) => a,
                 None => tenancy::pick_subnet(caller, &st, &host)?,
             };
-            check_conflicts(&st, caller, &spec.name, &bridge, &addressing.subnet)?;
-            self.check_host(&st, &host, "subnet", &addressing.subnet)?;
+            let ipv6 = match spec.ipv6 {
+                None => None,
+                Some(Ipv6Ask::Given(a)) => Some(a),
+                Some(Ipv6Ask::Ula) => Some(pick_ula(&st, &host, self.store.id())?),
+            };
+            let subnet6 = ipv6.map(|a| a.subnet);
+            check_conflicts(
+                &st,
+                caller,
+                &spec.name,
+                &bridge,
+                &addressing.subnet,
+                subnet6.as_ref(),
+            )?;
+            self.check_host(&st, &host, "subnet", &Range::V4(addressing.subnet))?;
+            if let Some(s6) = subnet6 {
+                self.check_host(&st, &host, "ipv6_subnet", &Range::V6(s6))?;
+            }
             let rec = NetworkRecord {
                 id,
                 name: spec.name,
                 tenant: caller.tenant.clone(),
                 subnet: addressing.subnet,
                 gateway: addressing.gateway,
+                ipv6,
                 bridge,
                 mtu: spec.mtu,
                 internal: spec.internal,
@@ -190,13 +240,15 @@ impl Ops {
         }
         let subnet = self.default_subnet(&st, &host)?;
         let name = Name::parse("name", DEFAULT_NETWORK)?;
-        check_conflicts(&st, &Caller::admin(), &name, &self.settings.default_bridge, &subnet)?;
+        let bridge = &self.settings.default_bridge;
+        check_conflicts(&st, &Caller::admin(), &name, bridge, &subnet, None)?;
         let rec = NetworkRecord {
             id: fresh_network_id(&st),
             name,
             tenant: crate::policy::ADMIN.into(),
             subnet,
             gateway: std::net::Ipv4Addr::from(subnet.hosts().0),
+            ipv6: None,
             bridge: self.settings.default_bridge.clone(),
             mtu: DEFAULT_MTU,
             internal: false,

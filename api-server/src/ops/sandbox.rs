@@ -151,7 +151,8 @@ impl Ops {
                         Error::invalid("publish", why)
                     })?;
                     let range = self.settings.ephemeral;
-                    ep.ports = ports::allocate(st, caller, &spec.publish, listeners, range)?;
+                    let ipv6 = ep.address6.is_some();
+                    ep.ports = ports::allocate(st, caller, &spec.publish, listeners, range, ipv6)?;
                 }
             }
         }
@@ -314,7 +315,8 @@ impl Ops {
                     ));
                 }
                 let range = self.settings.ephemeral;
-                ep.ports = ports::allocate(&st, caller, &spec.publish, &listeners, range)?;
+                let ipv6 = ep.address6.is_some();
+                ep.ports = ports::allocate(&st, caller, &spec.publish, &listeners, range, ipv6)?;
             }
             rec.endpoints.push(ep.clone());
             let intent = Change::PutSandbox(rec.clone());
@@ -415,6 +417,8 @@ pub(super) fn endpoint_args(
         address: ep.address,
         prefix: net.subnet.prefix,
         gateway: ep.default_route.then_some(net.gateway),
+        address6: ep.address6.zip(net.ipv6.map(|a| a.subnet.prefix)),
+        gateway6: net.ipv6.filter(|_| ep.default_route).map(|a| a.gateway),
         mac: ep.mac,
         mtu: net.mtu,
         owner: rec.owner(store),
@@ -528,6 +532,15 @@ fn new_endpoint(
     // is passed over, or one squatted MAC would block the whole network.
     let squatted = |a| mac.is_none() && st.mac_taken(&net.id, Mac::from_ipv4(a));
     let address = st.allocate(net, attach.address, field, squatted)?;
+    let field6 = field.replace("ipv4_address", "ipv6_address");
+    let address6 = match (net.ipv6, attach.address6) {
+        (None, Some(_)) => {
+            let why = format!("network {} is IPv4-only; omit the IPv6 address", net.name);
+            return Err(Error::invalid(&field6, why));
+        }
+        (None, None) => None,
+        (Some(a6), want) => Some(st.allocate6(net, &a6, want, &field6)?),
+    };
     let mac = mac.unwrap_or_else(|| Mac::from_ipv4(address));
     if st.mac_taken(&net.id, mac) {
         let why = format!("mac_address: {mac} is already in use on network {}", net.name);
@@ -539,6 +552,7 @@ fn new_endpoint(
         host_ifname: LinkName::for_endpoint(prefix, &rec.id, index),
         mac,
         address,
+        address6,
         default_route: !rec.endpoints.iter().any(|e| e.default_route),
         attached: false,
         ports: Vec::new(),

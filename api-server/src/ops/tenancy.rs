@@ -1,9 +1,9 @@
 //! What a tenant may do and how much it may hold, checked under the state
 //! lock together with the decision it guards (so two requests never both
 //! take the last unit of a quota). The admin (no rules) passes every check.
-use super::host::{host_conflict, own_bridges};
-use crate::domain::network::{Addressing, NetworkSpec, DEFAULT_MTU};
-use crate::domain::ports::{HostPort, PortRequest};
+use super::host::{host_conflict, own_bridges, Range};
+use crate::domain::network::{Addressing, Ipv6Ask, NetworkSpec, DEFAULT_MTU};
+use crate::domain::ports::{Bind, HostPort, PortRequest};
 use crate::domain::Subnet;
 use crate::error::{Error, Result};
 use crate::executor::HostRoutes;
@@ -72,6 +72,13 @@ pub fn check_network(caller: &Caller, st: &State, spec: &NetworkSpec) -> Result<
             )));
         }
     }
+    // A policy names IPv4 ranges only: a tenant's IPv6 comes from the
+    // host's ULA prefix, so no tenant can take a routed prefix.
+    if matches!(spec.ipv6, Some(Ipv6Ask::Given(_))) {
+        return Err(Error::Denied(format!(
+            "ipv6_subnet: tenant {t} may not name an IPv6 subnet; set enable_ipv6 for one from the host's ULA prefix"
+        )));
+    }
     Ok(())
 }
 
@@ -98,7 +105,7 @@ pub fn pick_subnet(caller: &Caller, st: &State, host: &HostRoutes) -> Result<Add
         .map(|b| Subnet { base: b.into(), prefix: r.pool_prefix })
         .find(|s| {
             !st.networks.values().any(|n| n.subnet.overlaps(s))
-                && host_conflict(host, s, &own).is_none()
+                && host_conflict(host, &Range::V4(*s), &own).is_none()
         })
         .map(Addressing::of)
         .ok_or_else(|| {
@@ -157,7 +164,7 @@ pub fn fit_ports(caller: &Caller, publish: &mut [PortRequest]) {
 fn check_ports(r: &TenantRules, publish: &[PortRequest]) -> Result<()> {
     let t = r.name.as_str();
     for p in publish {
-        if p.host_ip.is_some() && !r.allow.host_ip_ports {
+        if matches!(p.bind, Bind::Addr(_)) && !r.allow.host_ip_ports {
             return Err(denied(t, "host_ip_ports", "bind a published port to one host address"));
         }
         let (lo, hi) = match p.host_port {

@@ -58,6 +58,7 @@ impl Scenario {
                 let attach = |n: &str| pb::NetworkAttachment {
                     network: n.into(),
                     ipv4_address: None,
+                    ipv6_address: None,
                     interface_name: None,
                     mac_address: None,
                 };

@@ -31,6 +31,7 @@ async fn populated() -> Env {
     let attach = |n: &str| pb::NetworkAttachment {
         network: n.into(),
         ipv4_address: None,
+        ipv6_address: None,
         interface_name: None,
         mac_address: None,
     };

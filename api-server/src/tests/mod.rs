@@ -259,7 +259,8 @@ pub fn no_duplicates(st: &crate::state::State) {
             );
             assert!(macs.insert((e.network_id.clone(), e.mac)), "MAC {} held twice", e.mac);
             for p in &e.ports {
-                let clash = ports.iter().any(|q| q.clashes(p.proto, p.host_ip, p.host_port));
+                let clash =
+                    ports.iter().any(|q| q.clashes(p.proto, p.family, p.host_ip, p.host_port));
                 assert!(!clash, "host port {} held twice", p.host_port);
                 ports.push(p);
             }

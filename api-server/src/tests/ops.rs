@@ -164,6 +164,7 @@ async fn static_addresses_are_checked() {
         let attach = pb::NetworkAttachment {
             network: "bridge".into(),
             ipv4_address: Some(a.into()),
+            ipv6_address: None,
             interface_name: None,
             mac_address: None,
         };
@@ -232,7 +233,7 @@ async fn a_host_listener_holds_its_port() {
     env.fake.tamper(|k| {
         let l = HostListener {
             proto: crate::domain::ports::Proto::Tcp,
-            address: None,
+            address: std::net::Ipv4Addr::UNSPECIFIED.into(),
             port: 2222,
             shown: "0.0.0.0:2222".into(),
         };
@@ -278,6 +279,7 @@ async fn ports_need_a_network_with_a_way_in() {
     let attach = pb::NetworkAttachment {
         network: "int".into(),
         ipv4_address: None,
+        ipv6_address: None,
         interface_name: None,
         mac_address: None,
     };

@@ -9,6 +9,7 @@ fn at(name: &str, addr: &str) -> pb::CreateSandboxRequest {
     let attach = pb::NetworkAttachment {
         network: "bridge".into(),
         ipv4_address: Some(addr.into()),
+        ipv6_address: None,
         interface_name: None,
         mac_address: None,
     };

@@ -54,6 +54,7 @@ fn on(name: &str, network: &str, publish: &[&str]) -> pb::CreateSandboxRequest {
         networks: vec![pb::NetworkAttachment {
             network: network.into(),
             ipv4_address: None,
+            ipv6_address: None,
             interface_name: None,
             mac_address: None,
         }],

@@ -96,17 +96,22 @@ fn to_uri(addr: &str) -> String {
 pub fn mode_from_net(
     net: &[String],
     ip: Option<String>,
+    ip6: Option<String>,
 ) -> Result<pb::create_sandbox_request::Mode, String> {
     use pb::create_sandbox_request::Mode;
     let single = |m: Mode| {
-        if net.len() == 1 && ip.is_none() {
+        if net.len() == 1 && ip.is_none() && ip6.is_none() {
             Ok(m)
         } else {
-            Err(format!("--net {} takes no other --net or --ip", net[0]))
+            Err(format!("--net {} takes no other --net, --ip or --ip6", net[0]))
         }
     };
     match net.first().map(String::as_str) {
-        None => Ok(Mode::Bridge(pb::BridgeMode { networks: vec![attachment("bridge", ip)] })),
+        None => {
+            let mut first = attachment("bridge", ip);
+            first.ipv6_address = ip6;
+            Ok(Mode::Bridge(pb::BridgeMode { networks: vec![first] }))
+        }
         Some("host") => single(Mode::Host(pb::HostMode {})),
         Some("none") => single(Mode::None(pb::NoneMode {})),
         Some(c) if c.starts_with("container:") => single(Mode::Container(pb::ContainerMode {
@@ -116,6 +121,7 @@ pub fn mode_from_net(
             let mut networks: Vec<pb::NetworkAttachment> =
                 net.iter().map(|n| attachment(n, None)).collect();
             networks[0].ipv4_address = ip;
+            networks[0].ipv6_address = ip6;
             Ok(Mode::Bridge(pb::BridgeMode { networks }))
         }
     }
@@ -149,16 +155,20 @@ mod tests {
 
     #[test]
     fn net_values() {
-        assert!(matches!(mode_from_net(&["host".into()], None), Ok(Mode::Host(_))));
-        assert!(mode_from_net(&["host".into()], Some("1.2.3.4".into())).is_err());
-        match mode_from_net(&["container:web".into()], None) {
+        assert!(matches!(mode_from_net(&["host".into()], None, None), Ok(Mode::Host(_))));
+        assert!(mode_from_net(&["host".into()], Some("1.2.3.4".into()), None).is_err());
+        assert!(mode_from_net(&["host".into()], None, Some("2001:db8::5".into())).is_err());
+        match mode_from_net(&["container:web".into()], None, None) {
             Ok(Mode::Container(c)) => assert_eq!(c.target, "web"),
             other => panic!("{other:?}"),
         }
-        match mode_from_net(&["a".into(), "b".into()], Some("198.18.0.9".into())) {
+        let six = Some("2001:db8::9".to_string());
+        match mode_from_net(&["a".into(), "b".into()], Some("198.18.0.9".into()), six) {
             Ok(Mode::Bridge(b)) => {
                 assert_eq!(b.networks.len(), 2);
                 assert_eq!(b.networks[0].ipv4_address.as_deref(), Some("198.18.0.9"));
+                assert_eq!(b.networks[0].ipv6_address.as_deref(), Some("2001:db8::9"));
+                assert_eq!(b.networks[1].ipv6_address, None);
             }
             other => panic!("{other:?}"),
         }

@@ -58,10 +58,15 @@ enum NetworkCmd {
     /// Create a bridge network.
     Create {
         name: String,
+        /// IPv4 subnet; given again with an IPv6 subnet, a dual-stack network.
         #[arg(long)]
-        subnet: String,
+        subnet: Vec<String>,
+        /// Gateway of either family; once per family.
         #[arg(long)]
-        gateway: Option<String>,
+        gateway: Vec<String>,
+        /// Dual stack: with no IPv6 --subnet, a /64 of the host's ULA prefix.
+        #[arg(long)]
+        ipv6: bool,
         #[arg(long)]
         bridge_name: Option<String>,
         #[arg(long, default_value_t = 0)]
@@ -99,6 +104,9 @@ enum SandboxCmd {
         /// Static IPv4 address on the first network.
         #[arg(long)]
         ip: Option<String>,
+        /// Static IPv6 address on the first network (a dual-stack one).
+        #[arg(long)]
+        ip6: Option<String>,
         #[arg(long)]
         mac: Option<String>,
         #[arg(long = "label")]
@@ -125,6 +133,9 @@ enum SandboxCmd {
         network: String,
         #[arg(long)]
         ip: Option<String>,
+        /// Static IPv6 address on the network (a dual-stack one).
+        #[arg(long)]
+        ip6: Option<String>,
         /// The interface's name inside the sandbox (default: the first free ethN).
         #[arg(long)]
         ifname: Option<String>,
@@ -168,6 +179,16 @@ fn write_out(out: &str) {
             std::process::exit(1);
         }
     }
+}
+
+/// At most one value of each family, as `docker network create` takes
+/// --subnet and --gateway: IPv6 is whatever holds a ':'.
+fn by_family(flag: &str, values: Vec<String>) -> Result<(Option<String>, Option<String>), String> {
+    let (v6, v4): (Vec<String>, Vec<String>) = values.into_iter().partition(|v| v.contains(':'));
+    if v4.len() > 1 || v6.len() > 1 {
+        return Err(format!("{flag} is given at most once per address family"));
+    }
+    Ok((v4.into_iter().next(), v6.into_iter().next()))
 }
 
 fn status_msg(s: tonic::Status) -> String {
@@ -273,12 +294,27 @@ async fn status(c: Client) -> Result<String, String> {
 
 async fn network(mut c: Client, cmd: NetworkCmd, json: bool) -> Result<String, String> {
     match cmd {
-        NetworkCmd::Create { name, subnet, gateway, bridge_name, mtu, internal, icc, labels } => {
+        NetworkCmd::Create {
+            name,
+            subnet,
+            gateway,
+            ipv6,
+            bridge_name,
+            mtu,
+            internal,
+            icc,
+            labels,
+        } => {
+            let (subnet, ipv6_subnet) = by_family("--subnet", subnet)?;
+            let (gateway, ipv6_gateway) = by_family("--gateway", gateway)?;
             let req = pb::CreateNetworkRequest {
                 name,
                 driver: "bridge".into(),
-                subnet,
+                subnet: subnet.unwrap_or_default(),
                 gateway,
+                ipv6_subnet,
+                ipv6_gateway,
+                enable_ipv6: ipv6,
                 bridge_name,
                 mtu,
                 internal,
@@ -335,12 +371,12 @@ async fn sandbox(mut c: Client, cmd: SandboxCmd, json: bool) -> Result<String, S
         }
     };
     match cmd {
-        SandboxCmd::Create { net, name, ip, mac, labels, netns, publish } => {
+        SandboxCmd::Create { net, name, ip, ip6, mac, labels, netns, publish } => {
             let req = pb::CreateSandboxRequest {
                 name,
                 labels: ctnet_client::parse_labels(&labels)?,
                 mac_address: mac,
-                mode: Some(ctnet_client::mode_from_net(&net, ip)?),
+                mode: Some(ctnet_client::mode_from_net(&net, ip, ip6)?),
                 netns_path: netns,
                 publish,
             };
@@ -381,12 +417,12 @@ async fn sandbox(mut c: Client, cmd: SandboxCmd, json: bool) -> Result<String, S
             }
             Ok(out)
         }
-        SandboxCmd::Connect { sandbox, network, ip, ifname, mac, publish } => {
+        SandboxCmd::Connect { sandbox, network, ip, ip6, ifname, mac, publish } => {
             let req = pb::ConnectRequest {
                 sandbox,
                 network,
                 ipv4_address: ip,
-                ipv6_address: None,
+                ipv6_address: ip6,
                 publish,
                 interface_name: ifname,
                 mac_address: mac,

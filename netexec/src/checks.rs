@@ -1,7 +1,7 @@
 //! netexec trusts nothing: every executor request is parsed again into these
 //! types before anything touches the kernel, and only names carrying our
 //! prefix, pins in our own directory and true namespace files get through.
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -158,6 +158,73 @@ pub fn parse_gateway(field: &str, s: &str, on: &AddrPrefix) -> Result<Option<Ipv
         s.parse().map_err(|_| invalid(field, format!("{s:?} is not an IPv4 address")))?;
     let mask = u32::MAX << (32 - on.prefix);
     if u32::from(gw) & mask != u32::from(on.addr) & mask || gw == on.addr {
+        return Err(invalid(
+            field,
+            format!("{gw} is not another address in {}/{}", on.addr, on.prefix),
+        ));
+    }
+    Ok(Some(gw))
+}
+
+/// An IPv6 address with its prefix length, "ADDR/len": global or ULA
+/// unicast only (never loopback, link-local or multicast), prefix 1-127.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addr6Prefix {
+    pub addr: Ipv6Addr,
+    pub prefix: u8,
+}
+
+impl Addr6Prefix {
+    /// Empty is None: IPv6 is optional wherever it appears.
+    pub fn parse_opt(field: &str, s: &str) -> Result<Option<Self>> {
+        if s.is_empty() {
+            return Ok(None);
+        }
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| invalid(field, format!("{s:?} is not ADDRESS/PREFIX")))?;
+        let addr: Ipv6Addr =
+            a.parse().map_err(|_| invalid(field, format!("{a:?} is not an IPv6 address")))?;
+        let prefix: u8 =
+            p.parse().map_err(|_| invalid(field, format!("{p:?} is not a prefix length")))?;
+        let link_local = addr.segments()[0] & 0xffc0 == 0xfe80;
+        if !(1..=127).contains(&prefix)
+            || addr.is_unspecified()
+            || addr.is_loopback()
+            || addr.is_multicast()
+            || link_local
+        {
+            return Err(invalid(
+                field,
+                format!("{s:?} is not a usable unicast address and prefix"),
+            ));
+        }
+        Ok(Some(Self { addr, prefix }))
+    }
+
+    pub fn mask(&self) -> u128 {
+        u128::MAX << (128 - u32::from(self.prefix))
+    }
+
+    /// A canonical subnet: no host bits set.
+    pub fn parse_subnet_opt(field: &str, s: &str) -> Result<Option<Self>> {
+        let net = Self::parse_opt(field, s)?;
+        if net.is_some_and(|n| u128::from(n.addr) & !n.mask() != 0) {
+            return Err(invalid(field, format!("{s:?} has host bits set")));
+        }
+        Ok(net)
+    }
+}
+
+/// An IPv6 gateway: another address of `on`'s subnet; empty is None.
+pub fn parse_gateway6(field: &str, s: &str, on: Option<&Addr6Prefix>) -> Result<Option<Ipv6Addr>> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let on = on.ok_or_else(|| invalid(field, "a gateway needs an IPv6 address"))?;
+    let gw: Ipv6Addr =
+        s.parse().map_err(|_| invalid(field, format!("{s:?} is not an IPv6 address")))?;
+    if u128::from(gw) & on.mask() != u128::from(on.addr) & on.mask() || gw == on.addr {
         return Err(invalid(
             field,
             format!("{gw} is not another address in {}/{}", on.addr, on.prefix),

@@ -1,6 +1,6 @@
 //! Links, addresses and routes, all over rtnetlink. Functions that take a
 //! `Handle` work in whatever namespace that handle's socket was created in.
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 use futures_util::{StreamExt, TryStreamExt};
@@ -15,7 +15,7 @@ use rtnetlink::{
     Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder,
 };
 
-use crate::checks::{AddrPrefix, OwnedLinkName, Owner, SandboxIfName, ALIAS_PREFIX};
+use crate::checks::{Addr6Prefix, AddrPrefix, OwnedLinkName, Owner, SandboxIfName, ALIAS_PREFIX};
 use crate::error::{netlink_errno, ExecError, Result};
 
 const EEXIST: i32 = 17;
@@ -104,6 +104,8 @@ impl Netlink {
 pub struct BridgeSpec {
     pub name: OwnedLinkName,
     pub address: AddrPrefix,
+    /// A dual-stack network's IPv6 gateway address.
+    pub address6: Option<Addr6Prefix>,
     pub mtu: u32,
     pub owner: Owner,
     /// Adopt an untagged bridge of this name (reconciliation of a record).
@@ -133,6 +135,8 @@ pub struct EndpointSpec {
     pub bridge: OwnedLinkName,
     pub address: AddrPrefix,
     pub gateway: Option<Ipv4Addr>,
+    pub address6: Option<Addr6Prefix>,
+    pub gateway6: Option<Ipv6Addr>,
     pub mac: [u8; 6],
     pub mtu: u32,
     pub owner: Owner,
@@ -232,8 +236,28 @@ pub async fn ensure_bridge(handle: &Handle, spec: &BridgeSpec) -> Result<()> {
     };
     let addr = handle.address().add(index, IpAddr::V4(spec.address.addr), spec.address.prefix);
     ignore_exists(addr.execute().await).map_err(nl_err("add bridge address"))?;
+    if let Some(a6) = spec.address6 {
+        crate::forwarding::enable_ipv6(handle).await?;
+        add_address6(handle, index, a6).await.map_err(nl_err("add bridge IPv6 address"))?;
+    }
     let up = LinkUnspec::new_with_index(index).mtu(spec.mtu).up().build();
     handle.link().set(up).execute().await.map_err(nl_err("set bridge up"))
+}
+
+/// An IPv6 address without duplicate address detection (IFA_F_NODAD):
+/// usable at once, never tentative. The addresses are ctnet's own IPAM's,
+/// unique on their bridge by construction.
+async fn add_address6(
+    handle: &Handle,
+    index: u32,
+    a: Addr6Prefix,
+) -> std::result::Result<(), rtnetlink::Error> {
+    use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
+    let mut add = handle.address().add(index, IpAddr::V6(a.addr), a.prefix);
+    let msg = add.message_mut();
+    msg.header.flags = AddressHeaderFlags::Nodad;
+    msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+    ignore_exists(add.execute().await)
 }
 
 async fn create_bridge(handle: &Handle, spec: &BridgeSpec) -> Result<u32> {
@@ -417,6 +441,8 @@ pub struct InsideSpec {
     pub ifname: SandboxIfName,
     pub address: AddrPrefix,
     pub gateway: Option<Ipv4Addr>,
+    pub address6: Option<Addr6Prefix>,
+    pub gateway6: Option<Ipv6Addr>,
     pub mac: [u8; 6],
     /// Send gratuitous ARP (see AttachEndpointRequest.announce).
     pub announce: bool,
@@ -425,7 +451,7 @@ pub struct InsideSpec {
 /// Inside the sandbox: loopback up, the address, the link up, the MAC
 /// announced, and the default route.
 pub async fn configure_inside(handle: Handle, spec: InsideSpec) -> Result<()> {
-    let InsideSpec { ifname, address, gateway, mac, announce: wanted } = spec;
+    let InsideSpec { ifname, address, gateway, address6, gateway6, mac, announce: wanted } = spec;
     let mut events = if wanted { Some(link_events()?) } else { None };
     loopback_up(&handle).await?;
     let link = link_by_name(&handle, ifname.as_str()).await?.ok_or_else(|| {
@@ -438,17 +464,9 @@ pub async fn configure_inside(handle: Handle, spec: InsideSpec) -> Result<()> {
         let sysctl = format!("/proc/sys/net/ipv4/conf/{}/arp_notify", ifname.as_str());
         std::fs::write(&sysctl, "1").map_err(|e| ExecError::step("set arp_notify", e))?;
     }
-    // ctnet networks are IPv4 (IPv6 comes later). Left on, every new
-    // interface sends router solicitations, DAD probes and MLD reports that
-    // the bridge floods to every port and every sandbox processes: O(N) work
-    // per create on a bridge with N sandboxes. As Docker does for IPv4-only
-    // networks, IPv6 is off on the interface before it comes up.
-    let v6 = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", ifname.as_str());
-    match std::fs::write(&v6, "1") {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(ExecError::step("disable IPv6", e))
-        }
-        _ => {}
+    match address6 {
+        Some(a6) => ipv6_inside(&handle, &ifname, link.index, a6).await?,
+        None => ipv6_off(&ifname)?,
     }
     let add = handle.address().add(link.index, IpAddr::V4(address.addr), address.prefix);
     ignore_exists(add.execute().await).map_err(nl_err("add address"))?;
@@ -462,7 +480,46 @@ pub async fn configure_inside(handle: Handle, spec: InsideSpec) -> Result<()> {
             RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).output_interface(link.index).build();
         handle.route().add(route).replace().execute().await.map_err(nl_err("add default route"))?;
     }
+    if let Some(gw) = gateway6 {
+        let route =
+            RouteMessageBuilder::<Ipv6Addr>::new().gateway(gw).output_interface(link.index).build();
+        let add = handle.route().add(route).replace().execute().await;
+        add.map_err(nl_err("add IPv6 default route"))?;
+    }
     Ok(())
+}
+
+/// On an IPv4-only network. Left on, every new interface sends router
+/// solicitations, DAD probes and MLD reports that the bridge floods to
+/// every port and every sandbox processes: O(N) work per create on a bridge
+/// with N sandboxes. As Docker does, IPv6 is off on the interface before it
+/// comes up.
+fn ipv6_off(ifname: &SandboxIfName) -> Result<()> {
+    let v6 = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", ifname.as_str());
+    match std::fs::write(&v6, "1") {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(ExecError::step("disable IPv6", e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// On a dual-stack network, before the link comes up: no duplicate address
+/// detection (the address is ctnet's IPAM's, unique on its bridge; DAD
+/// would hold it tentative for about a second) and no router
+/// advertisements taken or solicited (the routes are ctnet's), then the
+/// address, added without DAD as well.
+async fn ipv6_inside(
+    handle: &Handle,
+    ifname: &SandboxIfName,
+    index: u32,
+    a6: Addr6Prefix,
+) -> Result<()> {
+    for key in ["accept_dad", "accept_ra"] {
+        let path = format!("/proc/sys/net/ipv6/conf/{}/{key}", ifname.as_str());
+        std::fs::write(&path, "0").map_err(|e| ExecError::step(&format!("set {key}"), e))?;
+    }
+    add_address6(handle, index, a6).await.map_err(nl_err("add IPv6 address"))
 }
 
 /// The gratuitous ARP that arp_notify sends when the link comes up is lost:
@@ -532,32 +589,49 @@ async fn dump(handle: &Handle) -> Result<Dump> {
     let links = handle.link().get().execute().try_collect().await.map_err(nl_err("dump links"))?;
     let addrs =
         handle.address().get().execute().try_collect().await.map_err(nl_err("dump addresses"))?;
-    let routes = handle
+    let mut routes: Vec<_> = handle
         .route()
         .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
         .execute()
         .try_collect()
         .await
         .map_err(nl_err("dump routes"))?;
+    let routes6: Vec<_> = handle
+        .route()
+        .get(RouteMessageBuilder::<Ipv6Addr>::new().build())
+        .execute()
+        .try_collect()
+        .await
+        .map_err(nl_err("dump IPv6 routes"))?;
+    routes.extend(routes6);
     Ok(Dump { links, addrs, routes })
 }
 
+/// fe80::/10 and ff00::/8: per-interface, never a subnet of anyone's.
+fn link_scoped(a: &IpAddr) -> bool {
+    matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 || v6.is_multicast())
+}
+
 impl Dump {
-    /// "a.b.c.d/len" of each IPv4 address on the link `index`.
-    fn ipv4_addresses(&self, index: u32) -> Vec<String> {
+    /// "ADDRESS/len" of each address on the link `index`, IPv4 first, IPv6
+    /// link-local left out.
+    fn addresses(&self, index: u32) -> Vec<String> {
         use rtnetlink::packet_route::address::AddressAttribute;
-        self.addrs
+        let mut out: Vec<(bool, String)> = self
+            .addrs
             .iter()
             .filter(|a| a.header.index == index)
             .filter_map(|a| {
                 a.attributes.iter().find_map(|at| match at {
-                    AddressAttribute::Address(IpAddr::V4(v4)) => {
-                        Some(format!("{v4}/{}", a.header.prefix_len))
+                    AddressAttribute::Address(ip) if !link_scoped(ip) => {
+                        Some((ip.is_ipv6(), format!("{ip}/{}", a.header.prefix_len)))
                     }
                     _ => None,
                 })
             })
-            .collect()
+            .collect();
+        out.sort_by_key(|(v6, _)| *v6);
+        out.into_iter().map(|(_, a)| a).collect()
     }
 
     fn link_name(&self, index: u32) -> String {
@@ -570,12 +644,39 @@ impl Dump {
     }
 }
 
-fn route_gateway(r: &rtnetlink::packet_route::route::RouteMessage) -> Option<Ipv4Addr> {
+fn route_gateway(r: &rtnetlink::packet_route::route::RouteMessage) -> Option<IpAddr> {
     use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
     r.attributes.iter().find_map(|a| match a {
-        RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(*g),
+        RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(IpAddr::V4(*g)),
+        RouteAttribute::Gateway(RouteAddress::Inet6(g)) => Some(IpAddr::V6(*g)),
         _ => None,
     })
+}
+
+fn route_destination(r: &rtnetlink::packet_route::route::RouteMessage) -> IpAddr {
+    use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+    let dst = r.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Destination(RouteAddress::Inet(d)) => Some(IpAddr::V4(*d)),
+        RouteAttribute::Destination(RouteAddress::Inet6(d)) => Some(IpAddr::V6(*d)),
+        _ => None,
+    });
+    let v6 = r.header.address_family == rtnetlink::packet_route::AddressFamily::Inet6;
+    dst.unwrap_or(if v6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    })
+}
+
+/// The gateway of the namespace's default route of `v6`'s family.
+fn default_gateway(seen: &Dump, v6: bool) -> String {
+    seen.routes
+        .iter()
+        .filter(|r| r.header.destination_prefix_length == 0)
+        .filter_map(route_gateway)
+        .find(|g| g.is_ipv6() == v6)
+        .map(|g| g.to_string())
+        .unwrap_or_default()
 }
 
 /// The route's table: the header holds ids below 256, the attribute any.
@@ -600,27 +701,25 @@ pub async fn inspect(handle: &Handle) -> Result<ctnet_proto::exec::InspectNetnsR
         .iter()
         .map(|l| {
             let facts = LinkFacts::from_message(l);
-            let addresses = seen.ipv4_addresses(facts.index);
+            let addresses = seen.addresses(facts.index);
             let up = l.header.flags.contains(LinkFlags::Up);
             ctnet_proto::exec::NetnsInterface { name: facts.name, addresses, up }
         })
         .collect();
-    let default_gateway = seen
-        .routes
-        .iter()
-        .filter(|r| r.header.destination_prefix_length == 0)
-        .find_map(route_gateway)
-        .map(|g| g.to_string())
-        .unwrap_or_default();
-    Ok(ctnet_proto::exec::InspectNetnsResponse { interfaces, default_gateway })
+    Ok(ctnet_proto::exec::InspectNetnsResponse {
+        interfaces,
+        default_gateway: default_gateway(&seen, false),
+        default_gateway6: default_gateway(&seen, true),
+    })
 }
 
 const RT_TABLE_MAIN: u32 = 254;
 
-/// The namespace's IPv4 addresses and its main table's IPv4 routes.
+/// The namespace's addresses and its main table's routes, both families
+/// (IPv6 link-local and multicast left out).
 pub async fn host_routes(handle: &Handle) -> Result<ctnet_proto::exec::HostRoutesResponse> {
     use ctnet_proto::exec::{HostAddress, HostRoute};
-    use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+    use rtnetlink::packet_route::route::RouteAttribute;
     let seen = dump(handle).await?;
     let addresses = seen
         .links
@@ -628,7 +727,7 @@ pub async fn host_routes(handle: &Handle) -> Result<ctnet_proto::exec::HostRoute
         .map(LinkFacts::from_message)
         .flat_map(|l| {
             let interface = l.name.clone();
-            seen.ipv4_addresses(l.index)
+            seen.addresses(l.index)
                 .into_iter()
                 .map(move |address| HostAddress { interface: interface.clone(), address })
         })
@@ -636,16 +735,9 @@ pub async fn host_routes(handle: &Handle) -> Result<ctnet_proto::exec::HostRoute
     let routes = seen
         .routes
         .iter()
-        .filter(|r| route_table(r) == RT_TABLE_MAIN)
+        .filter(|r| route_table(r) == RT_TABLE_MAIN && !link_scoped(&route_destination(r)))
         .map(|r| {
-            let dst = r
-                .attributes
-                .iter()
-                .find_map(|a| match a {
-                    RouteAttribute::Destination(RouteAddress::Inet(d)) => Some(*d),
-                    _ => None,
-                })
-                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let dst = route_destination(r);
             let oif = r.attributes.iter().find_map(|a| match a {
                 RouteAttribute::Oif(i) => Some(*i),
                 _ => None,

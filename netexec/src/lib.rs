@@ -12,6 +12,7 @@ pub mod checks;
 pub mod confine;
 pub mod error;
 pub mod firewall;
+pub mod forwarding;
 pub mod gate;
 pub mod kernel;
 pub mod listeners;

@@ -7,7 +7,8 @@ use ctnet_proto::exec::{self as wire, netns_ref::Kind};
 use tonic::{Request, Response, Status};
 
 use crate::checks::{
-    self, AddrPrefix, AllowedDir, NetnsTarget, OwnedLinkName, Owner, SandboxId, SandboxIfName,
+    self, Addr6Prefix, AddrPrefix, AllowedDir, NetnsTarget, OwnedLinkName, Owner, SandboxId,
+    SandboxIfName,
 };
 use crate::error::{ExecError, Result};
 use crate::firewall::{self, Firewall};
@@ -93,12 +94,15 @@ impl ExecService {
 
     fn parse_endpoint(&self, r: &wire::AttachEndpointRequest) -> Result<EndpointSpec> {
         let address = AddrPrefix::parse("address", &r.address)?;
+        let address6 = Addr6Prefix::parse_opt("address6", &r.address6)?;
         Ok(EndpointSpec {
             host_ifname: self.link_name("host_ifname", &r.host_ifname)?,
             ifname: SandboxIfName::parse("ifname", &r.ifname)?,
             bridge: self.link_name("bridge", &r.bridge)?,
             gateway: checks::parse_gateway("gateway", &r.gateway, &address)?,
             address,
+            gateway6: checks::parse_gateway6("gateway6", &r.gateway6, address6.as_ref())?,
+            address6,
             mac: checks::parse_mac("mac", &r.mac)?,
             mtu: checks::parse_mtu("mtu", r.mtu)?,
             owner: Owner::parse("owner", &r.owner)?,
@@ -117,6 +121,8 @@ impl ExecService {
             ifname: spec.ifname.clone(),
             address: spec.address,
             gateway: spec.gateway,
+            address6: spec.address6,
+            gateway6: spec.gateway6,
             mac: spec.mac,
             announce: spec.announce,
         };
@@ -161,6 +167,7 @@ impl Executor for ExecService {
         let spec = BridgeSpec {
             name: self.link_name("name", &r.name)?,
             address: AddrPrefix::parse("address", &r.address)?,
+            address6: Addr6Prefix::parse_opt("address6", &r.address6)?,
             mtu: checks::parse_mtu("mtu", r.mtu)?,
             owner: Owner::parse("owner", &r.owner)?,
             adopt_untagged: r.adopt_untagged,

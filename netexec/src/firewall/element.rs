@@ -2,10 +2,10 @@
 //! parts. `render.rs` writes them as nft text (full rebuilds, the golden
 //! files) and `nfnl.rs` as nf_tables netlink messages (every request's
 //! delta): one list of what goes where, so the two paths cannot disagree.
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{FwGuard, FwNetwork, FwPort, FwState, Proto};
-use crate::checks::AddrPrefix;
+use crate::checks::{Addr6Prefix, AddrPrefix};
 
 /// One component of a (possibly concatenated) key or map value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +13,10 @@ pub enum Part {
     /// An interface name (`type ifname`).
     Name(String),
     Ip(Ipv4Addr),
+    Ip6(Ipv6Addr),
     /// A whole prefix, in an interval set.
     Net(AddrPrefix),
+    Net6(Addr6Prefix),
     Proto(Proto),
     Port(u16),
     Mac([u8; 6]),
@@ -36,7 +38,9 @@ impl Part {
         match self {
             Part::Name(n) => format!("\"{n}\""),
             Part::Ip(ip) => ip.to_string(),
+            Part::Ip6(ip) => ip.to_string(),
             Part::Net(p) => format!("{}/{}", p.addr, p.prefix),
+            Part::Net6(p) => format!("{}/{}", p.addr, p.prefix),
             Part::Proto(p) => p.as_str().to_string(),
             Part::Port(p) => p.to_string(),
             Part::Mac(m) => format!(
@@ -91,29 +95,68 @@ pub fn of_network(n: &FwNetwork) -> Vec<Element> {
         out.push(Element::new("internal", vec![b()]));
     } else {
         out.push(Element::new("masq_subnets", vec![Part::Net(n.subnet)]));
+        out.extend(n.subnet6.map(|s| Element::new("masq_subnets6", vec![Part::Net6(s)])));
     }
     out
 }
 
-/// The map element one published port is.
+fn ip(a: IpAddr) -> Part {
+    match a {
+        IpAddr::V4(a) => Part::Ip(a),
+        IpAddr::V6(a) => Part::Ip6(a),
+    }
+}
+
+/// The map element one published port is, in its family's maps.
 pub fn of_port(p: &FwPort) -> Element {
     let (proto, port) = (Part::Proto(p.proto), Part::Port(p.host_port));
-    let mut e = match p.host_ip {
-        None => Element::new("ports_any", vec![proto, port]),
-        Some(ip) => Element::new("ports_addr", vec![Part::Ip(ip), proto, port]),
+    let v6 = p.target_ip.is_ipv6();
+    let mut e = match (p.host_ip, v6) {
+        (None, false) => Element::new("ports_any", vec![proto, port]),
+        (None, true) => Element::new("ports_any6", vec![proto, port]),
+        (Some(h), false) => Element::new("ports_addr", vec![ip(h), proto, port]),
+        (Some(h), true) => Element::new("ports_addr6", vec![ip(h), proto, port]),
     };
-    e.data = vec![Part::Ip(p.target_ip), Part::Port(p.target_port)];
+    e.data = vec![ip(p.target_ip), Part::Port(p.target_port)];
     e.tagged(p.owner.tag())
 }
 
+/// The link-local address the kernel gives an interface with this MAC
+/// (modified EUI-64, RFC 4291 appendix A).
+pub fn link_local(mac: [u8; 6]) -> Ipv6Addr {
+    let m = mac;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 2,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ])
+}
+
 /// The elements one guarded port is: its name, and what it may send.
-pub fn of_guard(g: &FwGuard) -> [Element; 2] {
+pub fn of_guard(g: &FwGuard) -> Vec<Element> {
     let link = || Part::Name(g.link.as_str().to_string());
     let tag = g.owner.tag();
-    [
+    let mut out = vec![
         Element::new("guarded", vec![link()]).tagged(tag),
         Element::new("guards", vec![link(), Part::Mac(g.mac), Part::Ip(g.ip)]).tagged(tag),
-    ]
+    ];
+    for a in g.ip6.into_iter().flat_map(|a| [a, link_local(g.mac)]) {
+        out.push(Element::new("guards6", vec![link(), Part::Mac(g.mac), Part::Ip6(a)]).tagged(tag));
+    }
+    out
 }
 
 /// Every element of `state`: networks, then ports, then guards.

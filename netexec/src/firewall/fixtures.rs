@@ -1,18 +1,25 @@
 //! Firewall objects for tests.
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
 use super::{FwGuard, FwNetwork, FwPort, FwState, Proto};
-use crate::checks::{AddrPrefix, OwnedLinkName, Owner};
+use crate::checks::{Addr6Prefix, AddrPrefix, OwnedLinkName, Owner};
 
 pub fn net(bridge: &str, subnet: &str, internal: bool, icc: bool) -> FwNetwork {
     FwNetwork {
         bridge: OwnedLinkName::parse("b", bridge, "ct").unwrap(),
         subnet: AddrPrefix::parse_subnet("s", subnet).unwrap(),
+        subnet6: None,
         internal,
         icc,
     }
+}
+
+/// A dual-stack network.
+pub fn dual(bridge: &str, subnet: &str, subnet6: &str) -> FwNetwork {
+    let subnet6 = Addr6Prefix::parse_subnet_opt("s", subnet6).unwrap();
+    FwNetwork { subnet6, ..net(bridge, subnet, false, true) }
 }
 
 pub fn port(
@@ -26,7 +33,7 @@ pub fn port(
         proto,
         host_ip: host_ip.map(|s| s.parse().unwrap()),
         host_port,
-        target_ip: target.parse::<Ipv4Addr>().unwrap(),
+        target_ip: target.parse::<IpAddr>().unwrap(),
         target_port,
         owner: Owner::parse("o", "sb:00000000000000a1").unwrap(),
     }
@@ -38,18 +45,21 @@ pub fn guard(link: &str, mac: &str, ip: &str) -> FwGuard {
         link: OwnedLinkName::parse("l", link, "ct").unwrap(),
         mac: mac.try_into().unwrap(),
         ip: ip.parse().unwrap(),
+        ip6: None,
         owner: Owner::parse("o", "sb:00000000000000a1").unwrap(),
     }
 }
 
-/// Three networks (default, no icc, internal), five ports of every kind
-/// and one guard: every set and map of the table gets an element.
+/// Four networks (default, no icc, internal, dual stack), seven ports of
+/// every kind and family and two guards (IPv4, dual stack): every set and
+/// map of the table gets an element.
 pub fn sample() -> FwState {
     FwState {
         networks: vec![
             net("ctnet0", "198.18.0.0/16", false, true),
             net("ct-noicc", "198.19.1.0/24", false, false),
             net("ct-internal", "198.19.2.0/24", true, true),
+            dual("ct-dual", "198.19.3.0/24", "2001:db8:3::/64"),
         ],
         ports: vec![
             port(Proto::Tcp, None, 8080, "198.18.0.2", 80),
@@ -57,8 +67,16 @@ pub fn sample() -> FwState {
             port(Proto::Sctp, None, 9999, "198.18.0.3", 9999),
             port(Proto::Tcp, Some("127.0.0.1"), 8081, "198.18.0.3", 80),
             port(Proto::Tcp, Some("192.0.2.10"), 443, "198.19.1.2", 8443),
+            port(Proto::Tcp, None, 8080, "2001:db8:3::2", 80),
+            port(Proto::Udp, Some("2001:db8:ff::1"), 5353, "2001:db8:3::2", 53),
         ],
-        guards: vec![guard("ct-a1b2c3d4e0", "02:42:c6:12:00:02", "198.18.0.2")],
+        guards: vec![
+            guard("ct-a1b2c3d4e0", "02:42:c6:12:00:02", "198.18.0.2"),
+            FwGuard {
+                ip6: Some("2001:db8:3::2".parse().unwrap()),
+                ..guard("ct-a1b2c3d4e1", "02:42:c6:13:03:02", "198.19.3.2")
+            },
+        ],
     }
 }
 

@@ -12,9 +12,9 @@ pub mod nft;
 pub mod render;
 pub mod writer;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::checks::{self, AddrPrefix, OwnedLinkName, Owner};
+use crate::checks::{self, Addr6Prefix, AddrPrefix, OwnedLinkName, Owner};
 use crate::error::{ExecError, Result};
 use ctnet_proto::exec as wire;
 
@@ -57,6 +57,8 @@ pub struct FwNetwork {
     pub bridge: OwnedLinkName,
     /// Canonical subnet.
     pub subnet: AddrPrefix,
+    /// A dual-stack network's canonical IPv6 subnet.
+    pub subnet6: Option<Addr6Prefix>,
     pub internal: bool,
     pub icc: bool,
 }
@@ -68,6 +70,9 @@ pub struct FwGuard {
     pub link: OwnedLinkName,
     pub mac: [u8; 6],
     pub ip: Ipv4Addr,
+    /// On a dual-stack network: its IPv6 address (its link-local one,
+    /// derived from the MAC, is allowed too).
+    pub ip6: Option<Ipv6Addr>,
     pub owner: Owner,
 }
 
@@ -75,9 +80,10 @@ pub struct FwGuard {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FwPort {
     pub proto: Proto,
-    pub host_ip: Option<Ipv4Addr>,
+    /// None: every host address of target_ip's family.
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
-    pub target_ip: Ipv4Addr,
+    pub target_ip: IpAddr,
     pub target_port: u16,
     pub owner: Owner,
 }
@@ -136,6 +142,7 @@ pub fn parse_network(field: &str, n: &wire::FirewallNetwork, prefix: &str) -> Re
     Ok(FwNetwork {
         bridge: OwnedLinkName::parse(&format!("{field}.bridge"), &n.bridge, prefix)?,
         subnet,
+        subnet6: Addr6Prefix::parse_subnet_opt(&format!("{field}.subnet6"), &n.subnet6)?,
         internal: n.internal,
         icc: n.icc,
     })
@@ -147,16 +154,24 @@ pub fn parse_port(field: &str, p: &wire::FirewallPort) -> Result<FwPort> {
             ExecError::InvalidArgument(format!("{field}.{name}: {v} is not a port (1-65535)"))
         })
     };
-    let ip = |name: &str, s: &str| -> Result<Ipv4Addr> {
+    let ip = |name: &str, s: &str| -> Result<IpAddr> {
         s.parse().map_err(|_| {
-            ExecError::InvalidArgument(format!("{field}.{name}: {s:?} is not an IPv4 address"))
+            ExecError::InvalidArgument(format!("{field}.{name}: {s:?} is not an IP address"))
         })
     };
+    let target_ip = ip("target_ip", &p.target_ip)?;
+    let host_ip = if p.host_ip.is_empty() { None } else { Some(ip("host_ip", &p.host_ip)?) };
+    if host_ip.is_some_and(|h| h.is_ipv4() != target_ip.is_ipv4()) {
+        return Err(ExecError::InvalidArgument(format!(
+            "{field}.host_ip: {} and target_ip {target_ip} are of different families",
+            p.host_ip
+        )));
+    }
     Ok(FwPort {
         proto: Proto::parse(&format!("{field}.protocol"), &p.protocol)?,
-        host_ip: if p.host_ip.is_empty() { None } else { Some(ip("host_ip", &p.host_ip)?) },
+        host_ip,
         host_port: port("host_port", p.host_port)?,
-        target_ip: ip("target_ip", &p.target_ip)?,
+        target_ip,
         target_port: port("target_port", p.target_port)?,
         owner: checks::Owner::parse(&format!("{field}.owner"), &p.owner)?,
     })
@@ -169,6 +184,16 @@ pub fn parse_guard(field: &str, g: &wire::FirewallGuard, prefix: &str) -> Result
         ip: g.ip.parse().map_err(|_| {
             ExecError::InvalidArgument(format!("{field}.ip: {:?} is not an IPv4 address", g.ip))
         })?,
+        ip6: if g.ip6.is_empty() {
+            None
+        } else {
+            Some(g.ip6.parse().map_err(|_| {
+                ExecError::InvalidArgument(format!(
+                    "{field}.ip6: {:?} is not an IPv6 address",
+                    g.ip6
+                ))
+            })?)
+        },
         owner: checks::Owner::parse(&format!("{field}.owner"), &g.owner)?,
     })
 }

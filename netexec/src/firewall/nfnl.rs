@@ -75,7 +75,9 @@ fn part_bytes(p: &Part, padded: bool, out: &mut Vec<u8>) {
             out.resize(start + IFNAMSIZ, 0);
         }
         Part::Ip(ip) => out.extend_from_slice(&ip.octets()),
+        Part::Ip6(ip) => out.extend_from_slice(&ip.octets()),
         Part::Net(net) => out.extend_from_slice(&net.addr.octets()),
+        Part::Net6(net) => out.extend_from_slice(&net.addr.octets()),
         Part::Proto(p) => out.push(p.number()),
         Part::Port(port) => out.extend_from_slice(&port.to_be_bytes()),
         Part::Mac(m) => out.extend_from_slice(m),
@@ -95,11 +97,19 @@ fn value(parts: &[Part]) -> Vec<u8> {
 
 /// The first address after a prefix: an interval's end element. None when
 /// the prefix runs to the end of the address space (the interval is open).
-fn interval_end(parts: &[Part]) -> Option<[u8; 4]> {
-    let [Part::Net(net)] = parts else { return None };
-    let size = 1u64 << (32 - u32::from(net.prefix));
-    let end = u64::from(u32::from(net.addr)) + size;
-    u32::try_from(end).ok().map(u32::to_be_bytes)
+fn interval_end(parts: &[Part]) -> Option<Vec<u8>> {
+    match parts {
+        [Part::Net(net)] => {
+            let size = 1u64 << (32 - u32::from(net.prefix));
+            let end = u64::from(u32::from(net.addr)) + size;
+            u32::try_from(end).ok().map(|e| e.to_be_bytes().to_vec())
+        }
+        [Part::Net6(net)] => {
+            let size = 1u128 << (128 - u32::from(net.prefix));
+            u128::from(net.addr).checked_add(size).map(|e| e.to_be_bytes().to_vec())
+        }
+        _ => None,
+    }
 }
 
 /// One LIST_ELEM per kernel element: an interval is its start and its end.
@@ -343,7 +353,7 @@ impl Socket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::AddrPrefix;
+    use crate::checks::{Addr6Prefix, AddrPrefix};
 
     #[test]
     fn concatenated_parts_take_whole_registers() {
@@ -362,7 +372,12 @@ mod tests {
     #[test]
     fn an_interval_ends_at_the_first_address_after_it() {
         let net = |s: &str| [Part::Net(AddrPrefix::parse_subnet("s", s).unwrap())];
-        assert_eq!(interval_end(&net("198.18.0.0/16")), Some([198, 19, 0, 0]));
+        assert_eq!(interval_end(&net("198.18.0.0/16")), Some(vec![198, 19, 0, 0]));
+        let net6 = |s: &str| [Part::Net6(Addr6Prefix::parse_subnet_opt("s", s).unwrap().unwrap())];
+        let end: std::net::Ipv6Addr = "2001:db8:3:1::".parse().unwrap();
+        assert_eq!(interval_end(&net6("2001:db8:3::/64")), Some(end.octets().to_vec()));
+        let last = Addr6Prefix { addr: "fff0::".parse().unwrap(), prefix: 12 };
+        assert_eq!(interval_end(&[Part::Net6(last)]), None);
         assert_eq!(interval_end(&net("240.0.0.0/4")), None);
         assert_eq!(interval_end(&[Part::Ip("198.18.0.1".parse().unwrap())]), None);
     }

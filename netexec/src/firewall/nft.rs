@@ -88,18 +88,37 @@ impl NftFirewall {
     /// mapping's host port so the next datagram meets the new mapping.
     async fn flush_udp_flows(&self, delta: &Delta) -> Result<()> {
         for p in delta.add_ports.iter().filter(|p| p.proto == Proto::Udp) {
-            let (port, ip) = (p.host_port, p.host_ip);
-            let done = tokio::task::spawn_blocking(move || super::conntrack::flush_udp(port, ip))
-                .await
-                .map_err(|e| ExecError::step("conntrack flush task", e))?;
-            match done {
-                Ok(()) => continue,
-                Err(e) => {
-                    tracing::warn!(port, error = %e, "conntrack flush over netlink refused; running conntrack -D")
+            // The netlink request is laid out for IPv4; IPv6 flows go to
+            // conntrack -D -f ipv6.
+            let v4 = match p.host_ip {
+                None if p.target_ip.is_ipv4() => Some(None),
+                Some(std::net::IpAddr::V4(a)) => Some(Some(a)),
+                _ => None,
+            };
+            if let Some(ip) = v4 {
+                let port = p.host_port;
+                let done =
+                    tokio::task::spawn_blocking(move || super::conntrack::flush_udp(port, ip))
+                        .await
+                        .map_err(|e| ExecError::step("conntrack flush task", e))?;
+                match done {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        tracing::warn!(port, error = %e, "conntrack flush over netlink refused; running conntrack -D")
+                    }
                 }
             }
             let mut cmd = Command::new(&self.conntrack);
-            cmd.args(["-D", "-p", "udp", "--orig-port-dst", &p.host_port.to_string()]);
+            let family = if p.target_ip.is_ipv4() { "ipv4" } else { "ipv6" };
+            cmd.args([
+                "-D",
+                "-f",
+                family,
+                "-p",
+                "udp",
+                "--orig-port-dst",
+                &p.host_port.to_string(),
+            ]);
             if let Some(ip) = p.host_ip {
                 cmd.args(["--orig-dst", &ip.to_string()]);
             }

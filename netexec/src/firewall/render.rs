@@ -26,6 +26,7 @@ const GUARD_CHAINS: &str = r#"	chain prerouting {
 
 	chain guard {
 		ether type ip iifname . ether saddr . ip saddr @guards accept
+		ether type ip6 iifname . ether saddr . ip6 saddr @guards6 accept
 		ether type arp iifname . ether saddr . arp saddr ip @guards iifname . arp saddr ether . arp saddr ip @guards accept
 		drop
 	}
@@ -50,6 +51,8 @@ const CHAINS: &str = r#"	chain raw_prerouting {
 	chain published {
 		dnat ip to ip daddr . meta l4proto . th dport map @ports_addr
 		dnat ip to meta l4proto . th dport map @ports_any
+		dnat ip6 to ip6 daddr . meta l4proto . th dport map @ports_addr6
+		meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @ports_any6
 	}
 
 	chain postrouting {
@@ -57,6 +60,8 @@ const CHAINS: &str = r#"	chain raw_prerouting {
 		ip saddr @masq_subnets oifname != @bridges masquerade
 		ct status dnat oifname @bridges ip saddr @masq_subnets masquerade
 		ct status dnat oifname @bridges ip saddr 127.0.0.0/8 masquerade
+		ip6 saddr @masq_subnets6 oifname != @bridges masquerade
+		ct status dnat oifname @bridges ip6 saddr @masq_subnets6 masquerade
 	}
 
 	chain forward {
@@ -71,7 +76,7 @@ const CHAINS: &str = r#"	chain raw_prerouting {
 "#;
 
 /// (table, name, declaration) of every set and map.
-const SETS: [(&str, &str, &str); 9] = [
+const SETS: [(&str, &str, &str); 13] = [
     (TABLE, "bridges", "type ifname"),
     (TABLE, "same_bridge", "type ifname . ifname"),
     (TABLE, "no_icc", "type ifname . ifname"),
@@ -79,8 +84,12 @@ const SETS: [(&str, &str, &str); 9] = [
     (TABLE, "masq_subnets", "type ipv4_addr\n\t\tflags interval"),
     (TABLE, "ports_any", "type inet_proto . inet_service : ipv4_addr . inet_service"),
     (TABLE, "ports_addr", "type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service"),
+    (TABLE, "masq_subnets6", "type ipv6_addr\n\t\tflags interval"),
+    (TABLE, "ports_any6", "type inet_proto . inet_service : ipv6_addr . inet_service"),
+    (TABLE, "ports_addr6", "type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service"),
     (GUARD_TABLE, "guarded", "type ifname"),
     (GUARD_TABLE, "guards", "type ifname . ether_addr . ipv4_addr"),
+    (GUARD_TABLE, "guards6", "type ifname . ether_addr . ipv6_addr"),
 ];
 
 pub fn table_of(set: &str) -> &'static str {
@@ -162,11 +171,11 @@ mod golden {
 
     fn cases() -> Vec<(&'static str, String)> {
         let state = sample();
-        let [default, no_icc, internal] = state.networks.clone().try_into().unwrap();
+        let [default, no_icc, internal, dual] = state.networks.clone().try_into().unwrap();
         let (ports, guards) = (state.ports.clone(), state.guards.clone());
         let add = Delta {
-            add_ports: ports[..2].to_vec(),
-            add_networks: vec![no_icc.clone()],
+            add_ports: [&ports[..2], &ports[5..6]].concat(),
+            add_networks: vec![no_icc.clone(), dual],
             add_guards: guards.clone(),
             ..Default::default()
         };

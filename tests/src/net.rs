@@ -1,7 +1,7 @@
 //! Traffic and kernel state, each inside a given namespace: TCP round trips,
 //! pings, and `ip -j` read-backs (netlink, not /sys).
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::sync::mpsc;
@@ -20,11 +20,12 @@ pub struct Echo {
 
 impl Echo {
     /// On an ephemeral port.
-    pub fn start(ns: &Path, addr: Ipv4Addr, conns: usize) -> Echo {
+    pub fn start(ns: &Path, addr: impl Into<IpAddr>, conns: usize) -> Echo {
         Self::start_on(ns, addr, 0, conns)
     }
 
-    pub fn start_on(ns: &Path, addr: Ipv4Addr, port: u16, conns: usize) -> Echo {
+    pub fn start_on(ns: &Path, addr: impl Into<IpAddr>, port: u16, conns: usize) -> Echo {
+        let addr = addr.into();
         let (tx, rx) = mpsc::channel();
         let file = std::fs::File::open(ns).expect("open netns");
         let thread = std::thread::spawn(move || {
@@ -73,8 +74,13 @@ fn bind_retrying<T>(bind: impl Fn() -> std::io::Result<T>) -> T {
 }
 
 /// Connects from inside `ns`, sends `msg`, returns the reply (or the error).
-pub fn tcp_roundtrip(ns: &Path, addr: Ipv4Addr, port: u16, msg: &str) -> Result<String, String> {
-    let msg = msg.to_string();
+pub fn tcp_roundtrip(
+    ns: &Path,
+    addr: impl Into<IpAddr>,
+    port: u16,
+    msg: &str,
+) -> Result<String, String> {
+    let (addr, msg) = (addr.into(), msg.to_string());
     run_in(ns, move || {
         let sa = SocketAddr::from((addr, port));
         let mut s =
@@ -88,7 +94,8 @@ pub fn tcp_roundtrip(ns: &Path, addr: Ipv4Addr, port: u16, msg: &str) -> Result<
 }
 
 /// One ICMP echo from inside `ns`, waiting at most `secs` seconds.
-pub fn ping(ns: &Path, addr: Ipv4Addr, secs: u32) -> bool {
+pub fn ping(ns: &Path, addr: impl Into<IpAddr>, secs: u32) -> bool {
+    let addr = addr.into();
     Command::new("nsenter")
         .arg(format!("--net={}", ns.display()))
         .args(["ping", "-n", "-q", "-c", "1", "-W", &secs.to_string(), &addr.to_string()])
@@ -128,6 +135,26 @@ pub fn link_names(ns: &Path) -> Vec<String> {
 pub fn link(ns: &Path, name: &str) -> Option<Value> {
     let links = ip_json(ns, &["-d", "link", "show"]);
     links.as_array().unwrap().iter().find(|l| l["ifname"] == name).cloned()
+}
+
+/// The global IPv6 addresses on `dev` in `ns`, as `ip -j` prints them
+/// (with their flags, e.g. "tentative": true).
+pub fn addresses6(ns: &Path, dev: &str) -> Vec<Value> {
+    let a = ip_json(ns, &["-6", "addr", "show", "dev", dev, "scope", "global"]);
+    let all = a[0]["addr_info"].as_array().cloned().unwrap_or_default();
+    // ip -j prints the filtered-out ones as empty objects.
+    all.into_iter().filter(|i| i.get("local").is_some()).collect()
+}
+
+/// "ADDR/len" of each global IPv6 address on `dev` in `ns`.
+pub fn addresses6_text(ns: &Path, dev: &str) -> Vec<String> {
+    let one = |i: &Value| format!("{}/{}", i["local"].as_str().unwrap_or_default(), i["prefixlen"]);
+    addresses6(ns, dev).iter().map(one).collect()
+}
+
+/// IPv6 routes of the main table in `ns`.
+pub fn routes6(ns: &Path) -> Vec<Value> {
+    ip_json(ns, &["-6", "route", "show"]).as_array().cloned().unwrap_or_default()
 }
 
 /// IPv4 addresses with prefix on `dev` in `ns`, e.g. "198.18.0.2/16".
@@ -204,7 +231,14 @@ pub struct UdpEcho {
 }
 
 impl UdpEcho {
-    pub fn start(ns: &Path, addr: Ipv4Addr, port: u16, count: usize, secs: u64) -> UdpEcho {
+    pub fn start(
+        ns: &Path,
+        addr: impl Into<IpAddr>,
+        port: u16,
+        count: usize,
+        secs: u64,
+    ) -> UdpEcho {
+        let addr = addr.into();
         let (tx, rx) = mpsc::channel();
         let file = std::fs::File::open(ns).expect("open netns");
         let thread = std::thread::spawn(move || {
@@ -236,10 +270,20 @@ impl UdpEcho {
 }
 
 /// Sends one datagram from inside `ns` and waits for the echo.
-pub fn udp_roundtrip(ns: &Path, addr: Ipv4Addr, port: u16, msg: &str) -> Result<String, String> {
-    let msg = msg.to_string();
+pub fn udp_roundtrip(
+    ns: &Path,
+    addr: impl Into<IpAddr>,
+    port: u16,
+    msg: &str,
+) -> Result<String, String> {
+    let (addr, msg) = (addr.into(), msg.to_string());
     run_in(ns, move || {
-        let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|e| e.to_string())?;
+        let any = if addr.is_ipv4() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        };
+        let s = std::net::UdpSocket::bind((any, 0)).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
         let mut buf = [0u8; 512];
         for _ in 0..4 {

@@ -245,7 +245,11 @@ async fn verify(st: &mut Stack, ext: &std::path::Path, model: &BTreeMap<String, 
                 "blue" => "198.19.50.1",
                 _ => "198.19.51.1",
             };
-            assert!(net::ping(&pin, gw.parse().unwrap(), 3), "{} cannot reach {gw}", s.name);
+            assert!(
+                net::ping(&pin, gw.parse::<std::net::Ipv4Addr>().unwrap(), 3),
+                "{} cannot reach {gw}",
+                s.name
+            );
         }
         if let Some(p) = s.ports.first() {
             assert_eq!(p.host_port, want.host_port as u32);

@@ -60,7 +60,11 @@ async fn cli_walkthrough() {
     assert_eq!(connected["interfaces"][1]["name"], "eth1");
     let pin_b =
         json(&st, &["sandbox", "inspect", "b"])[0]["netns_path"].as_str().unwrap().to_string();
-    assert!(net::ping(std::path::Path::new(&pin_b), "198.19.20.50".parse().unwrap(), 3));
+    assert!(net::ping(
+        std::path::Path::new(&pin_b),
+        "198.19.20.50".parse::<std::net::Ipv4Addr>().unwrap(),
+        3
+    ));
     assert_eq!(
         json(&st, &["network", "inspect", "web"])[0]["sandboxes"].as_array().unwrap().len(),
         2

@@ -158,7 +158,7 @@ async fn two_networks_make_one_sandbox_and_gc_removes_what_is_not_listed() {
     let gw = |dst: &str| net::routes(&a.netns).into_iter().filter(|r| r["dst"] == dst).count();
     assert_eq!(gw("default"), 1, "one default route");
     // Packets: the second interface reaches its own gateway.
-    assert!(net::ping(&a.netns, "198.19.43.1".parse().unwrap(), 3));
+    assert!(net::ping(&a.netns, "198.19.43.1".parse::<std::net::Ipv4Addr>().unwrap(), 3));
 
     // GC of cnia keeping only a's eth0: b goes, a stays whole.
     let gc = |keep: Value, key: &str| {

@@ -21,6 +21,8 @@ async fn every_executor_operation_can_be_repeated() {
     let bridge = xpb::EnsureBridgeRequest {
         name: "ctidem0".into(),
         address: "198.19.70.1/24".into(),
+        // Dual stack: the IPv6 steps are idempotent too.
+        address6: "2001:db8:70::1/64".into(),
         mtu: 1500,
         owner: "net:00000000000000b1".into(),
         adopt_untagged: false,
@@ -32,6 +34,8 @@ async fn every_executor_operation_can_be_repeated() {
         bridge: "ctidem0".into(),
         address: "198.19.70.2/24".into(),
         gateway: "198.19.70.1".into(),
+        address6: "2001:db8:70::2/64".into(),
+        gateway6: "2001:db8:70::1".into(),
         mac: vec![2, 0x42, 198, 19, 70, 2],
         mtu: 1500,
         owner: format!("sb:{id}"),
@@ -58,7 +62,15 @@ async fn every_executor_operation_can_be_repeated() {
         1,
         "one default route"
     );
-    assert!(net::ping(&pin, "198.19.70.1".parse().unwrap(), 3));
+    assert!(net::ping(&pin, "198.19.70.1".parse::<std::net::Ipv4Addr>().unwrap(), 3));
+    let v6 = net::addresses6(&pin, "eth0");
+    assert_eq!(v6.len(), 1, "one IPv6 address after two attaches: {v6:?}");
+    assert_eq!(v6[0]["local"], "2001:db8:70::2");
+    assert!(v6[0].get("tentative").is_none(), "added without DAD: {v6:?}");
+    let default6 = net::routes6(&pin).into_iter().filter(|r| r["dst"] == "default").count();
+    assert_eq!(default6, 1, "one IPv6 default route");
+    assert!(net::ping(&pin, "2001:db8:70::1".parse::<std::net::Ipv6Addr>().unwrap(), 3));
+    assert_eq!(net::addresses6_text(&st.host, "ctidem0"), vec!["2001:db8:70::1/64".to_string()]);
     assert_eq!(net::addresses(&st.host, "ctidem0"), vec!["198.19.70.1/24".to_string()]);
     let port = xpb::FirewallPort {
         protocol: "tcp".into(),

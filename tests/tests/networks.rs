@@ -99,8 +99,8 @@ async fn sandbox_on_two_networks_at_create() {
     let default: Vec<_> = net::routes(&pin).into_iter().filter(|r| r["dst"] == "default").collect();
     assert_eq!(default.len(), 1);
     assert_eq!(default[0]["gateway"], "198.19.8.1");
-    assert!(net::ping(&pin, "198.19.8.1".parse().unwrap(), 3));
-    assert!(net::ping(&pin, "198.18.0.1".parse().unwrap(), 3));
+    assert!(net::ping(&pin, "198.19.8.1".parse::<std::net::Ipv4Addr>().unwrap(), 3));
+    assert!(net::ping(&pin, "198.18.0.1".parse::<std::net::Ipv4Addr>().unwrap(), 3));
     st.delete("multi").await;
     st.client
         .networks

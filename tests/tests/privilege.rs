@@ -250,6 +250,7 @@ async fn forged_executor_requests_are_refused_and_change_nothing() {
         owner: "sb:0000000000000001".into(),
         hairpin: true,
         announce: false,
+        ..Default::default()
     };
     let rt = st.runtime_dir.display().to_string();
     let forged = vec![
@@ -307,6 +308,7 @@ async fn forged_executor_requests_are_refused_and_change_nothing() {
             subnet: "10.0.0.0/8".into(),
             internal: false,
             icc: true,
+            ..Default::default()
         }],
         ..Default::default()
     };

@@ -141,7 +141,12 @@ async fn connect_publishes_to_the_new_interface_and_disconnect_removes_it() {
         (s.ports[0].interface.as_str(), s.ports[0].container_ip.as_str()),
         ("eth1", "198.19.41.2")
     );
-    let echo = Echo::start_on(&Stack::pin_of(&s), "198.19.41.2".parse().unwrap(), 80, 1);
+    let echo = Echo::start_on(
+        &Stack::pin_of(&s),
+        "198.19.41.2".parse::<std::net::Ipv4Addr>().unwrap(),
+        80,
+        1,
+    );
     assert_eq!(
         net::tcp_roundtrip(&ext.pin, ctnet_tests::HOST_OUTSIDE, 8300, "eth1").unwrap(),
         "eth1"

@@ -1,0 +1,218 @@
+//! Dual stack: IPv6 beside IPv4 on one network, proven with IPv6 packets
+//! between sandboxes, the fake host and an external namespace, and the
+//! kernel state read back.
+use std::net::{IpAddr, Ipv6Addr};
+
+use ctnet_tests::net::{self, Echo, UdpEcho};
+use ctnet_tests::{expect_status, netns, pb, req, External, Stack, EXTERNAL, HOST_OUTSIDE};
+
+/// The fake host's and the external namespace's IPv6 addresses on the
+/// veth between them (documentation prefix).
+const HOST_OUTSIDE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 1);
+const EXTERNAL6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 2);
+
+fn add_ipv6(st: &Stack, ext: &External) {
+    net::ip_do(&st.host, &["addr", "add", &format!("{HOST_OUTSIDE6}/64"), "dev", "ext0", "nodad"]);
+    net::ip_do(&ext.pin, &["addr", "add", &format!("{EXTERNAL6}/64"), "dev", "eth0", "nodad"]);
+}
+
+fn dual(name: &str, subnet: &str, subnet6: &str) -> pb::CreateNetworkRequest {
+    pb::CreateNetworkRequest { ipv6_subnet: Some(subnet6.into()), ..req::network(name, subnet) }
+}
+
+fn ip6_of(s: &pb::Sandbox, ifname: &str) -> Ipv6Addr {
+    let i = s.interfaces.iter().find(|i| i.name == ifname).expect("interface");
+    i.ipv6_address.split('/').next().unwrap().parse().expect("an IPv6 address")
+}
+
+#[tokio::test]
+async fn dual_stack_sandboxes_talk_over_ipv6_and_publish_on_both_families() {
+    let mut st = Stack::start().await;
+    let ext = st.add_external();
+    add_ipv6(&st, &ext);
+    let n = st.client.networks.create_network(dual("ds", "198.19.60.0/24", "2001:db8:60::/64"));
+    let n = n.await.unwrap().into_inner();
+    assert_eq!(
+        (n.ipv6_subnet.as_str(), n.ipv6_gateway.as_str()),
+        ("2001:db8:60::/64", "2001:db8:60::1")
+    );
+    // The bridge holds its IPv6 gateway address, never tentative; forwarding is on.
+    let gw = net::addresses6(&st.host, &n.bridge_name);
+    assert_eq!(gw.len(), 1, "{gw:?}");
+    assert_eq!(gw[0]["local"], "2001:db8:60::1");
+    assert!(gw[0].get("tentative").is_none(), "{gw:?}");
+    assert_eq!(netns::sysctl_get(&st.host, "net.ipv6.conf.all.forwarding"), "1");
+
+    let a = st.create(req::published("a", &["ds"], &["8080:80", "5353:53/udp"])).await;
+    // Read back at once: the address is there, not tentative, and answers.
+    let (pa, a6) = (Stack::pin_of(&a), ip6_of(&a, "eth0"));
+    let seen = net::addresses6(&pa, "eth0");
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["local"], a6.to_string());
+    assert!(
+        seen[0].get("tentative").is_none(),
+        "usable the moment the create is acknowledged: {seen:?}"
+    );
+    assert_eq!(a.interfaces[0].ipv6_gateway, "2001:db8:60::1");
+    assert_eq!(a6, "2001:db8:60::2".parse::<Ipv6Addr>().unwrap());
+    let b = st.create(req::bridge("b", &["ds"])).await;
+    let (pb_, b6) = (Stack::pin_of(&b), ip6_of(&b, "eth0"));
+    assert!(net::ping(&pb_, a6, 2), "sandbox to sandbox, the first ping");
+    assert!(net::ping(&pa, "2001:db8:60::1".parse::<Ipv6Addr>().unwrap(), 2), "sandbox to gateway");
+    let default6: Vec<_> =
+        net::routes6(&pa).into_iter().filter(|r| r["dst"] == "default").collect();
+    assert_eq!(default6.len(), 1, "{default6:?}");
+    assert_eq!(default6[0]["gateway"], "2001:db8:60::1");
+
+    // Out: masqueraded behind the host's IPv6 address.
+    let echo = Echo::start(&ext.pin, EXTERNAL6, 1);
+    assert_eq!(net::tcp_roundtrip(&pb_, EXTERNAL6, echo.port, "out6").unwrap(), "out6");
+    assert_eq!(echo.peers()[0].ip(), IpAddr::V6(HOST_OUTSIDE6), "masqueraded");
+
+    // In: `-p 8080:80` is published on both families; the sandbox sees the
+    // client's real address on each.
+    let echo = Echo::start_on(&pa, Ipv6Addr::UNSPECIFIED, 80, 2);
+    assert_eq!(net::tcp_roundtrip(&ext.pin, HOST_OUTSIDE6, 8080, "in6").unwrap(), "in6");
+    assert_eq!(net::tcp_roundtrip(&ext.pin, HOST_OUTSIDE, 8080, "in4").unwrap(), "in4");
+    let peers: Vec<IpAddr> = echo.peers().iter().map(|p| p.ip().to_canonical()).collect();
+    assert_eq!(peers, vec![IpAddr::V6(EXTERNAL6), IpAddr::V4(EXTERNAL)]);
+    let udp = UdpEcho::start(&pa, Ipv6Addr::UNSPECIFIED, 53, 1, 10);
+    assert_eq!(net::udp_roundtrip(&ext.pin, HOST_OUTSIDE6, 5353, "udp6").unwrap(), "udp6");
+    assert_eq!(udp.peers()[0].ip(), IpAddr::V6(EXTERNAL6));
+    // Hairpin: the sandbox reaches its own published port on the host's
+    // IPv6 address.
+    let echo = Echo::start_on(&pa, Ipv6Addr::UNSPECIFIED, 80, 1);
+    assert_eq!(net::tcp_roundtrip(&pa, HOST_OUTSIDE6, 8080, "hair6").unwrap(), "hair6");
+    echo.peers();
+
+    // Kernel state: one element per family and port, the subnet masqueraded.
+    let any6 = st.nft_elements("ports_any6");
+    assert_eq!(any6.len(), 2, "{any6:?}");
+    assert!(any6.iter().all(|e| net::element_comment(e) == format!("sb:{}", a.id)));
+    assert_eq!(st.nft_elements("ports_any").len(), 2);
+    let masq6 = st.nft_elements("masq_subnets6");
+    assert_eq!(masq6.len(), 1, "{masq6:?}");
+    let shown: Vec<&str> = a.ports.iter().map(|p| p.host_ip.as_str()).collect();
+    assert_eq!(shown, vec!["0.0.0.0", "::", "0.0.0.0", "::"], "{:?}", a.ports);
+    assert_eq!(b6, "2001:db8:60::3".parse::<Ipv6Addr>().unwrap());
+
+    st.delete("a").await;
+    st.delete("b").await;
+    assert!(st.nft_elements("ports_any6").is_empty());
+    let del = pb::DeleteNetworkRequest { network: "ds".into() };
+    st.client.networks.delete_network(del).await.unwrap();
+    assert!(st.nft_elements("masq_subnets6").is_empty());
+    st.finish().await;
+}
+
+/// The control for the DAD check above: an address added with DAD on is
+/// tentative when read back at once, so the check can fail.
+#[tokio::test]
+async fn an_address_added_with_dad_is_seen_tentative() {
+    let mut st = Stack::start().await;
+    let ext = st.add_external();
+    netns::sysctl_set(&ext.pin, "net.ipv6.conf.eth0.accept_dad", "1");
+    net::ip_do(&ext.pin, &["addr", "add", "2001:db8:ff::9/64", "dev", "eth0"]);
+    let seen = net::addresses6(&ext.pin, "eth0");
+    assert_eq!(seen[0].get("tentative"), Some(&serde_json::Value::Bool(true)), "{seen:?}");
+    st.finish().await;
+}
+
+#[tokio::test]
+async fn static_ipv6_addresses_and_one_family_binds() {
+    let mut st = Stack::start().await;
+    let ext = st.add_external();
+    add_ipv6(&st, &ext);
+    st.client
+        .networks
+        .create_network(dual("ds2", "198.19.61.0/24", "2001:db8:61::/64"))
+        .await
+        .unwrap();
+    let mut r = req::published("s", &["ds2"], &["[::]:9090:90", "0.0.0.0:9191:91"]);
+    if let Some(pb::create_sandbox_request::Mode::Bridge(b)) = r.mode.as_mut() {
+        b.networks[0].ipv6_address = Some("2001:db8:61::42".into());
+    }
+    let s = st.create(r).await;
+    assert_eq!(ip6_of(&s, "eth0"), "2001:db8:61::42".parse::<Ipv6Addr>().unwrap());
+    assert_eq!(st.nft_elements("ports_any6").len(), 1, "[::] binds IPv6 only");
+    assert_eq!(st.nft_elements("ports_any").len(), 1, "0.0.0.0 binds IPv4 only");
+    let pin = Stack::pin_of(&s);
+    let echo = Echo::start_on(&pin, Ipv6Addr::UNSPECIFIED, 90, 1);
+    assert_eq!(net::tcp_roundtrip(&ext.pin, HOST_OUTSIDE6, 9090, "v6").unwrap(), "v6");
+    echo.peers();
+    // 9090 is not published on IPv4.
+    assert!(net::tcp_roundtrip(&ext.pin, HOST_OUTSIDE, 9090, "v4").is_err());
+    // The same static address again: refused, nothing made.
+    let mut again = req::bridge("t", &["ds2"]);
+    if let Some(pb::create_sandbox_request::Mode::Bridge(b)) = again.mode.as_mut() {
+        b.networks[0].ipv6_address = Some("2001:db8:61::42".into());
+    }
+    let before = st.host_veths();
+    let err = st.client.sandboxes.create_sandbox(again).await;
+    expect_status(err, tonic::Code::AlreadyExists, "2001:db8:61::42", "a held static address");
+    assert_eq!(st.host_veths(), before);
+    st.delete("s").await;
+    st.client
+        .networks
+        .delete_network(pb::DeleteNetworkRequest { network: "ds2".into() })
+        .await
+        .unwrap();
+    st.finish().await;
+}
+
+#[tokio::test]
+async fn bad_ipv6_input_is_refused_and_changes_nothing() {
+    let mut st = Stack::start().await;
+    let ext = st.add_external();
+    add_ipv6(&st, &ext);
+    st.client
+        .networks
+        .create_network(dual("ok6", "198.19.62.0/24", "2001:db8:62::/64"))
+        .await
+        .unwrap();
+    let links = net::link_names(&st.host);
+    let nets = st.client.networks.list_networks(pb::ListNetworksRequest::default()).await;
+    let nets = nets.unwrap().into_inner().networks.len();
+    use tonic::Code::{FailedPrecondition, InvalidArgument};
+    let bad_networks = [
+        ("2001:db8:63::1/64", None, InvalidArgument, "host bits set"),
+        ("fe80::/64", None, InvalidArgument, "link-local"),
+        ("ff05::/64", None, InvalidArgument, "multicast"),
+        ("::/64", None, InvalidArgument, "ipv6_subnet"),
+        ("2001:db8:64::/64", Some("2001:db8:fe::1"), InvalidArgument, "ipv6_gateway"),
+        ("2001:db8:62::/56", None, FailedPrecondition, "overlaps network ok6"),
+        ("2001:db8:ff::/64", None, FailedPrecondition, "the host's address 2001:db8:ff::1/64"),
+    ];
+    for (i, (subnet6, gateway6, code, mentions)) in bad_networks.into_iter().enumerate() {
+        let mut r = dual(&format!("bad{i}"), &format!("198.19.{}.0/24", 64 + i), subnet6);
+        r.ipv6_gateway = gateway6.map(String::from);
+        let err = st.client.networks.create_network(r).await;
+        expect_status(err, code, mentions, subnet6);
+    }
+    // An IPv6 static address or an IPv6 host address on an IPv4-only network.
+    let mut on_v4 = req::bridge("x", &["bridge"]);
+    if let Some(pb::create_sandbox_request::Mode::Bridge(b)) = on_v4.mode.as_mut() {
+        b.networks[0].ipv6_address = Some("2001:db8::5".into());
+    }
+    let err = st.client.sandboxes.create_sandbox(on_v4).await;
+    expect_status(err, InvalidArgument, "ipv6_address", "IPv6 on an IPv4-only network");
+    for spec in ["[2001:db8::1]:8080:80", "[::]:8080:80"] {
+        let err = st.client.sandboxes.create_sandbox(req::published("y", &[], &[spec])).await;
+        expect_status(err, InvalidArgument, "IPv4-only", spec);
+    }
+    let loopback = req::published("z", &["ok6"], &["[::1]:8080:80"]);
+    let err = st.client.sandboxes.create_sandbox(loopback).await;
+    expect_status(err, InvalidArgument, "route_localnet", "[::1]");
+    // Nothing changed in the kernel or the store.
+    assert_eq!(net::link_names(&st.host), links);
+    let after = st.client.networks.list_networks(pb::ListNetworksRequest::default()).await;
+    assert_eq!(after.unwrap().into_inner().networks.len(), nets);
+    assert!(st.list_sandboxes().await.sandboxes.is_empty());
+    assert!(st.nft_elements("ports_any6").is_empty() && st.nft_elements("ports_any").is_empty());
+    st.client
+        .networks
+        .delete_network(pb::DeleteNetworkRequest { network: "ok6".into() })
+        .await
+        .unwrap();
+    st.finish().await;
+}

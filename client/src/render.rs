@@ -7,9 +7,10 @@ pub fn network_json(n: &pb::Network) -> Value {
         "id": n.id, "name": n.name, "driver": n.driver, "subnet": n.subnet, "gateway": n.gateway,
         "bridge_name": n.bridge_name, "mtu": n.mtu, "internal": n.internal, "icc": n.icc,
         "default": n.default, "labels": n.labels, "created_at": n.created_at,
+        "ipv6_subnet": n.ipv6_subnet, "ipv6_gateway": n.ipv6_gateway,
         "sandboxes": n.sandboxes.iter().map(|s| json!({
             "sandbox_id": s.sandbox_id, "sandbox_name": s.sandbox_name, "interface": s.interface,
-            "address": s.address, "mac_address": s.mac_address,
+            "address": s.address, "ipv6_address": s.ipv6_address, "mac_address": s.mac_address,
         })).collect::<Vec<_>>(),
     })
 }
@@ -42,6 +43,7 @@ pub fn sandbox_json(s: &pb::Sandbox) -> Value {
         "interfaces": s.interfaces.iter().map(|i| json!({
             "name": i.name, "network_id": i.network_id, "network_name": i.network_name,
             "mac_address": i.mac_address, "address": i.address, "gateway": i.gateway,
+            "ipv6_address": i.ipv6_address, "ipv6_gateway": i.ipv6_gateway,
             "host_interface": i.host_interface,
         })).collect::<Vec<_>>(),
     })
@@ -84,7 +86,12 @@ pub fn networks_table(list: &[pb::Network]) -> String {
                 n.id.clone(),
                 n.name.clone(),
                 n.driver.clone(),
-                n.subnet.clone(),
+                [n.subnet.as_str(), n.ipv6_subnet.as_str()]
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(","),
                 n.bridge_name.clone(),
                 n.sandboxes.len().to_string(),
             ]
@@ -97,8 +104,13 @@ pub fn sandboxes_table(list: &[pb::Sandbox]) -> String {
     let rows = list
         .iter()
         .map(|s| {
-            let addrs: Vec<String> =
-                s.interfaces.iter().map(|i| format!("{}={}", i.name, i.address)).collect();
+            let addrs: Vec<String> = s
+                .interfaces
+                .iter()
+                .flat_map(|i| [&i.address, &i.ipv6_address].map(|a| (&i.name, a)))
+                .filter(|(_, a)| !a.is_empty())
+                .map(|(n, a)| format!("{n}={a}"))
+                .collect();
             vec![s.id.clone(), s.name.clone(), mode_name(s), state_name(s).into(), addrs.join(",")]
         })
         .collect();

@@ -145,8 +145,8 @@ pub async fn add(conf: &NetConf, c: &Container) -> Result<Value> {
         .iter()
         .find(|i| i.name == c.ifname)
         .ok_or_else(|| CniError::new(Kind::Refused, "ctnet answered without the interface"))?;
-    let gateway = gateway(&mut client, iface).await?;
-    Ok(result::attachment(conf.version, &sb, iface, &gateway))
+    let gateways = gateways(&mut client, iface).await?;
+    Ok(result::attachment(conf.version, &sb, iface, &gateways))
 }
 
 async fn create(client: &mut Client, c: &Container, want: &Want) -> Result<pb::Sandbox> {
@@ -221,13 +221,20 @@ async fn attach(
     }
 }
 
-async fn gateway(client: &mut Client, iface: &pb::Interface) -> Result<String> {
-    if !iface.gateway.is_empty() {
-        return Ok(iface.gateway.clone());
+/// The interface carries its gateways only with its default routes; the
+/// others come from the network.
+async fn gateways(client: &mut Client, iface: &pb::Interface) -> Result<result::Gateways> {
+    let v6_needed = !iface.ipv6_address.is_empty() && iface.ipv6_gateway.is_empty();
+    if !iface.gateway.is_empty() && !v6_needed {
+        let v6 = iface.ipv6_gateway.clone();
+        return Ok(result::Gateways { v4: iface.gateway.clone(), v6 });
     }
     let req = pb::GetNetworkRequest { network: iface.network_id.clone() };
     match client.networks.get_network(req).await {
-        Ok(n) => Ok(n.into_inner().gateway),
+        Ok(n) => {
+            let n = n.into_inner();
+            Ok(result::Gateways { v4: n.gateway, v6: n.ipv6_gateway })
+        }
         Err(s) => Err(from_status("reading the network's gateway", &s)),
     }
 }

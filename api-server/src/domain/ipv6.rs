@@ -16,12 +16,17 @@ pub const PREFIX_RANGE: std::ops::RangeInclusive<u8> = 32..=124;
 /// Exactly the ranges the issue names: unspecified and IPv4-compatible,
 /// link-local, site-local (deprecated) and multicast. 2001:db8::/32
 /// (documentation) and fc00::/7 (ULA) stay allowed.
-const RESERVED: [(&str, &str); 4] = [
-    ("::/8", "reserved (unspecified, loopback, IPv4-compatible)"),
-    ("fe80::/10", "link-local"),
-    ("fec0::/10", "site-local (deprecated)"),
-    ("ff00::/8", "multicast"),
+const RESERVED: [(Subnet6, &str); 4] = [
+    (reserved_range(0, 8), "reserved (unspecified, loopback, IPv4-compatible)"),
+    (reserved_range(0xfe80, 10), "link-local"),
+    (reserved_range(0xfec0, 10), "site-local (deprecated)"),
+    (reserved_range(0xff00, 8), "multicast"),
 ];
+
+/// A subnet whose base is `first16::`, for the table above.
+const fn reserved_range(first16: u16, prefix: u8) -> Subnet6 {
+    Subnet6 { base: Ipv6Addr::new(first16, 0, 0, 0, 0, 0, 0, 0), prefix }
+}
 
 /// A canonical IPv6 subnet (no host bits set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,7 +83,7 @@ impl fmt::Display for Subnet6 {
 }
 
 fn reserved() -> impl Iterator<Item = (Subnet6, &'static str)> {
-    RESERVED.iter().map(|(r, what)| (parse_cidr("", r).expect("a valid constant"), *what))
+    RESERVED.iter().copied()
 }
 
 /// CIDR syntax and canonical form only; ranges are the caller's.

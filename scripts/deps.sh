@@ -22,6 +22,8 @@ command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || need+=(runc)
 command -v catatonit >/dev/null || [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+# radvd advertises a default route to a fake host (dual-stack forwarding test).
+command -v radvd >/dev/null || need+=(radvd)
 # The benchmark's peers: netavark 1.4 on both iptables backends (the CNI
 # plugins are above).
 [ -x /usr/lib/podman/netavark ] || need+=(netavark)

@@ -101,7 +101,7 @@ pub fn temp_dir() -> PathBuf {
 }
 
 /// Spawns `cmd` inside the namespace pinned at `ns`, dying with this thread.
-fn spawn_in(ns: &Path, mut cmd: Command, log: &Path) -> Child {
+pub fn spawn_in(ns: &Path, mut cmd: Command, log: &Path) -> Child {
     let ns_file = std::fs::File::open(ns).expect("open fake host netns");
     let fd = ns_file.as_raw_fd();
     let out = std::fs::File::create(log).expect("log file");

@@ -34,7 +34,8 @@ fn run_client(st: &Stack, extra: &[&str]) -> serde_json::Value {
 #[tokio::test]
 async fn python_client_uses_reflection_and_health() {
     let mut st = Stack::start().await;
-    let out = run_client(&st, &[]);
+    let dual = ["--dual", "py6", "198.19.58.0/24", "2001:db8:58::/64"];
+    let out = run_client(&st, &dual);
     let services: Vec<&str> =
         out["services"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     for s in ["ctnet.v1.NetworkService", "ctnet.v1.SandboxService", "grpc.health.v1.Health"] {
@@ -44,7 +45,19 @@ async fn python_client_uses_reflection_and_health() {
         !services.iter().any(|s| s.starts_with("ctnet.exec")),
         "the executor API is not served publicly"
     );
-    assert_eq!(out["networks"], serde_json::json!(["bridge"]));
+    let names: Vec<&str> =
+        out["networks"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["bridge", "py6"]);
+    assert_eq!(
+        out["networks"][1],
+        serde_json::json!({"name": "py6", "subnet": "198.19.58.0/24", "ipv6_subnet": "2001:db8:58::/64"}),
+        "a dual-stack network made and read back through reflection"
+    );
+    assert_eq!(out["networks"][0]["ipv6_subnet"], "", "the default network is IPv4-only");
+    let py6 = st.network("py6").await;
+    assert_eq!(py6.ipv6_gateway, "2001:db8:58::1");
+    let del = ctnet_tests::pb::DeleteNetworkRequest { network: "py6".into() };
+    st.client.networks.delete_network(del).await.unwrap();
     assert_eq!(out["health"], "SERVING");
 
     st.kill_netexec();

@@ -622,3 +622,42 @@ async fn concurrent_creates_are_each_durable_when_acknowledged() {
     }
     no_duplicates(&st);
 }
+
+/// IPv6 IPAM walks what is allocated, never the prefix: 100 addresses in a
+/// /64 are stored exactly as 100 in a /120 are (the network record differs
+/// only in the prefix length's digits).
+#[tokio::test]
+async fn ipv6_ipam_stores_a_64_as_it_stores_a_120() {
+    let mut stored = Vec::new();
+    for subnet6 in ["2001:db8:1::/64", "2001:db8:1::/120"] {
+        let limits =
+            Limits { bridge_ports: 128, sandboxes: 128, owned_netns: 128, ..settings().limits };
+        let env = Env::with_limits(limits).await;
+        let req = pb::CreateNetworkRequest {
+            name: "v6".into(),
+            subnet: "198.19.10.0/24".into(),
+            ipv6_subnet: Some(subnet6.into()),
+            ..Default::default()
+        };
+        let spec = NetworkSpec::parse(&req, PREFIX).unwrap();
+        let net = env.ops.spawn(|o| async move { o.create_network(&Caller::admin(), spec).await });
+        let net = net.await.unwrap();
+        let on_v6 = pb::NetworkAttachment { network: "v6".into(), ..Default::default() };
+        let mut sandbox_bytes = 0;
+        let mut last = None;
+        for i in 0..100 {
+            let bridge = pb::BridgeMode { networks: vec![on_v6.clone()] };
+            let mut r = mode(pb::create_sandbox_request::Mode::Bridge(bridge));
+            r.name = Some(format!("s{i:03}"));
+            let rec = env.sandbox(r).await.unwrap();
+            sandbox_bytes += serde_json::to_vec(&rec).unwrap().len();
+            last = rec.endpoints[0].address6;
+        }
+        assert_eq!(last, Some("2001:db8:1::65".parse().unwrap()), "lowest free, in order");
+        stored.push((serde_json::to_vec(&net).unwrap().len(), sandbox_bytes));
+        env.agree().await;
+    }
+    let [(net64, sb64), (net120, sb120)] = stored[..] else { unreachable!() };
+    assert_eq!(sb64, sb120, "100 sandboxes' records");
+    assert_eq!(net120 - net64, 1, "the network record: \"120\" against \"64\"");
+}

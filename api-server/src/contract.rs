@@ -4,7 +4,7 @@
 //! the fake can never pass a case the real one fails.
 use std::net::Ipv4Addr;
 
-use crate::domain::{LinkName, Mac, NetworkId, SandboxId, StoreId, Subnet};
+use crate::domain::{GatewayMode, LinkName, Mac, NetworkId, SandboxId, StoreId, Subnet};
 use crate::error::{Error, Refusal};
 use crate::executor::*;
 use crate::model::Owner;
@@ -50,7 +50,7 @@ impl Fixture {
     pub fn bridge_args(&self) -> BridgeArgs {
         BridgeArgs {
             name: self.bridge.clone(),
-            address: self.host(1),
+            address: Some(self.host(1)),
             prefix: self.subnet.prefix,
             address6: None,
             mtu: 1500,
@@ -86,6 +86,7 @@ impl Fixture {
             target_ip: self.host(2).into(),
             target_port: 80,
             owner: Owner::Sandbox(self.sandbox.clone(), None),
+            routed: false,
         }
     }
 
@@ -106,6 +107,8 @@ impl Fixture {
             subnet6: None,
             internal: false,
             icc: true,
+            mode4: GatewayMode::Nat,
+            mode6: GatewayMode::Nat,
         }
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::ports::{Family, Proto};
 use crate::domain::{
-    Addressing6, Labels, LinkName, Mac, Name, NetworkId, SandboxId, StoreId, Subnet,
+    Addressing6, GatewayMode, Labels, LinkName, Mac, Name, NetworkId, SandboxId, StoreId, Subnet,
 };
 
 /// Where a resource is in its life. Creating and Deleting are intents
@@ -50,6 +50,11 @@ pub struct NetworkRecord {
     pub internal: bool,
     pub icc: bool,
     pub labels: Labels,
+    /// Records made before gateway modes are NAT on both families.
+    #[serde(default)]
+    pub mode4: GatewayMode,
+    #[serde(default)]
+    pub mode6: GatewayMode,
     pub created_at: i64,
     pub is_default: bool,
     pub phase: Phase,
@@ -100,6 +105,10 @@ pub struct PublishedPort {
     pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     pub container_port: u16,
+    /// On a routed family: no DNAT, the container port opened on the
+    /// sandbox's own address (host_ip None, host_port = container_port).
+    #[serde(default)]
+    pub routed: bool,
 }
 
 fn ipv4() -> Family {
@@ -116,7 +125,9 @@ impl PublishedPort {
         host_ip: Option<IpAddr>,
         port: u16,
     ) -> bool {
-        self.proto == proto
+        // A routed opening holds no host port.
+        !self.routed
+            && self.proto == proto
             && self.host_port == port
             && self.family == family
             && overlap(self.host_ip, host_ip)

@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::domain::ports::{Family, HostPort, PortRequest, Proto};
+use crate::domain::GatewayMode;
 use crate::error::{Error, Result};
 use crate::executor::HostListener;
-use crate::model::{PublishedPort, SandboxRecord};
+use crate::model::{NetworkRecord, PublishedPort, SandboxRecord};
 use crate::policy::Caller;
 use crate::state::State;
 
@@ -88,23 +89,69 @@ fn shown(proto: Proto, binds: &[Bound], port: u16) -> String {
     binds.iter().map(one).collect::<Vec<_>>().join(" and ")
 }
 
-/// Host ports for `requests`, on an interface whose network has IPv6 or
-/// not: a mapping without a host address is published on every family the
-/// network has, on one host port free on all of them.
+/// The gateway mode of each family an interface has.
+#[derive(Debug, Clone, Copy)]
+pub struct Families {
+    pub v4: GatewayMode,
+    /// None: the interface has no IPv6.
+    pub v6: Option<GatewayMode>,
+}
+
+impl Families {
+    pub fn of(net: &NetworkRecord, has_ipv6: bool) -> Self {
+        Self { v4: net.mode4, v6: has_ipv6.then_some(net.mode6) }
+    }
+
+    fn mode(&self, f: Family) -> GatewayMode {
+        match f {
+            Family::V4 => self.v4,
+            Family::V6 => self.v6.unwrap_or(GatewayMode::Isolated),
+        }
+    }
+}
+
+fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "IPv4",
+        Family::V6 => "IPv6",
+    }
+}
+
+/// Host ports for `requests`, on an interface with these families: a
+/// mapping without a host address is published on every family the
+/// network has, on one host port free on all of its NAT families; a routed
+/// family opens the container port instead, an isolated one publishes
+/// nothing.
 pub fn allocate(
     st: &State,
     viewer: &Caller,
     requests: &[PortRequest],
     listeners: &[HostListener],
     range: EphemeralRange,
-    ipv6: bool,
+    families: Families,
 ) -> Result<Vec<PublishedPort>> {
     let mut taken = Taken::new(st, viewer, listeners);
     for r in requests {
-        let binds = r.bind.resolve(ipv6).ok_or_else(|| {
+        let binds = r.bind.resolve(families.v6.is_some()).ok_or_else(|| {
             let why = "an IPv6 host address, but the sandbox's published interface is on an IPv4-only network";
             Error::invalid("publish", why)
         })?;
+        let mut nat = Vec::new();
+        for (family, host_ip) in binds {
+            match families.mode(family) {
+                GatewayMode::Nat => nat.push((family, host_ip)),
+                GatewayMode::Routed => taken.open_routed(r, family, host_ip)?,
+                GatewayMode::Isolated => {}
+            }
+        }
+        if nat.is_empty() {
+            if !taken.granted.iter().any(|p| p.routed && p.container_port == r.container_port) {
+                let why = "the network's gateway mode is isolated for every family this mapping binds: nothing can be published";
+                return Err(Error::invalid("publish", why));
+            }
+            continue;
+        }
+        let binds = nat;
         let port = match r.host_port {
             HostPort::Fixed(p) => {
                 if let Some(why) = taken.holder(r.proto, &binds, p) {
@@ -139,8 +186,46 @@ pub fn allocate(
                 host_ip,
                 host_port: port,
                 container_port: r.container_port,
+                routed: false,
             });
         }
     }
     Ok(taken.granted)
+}
+
+impl Taken<'_> {
+    /// A routed family: the container port is opened on the sandbox's own
+    /// address; naming a host port or address would be a promise the
+    /// kernel does not keep (no NAT), so it is refused.
+    fn open_routed(
+        &mut self,
+        r: &PortRequest,
+        family: Family,
+        host_ip: Option<IpAddr>,
+    ) -> Result<()> {
+        if host_ip.is_some() || r.host_port != HostPort::Any {
+            let why = format!(
+                "{}/{}: the network's {} gateway mode is routed (no NAT): publish the container port alone (e.g. {}/{}), which opens it on the sandbox's own address",
+                r.container_port, r.proto, family_name(family), r.container_port, r.proto
+            );
+            return Err(Error::invalid("publish", why));
+        }
+        let same = |p: &PublishedPort| {
+            p.routed
+                && p.family == family
+                && p.proto == r.proto
+                && p.container_port == r.container_port
+        };
+        if !self.granted.iter().any(same) {
+            self.granted.push(PublishedPort {
+                proto: r.proto,
+                family,
+                host_ip: None,
+                host_port: r.container_port,
+                container_port: r.container_port,
+                routed: true,
+            });
+        }
+        Ok(())
+    }
 }

@@ -67,6 +67,12 @@ enum NetworkCmd {
         /// Dual stack: with no IPv6 --subnet, a /64 of the host's ULA prefix.
         #[arg(long)]
         ipv6: bool,
+        /// IPv4 gateway mode: nat (default), routed or isolated.
+        #[arg(long, default_value = "")]
+        gateway_mode_ipv4: String,
+        /// IPv6 gateway mode: nat (default), routed or isolated.
+        #[arg(long, default_value = "")]
+        gateway_mode_ipv6: String,
         #[arg(long)]
         bridge_name: Option<String>,
         #[arg(long, default_value_t = 0)]
@@ -299,6 +305,8 @@ async fn network(mut c: Client, cmd: NetworkCmd, json: bool) -> Result<String, S
             subnet,
             gateway,
             ipv6,
+            gateway_mode_ipv4,
+            gateway_mode_ipv6,
             bridge_name,
             mtu,
             internal,
@@ -315,6 +323,8 @@ async fn network(mut c: Client, cmd: NetworkCmd, json: bool) -> Result<String, S
                 ipv6_subnet,
                 ipv6_gateway,
                 enable_ipv6: ipv6,
+                gateway_mode_ipv4,
+                gateway_mode_ipv6,
                 bridge_name,
                 mtu,
                 internal,

@@ -8,6 +8,7 @@ pub fn network_json(n: &pb::Network) -> Value {
         "bridge_name": n.bridge_name, "mtu": n.mtu, "internal": n.internal, "icc": n.icc,
         "default": n.default, "labels": n.labels, "created_at": n.created_at,
         "ipv6_subnet": n.ipv6_subnet, "ipv6_gateway": n.ipv6_gateway,
+        "gateway_mode_ipv4": n.gateway_mode_ipv4, "gateway_mode_ipv6": n.gateway_mode_ipv6,
         "sandboxes": n.sandboxes.iter().map(|s| json!({
             "sandbox_id": s.sandbox_id, "sandbox_name": s.sandbox_name, "interface": s.interface,
             "address": s.address, "ipv6_address": s.ipv6_address, "mac_address": s.mac_address,

@@ -440,7 +440,7 @@ mod properties {
             proto in "\\PC{0,6}", host_ip in "\\PC{0,16}", host_port in any::<u32>(),
             target_ip in "\\PC{0,16}", target_port in any::<u32>(), owner in "\\PC{0,20}",
         ) {
-            let p = ctnet_proto::exec::FirewallPort { protocol: proto, host_ip, host_port, target_ip, target_port, owner };
+            let p = ctnet_proto::exec::FirewallPort { protocol: proto, host_ip, host_port, target_ip, target_port, owner, routed: false };
             if let Ok(port) = firewall::parse_port("p", &p) {
                 prop_assert!(port.host_port != 0 && port.target_port != 0);
             }

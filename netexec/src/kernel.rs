@@ -103,8 +103,10 @@ impl Netlink {
 /// A bridge as the executor creates it.
 pub struct BridgeSpec {
     pub name: OwnedLinkName,
-    pub address: AddrPrefix,
-    /// A dual-stack network's IPv6 gateway address.
+    /// None: the network's IPv4 is isolated (no gateway address).
+    pub address: Option<AddrPrefix>,
+    /// A dual-stack network's IPv6 gateway address (None also when its
+    /// IPv6 is isolated).
     pub address6: Option<Addr6Prefix>,
     pub mtu: u32,
     pub owner: Owner,
@@ -234,8 +236,10 @@ pub async fn ensure_bridge(handle: &Handle, spec: &BridgeSpec) -> Result<()> {
         }
         None => create_bridge(handle, spec).await?,
     };
-    let addr = handle.address().add(index, IpAddr::V4(spec.address.addr), spec.address.prefix);
-    ignore_exists(addr.execute().await).map_err(nl_err("add bridge address"))?;
+    if let Some(a) = spec.address {
+        let addr = handle.address().add(index, IpAddr::V4(a.addr), a.prefix);
+        ignore_exists(addr.execute().await).map_err(nl_err("add bridge address"))?;
+    }
     if let Some(a6) = spec.address6 {
         crate::forwarding::enable_ipv6(handle).await?;
         add_address6(handle, index, a6).await.map_err(nl_err("add bridge IPv6 address"))?;

@@ -166,7 +166,11 @@ impl Executor for ExecService {
         let r = req.into_inner();
         let spec = BridgeSpec {
             name: self.link_name("name", &r.name)?,
-            address: AddrPrefix::parse("address", &r.address)?,
+            // Empty: the network's IPv4 is isolated, the bridge has none.
+            address: match r.address.as_str() {
+                "" => None,
+                a => Some(AddrPrefix::parse("address", a)?),
+            },
             address6: Addr6Prefix::parse_opt("address6", &r.address6)?,
             mtu: checks::parse_mtu("mtu", r.mtu)?,
             owner: Owner::parse("owner", &r.owner)?,

@@ -79,6 +79,7 @@ async fn every_executor_operation_can_be_repeated() {
         target_ip: "198.19.70.2".into(),
         target_port: 80,
         owner: format!("sb:{id}"),
+        routed: false,
     };
     let add = xpb::FirewallDelta { add_ports: vec![port.clone()], ..Default::default() };
     let remove = xpb::FirewallDelta { remove_ports: vec![port], ..Default::default() };

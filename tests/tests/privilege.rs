@@ -321,6 +321,7 @@ async fn forged_executor_requests_are_refused_and_change_nothing() {
             target_ip: "198.18.0.9".into(),
             target_port: 1,
             owner: "x\" } ; flush ruleset ; #".into(),
+            routed: false,
         }],
         ..Default::default()
     };

@@ -4,7 +4,7 @@ use tonic::{Request, Response};
 
 use super::{naming, touching, Api, Reply};
 use crate::domain::network::NetworkSpec;
-use crate::domain::{labels_match, Ref};
+use crate::domain::{labels_match, GatewayMode, Ref};
 use crate::model::NetworkRecord;
 use crate::policy::Caller;
 use crate::state::{shared_with, State};
@@ -26,7 +26,11 @@ pub fn view(st: &State, caller: &Caller, n: &NetworkRecord) -> pb::Network {
         tenant: n.tenant.clone(),
         driver: "bridge".into(),
         subnet: n.subnet.to_string(),
-        gateway: n.gateway.to_string(),
+        // The bridge has no address of an isolated family.
+        gateway: match n.mode4 {
+            GatewayMode::Isolated => String::new(),
+            _ => n.gateway.to_string(),
+        },
         bridge_name: n.bridge.to_string(),
         mtu: n.mtu,
         internal: n.internal,
@@ -50,7 +54,13 @@ pub fn view(st: &State, caller: &Caller, n: &NetworkRecord) -> pb::Network {
         created_at: n.created_at,
         default: n.is_default,
         ipv6_subnet: n.ipv6.map(|a| a.subnet.to_string()).unwrap_or_default(),
-        ipv6_gateway: n.ipv6.map(|a| a.gateway.to_string()).unwrap_or_default(),
+        ipv6_gateway: n
+            .ipv6
+            .filter(|_| n.mode6 != GatewayMode::Isolated)
+            .map(|a| a.gateway.to_string())
+            .unwrap_or_default(),
+        gateway_mode_ipv4: n.mode4.as_str().into(),
+        gateway_mode_ipv6: n.ipv6.map(|_| n.mode6.as_str().into()).unwrap_or_default(),
     }
 }
 

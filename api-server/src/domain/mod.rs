@@ -11,3 +11,4 @@ pub mod sandbox;
 pub use common::*;
 pub use ids::{LinkName, NetworkId, Ref, SandboxId, StoreId};
 pub use ipv6::{Addressing6, Subnet6};
+pub use network::GatewayMode;

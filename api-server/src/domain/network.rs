@@ -3,6 +3,7 @@
 use std::net::Ipv4Addr;
 
 use ctnet_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
 
 use super::common::*;
 use super::ids::LinkName;
@@ -25,6 +26,46 @@ pub struct NetworkSpec {
     pub internal: bool,
     pub icc: bool,
     pub labels: Labels,
+    pub mode4: GatewayMode,
+    /// Nat when the network has no IPv6.
+    pub mode6: GatewayMode,
+}
+
+/// How one family of a network reaches the outside (Docker's
+/// `gateway_mode_ipv4`/`gateway_mode_ipv6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayMode {
+    /// Masquerade out, published ports DNAT'ed in from host ports.
+    #[default]
+    Nat,
+    /// No NAT: published container ports open on the sandbox's own
+    /// address, nothing else reachable from outside.
+    Routed,
+    /// Nothing in or out, and the bridge has no address of the family.
+    Isolated,
+}
+
+impl GatewayMode {
+    pub fn parse(field: &str, s: &str) -> Result<Self> {
+        match s {
+            "" | "nat" => Ok(Self::Nat),
+            "routed" => Ok(Self::Routed),
+            "isolated" => Ok(Self::Isolated),
+            other => Err(Error::invalid(
+                field,
+                format!("{other:?} is not a gateway mode: nat, routed or isolated"),
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Nat => "nat",
+            Self::Routed => "routed",
+            Self::Isolated => "isolated",
+        }
+    }
 }
 
 /// How a dual-stack network gets its IPv6 subnet.
@@ -75,6 +116,12 @@ impl NetworkSpec {
             (None, None) => r.enable_ipv6.then_some(Ipv6Ask::Ula),
             (Some(s), g) => Some(Ipv6Ask::Given(Addressing6::parse("ipv6_subnet", s, g)?)),
         };
+        let mode4 = GatewayMode::parse("gateway_mode_ipv4", &r.gateway_mode_ipv4)?;
+        let mode6 = GatewayMode::parse("gateway_mode_ipv6", &r.gateway_mode_ipv6)?;
+        if ipv6.is_none() && !r.gateway_mode_ipv6.is_empty() {
+            let why = "needs IPv6 on the network (ipv6_subnet or enable_ipv6)";
+            return Err(Error::invalid("gateway_mode_ipv6", why));
+        }
         let bridge_name = r
             .bridge_name
             .as_deref()
@@ -94,6 +141,8 @@ impl NetworkSpec {
             internal: r.internal,
             icc: r.icc.unwrap_or(true),
             labels: parse_labels("labels", &r.labels)?,
+            mode4,
+            mode6,
         })
     }
 }
@@ -115,6 +164,25 @@ mod tests {
 
     fn req(subnet: &str) -> pb::CreateNetworkRequest {
         pb::CreateNetworkRequest { name: "n1".into(), subnet: subnet.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn gateway_modes_per_family() {
+        let s = NetworkSpec::parse(&req("198.18.5.0/24"), "ct").unwrap();
+        assert_eq!((s.mode4, s.mode6), (GatewayMode::Nat, GatewayMode::Nat));
+        let mut r = req("198.18.5.0/24");
+        r.enable_ipv6 = true;
+        r.gateway_mode_ipv4 = "isolated".into();
+        r.gateway_mode_ipv6 = "routed".into();
+        let s = NetworkSpec::parse(&r, "ct").unwrap();
+        assert_eq!((s.mode4, s.mode6), (GatewayMode::Isolated, GatewayMode::Routed));
+        r.gateway_mode_ipv4 = "NAT".into();
+        let e = NetworkSpec::parse(&r, "ct").unwrap_err().to_string();
+        assert!(e.starts_with("gateway_mode_ipv4: \"NAT\" is not a gateway mode"), "{e}");
+        let mut r = req("198.18.5.0/24");
+        r.gateway_mode_ipv6 = "routed".into();
+        let e = NetworkSpec::parse(&r, "ct").unwrap_err().to_string();
+        assert!(e.starts_with("gateway_mode_ipv6: needs IPv6"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use tonic::{Code, Status};
 
 use super::*;
 use crate::domain::ports::Proto;
+use crate::domain::GatewayMode;
 use crate::error::{Error, Refusal};
 
 #[derive(Clone)]
@@ -66,6 +67,16 @@ fn network(n: &FirewallNetwork) -> wire::FirewallNetwork {
         subnet6: n.subnet6.map(|s| s.to_string()).unwrap_or_default(),
         internal: n.internal,
         icc: n.icc,
+        mode4: mode(n.mode4).into(),
+        mode6: mode(n.mode6).into(),
+    }
+}
+
+fn mode(m: GatewayMode) -> wire::GatewayMode {
+    match m {
+        GatewayMode::Nat => wire::GatewayMode::Nat,
+        GatewayMode::Routed => wire::GatewayMode::Routed,
+        GatewayMode::Isolated => wire::GatewayMode::Isolated,
     }
 }
 
@@ -77,6 +88,7 @@ fn port(p: &FirewallPort) -> wire::FirewallPort {
         target_ip: p.target_ip.to_string(),
         target_port: p.target_port.into(),
         owner: p.owner.to_string(),
+        routed: p.routed,
     }
 }
 
@@ -136,7 +148,7 @@ impl Executor for GrpcExecutor {
     async fn ensure_bridge(&self, b: &BridgeArgs) -> Result<()> {
         let req = wire::EnsureBridgeRequest {
             name: b.name.to_string(),
-            address: format!("{}/{}", b.address, b.prefix),
+            address: b.address.map(|a| format!("{a}/{}", b.prefix)).unwrap_or_default(),
             address6: b.address6.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default(),
             mtu: b.mtu,
             owner: b.owner.to_string(),

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use crate::domain::ports::{Family, Proto};
-use crate::domain::{LinkName, Mac, SandboxId, Subnet, Subnet6};
+use crate::domain::{GatewayMode, LinkName, Mac, SandboxId, Subnet, Subnet6};
 use crate::error::Result;
 use crate::model::Owner;
 
@@ -45,9 +45,12 @@ pub struct EndpointArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeArgs {
     pub name: LinkName,
-    pub address: Ipv4Addr,
+    /// None when the network's IPv4 is isolated: the bridge has no IPv4
+    /// address.
+    pub address: Option<Ipv4Addr>,
     pub prefix: u8,
-    /// On a dual-stack network: the IPv6 gateway address and prefix length.
+    /// On a dual-stack network whose IPv6 is not isolated: the IPv6
+    /// gateway address and prefix length.
     pub address6: Option<(Ipv6Addr, u8)>,
     pub mtu: u32,
     pub owner: Owner,
@@ -178,9 +181,13 @@ pub struct FirewallNetwork {
     pub subnet6: Option<Subnet6>,
     pub internal: bool,
     pub icc: bool,
+    pub mode4: GatewayMode,
+    pub mode6: GatewayMode,
 }
 
-/// One published port of one family: a DNAT map element.
+/// One published port of one family: a DNAT map element, or on a routed
+/// family an opening of the container port (host_ip None, host_port =
+/// target_port).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FirewallPort {
     pub proto: Proto,
@@ -190,6 +197,7 @@ pub struct FirewallPort {
     pub target_ip: IpAddr,
     pub target_port: u16,
     pub owner: Owner,
+    pub routed: bool,
 }
 
 /// A sandbox's host veth that accepts only its own source MAC and address:

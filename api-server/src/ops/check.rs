@@ -84,12 +84,13 @@ fn inside(ep: &Endpoint, net: &NetworkRecord, seen: &NetnsView) -> Vec<String> {
             }
         }
     }
-    if ep.default_route && seen.default_gateway != Some(net.gateway) {
+    let gw = super::sandbox::default_gateway(ep, net);
+    if gw.is_some() && seen.default_gateway != gw {
         let via = seen.default_gateway.map(|g| g.to_string()).unwrap_or_default();
         diffs.push(format!("default route: via {via:?}, expected {}", net.gateway));
     }
-    let gw6 = net.ipv6.map(|a| a.gateway);
-    if ep.default_route && gw6.is_some() && seen.default_gateway6 != gw6 {
+    let gw6 = super::sandbox::default_gateway6(ep, net);
+    if gw6.is_some() && seen.default_gateway6 != gw6 {
         let via = seen.default_gateway6.map(|g| g.to_string()).unwrap_or_default();
         diffs.push(format!(
             "IPv6 default route: via {via:?}, expected {}",

@@ -16,6 +16,8 @@ pub fn network(n: &NetworkRecord) -> FirewallNetwork {
         subnet6: n.ipv6.map(|a| a.subnet),
         internal: n.internal,
         icc: n.icc,
+        mode4: n.mode4,
+        mode6: n.mode6,
     }
 }
 
@@ -35,6 +37,7 @@ pub fn ports_of(rec: &SandboxRecord, ep: &Endpoint) -> Vec<FirewallPort> {
             // The table is derived state, rebuilt whole from the records: its
             // element comments name the sandbox only.
             owner: Owner::Sandbox(rec.id.clone(), None),
+            routed: p.routed,
         })
     };
     ep.ports.iter().filter_map(port).collect()

@@ -6,7 +6,9 @@ use super::Ops;
 use crate::domain::ipv6::ula_prefix;
 use crate::domain::network::{Ipv6Ask, NetworkSpec, DEFAULT_MTU};
 use crate::domain::sandbox::DEFAULT_NETWORK;
-use crate::domain::{Addressing6, LinkName, Name, NetworkId, Ref, StoreId, Subnet, Subnet6};
+use crate::domain::{
+    Addressing6, GatewayMode, LinkName, Name, NetworkId, Ref, StoreId, Subnet, Subnet6,
+};
 use crate::error::{Error, Result};
 use crate::executor::BridgeArgs;
 use crate::executor::HostRoutes;
@@ -20,9 +22,12 @@ use crate::store::Change;
 pub fn bridge_args(n: &NetworkRecord, store: &StoreId, adopt_untagged: bool) -> BridgeArgs {
     BridgeArgs {
         name: n.bridge.clone(),
-        address: n.gateway,
+        address: (n.mode4 != GatewayMode::Isolated).then_some(n.gateway),
         prefix: n.subnet.prefix,
-        address6: n.ipv6.map(|a| (a.gateway, a.subnet.prefix)),
+        address6: n
+            .ipv6
+            .filter(|_| n.mode6 != GatewayMode::Isolated)
+            .map(|a| (a.gateway, a.subnet.prefix)),
         mtu: n.mtu,
         owner: n.owner(store),
         adopt_untagged,
@@ -150,6 +155,8 @@ impl Ops {
                 internal: spec.internal,
                 icc: spec.icc,
                 labels: spec.labels,
+                mode4: spec.mode4,
+                mode6: spec.mode6,
                 created_at: now(),
                 is_default: false,
                 phase: Phase::Creating,
@@ -254,6 +261,8 @@ impl Ops {
             internal: false,
             icc: true,
             labels: Default::default(),
+            mode4: GatewayMode::Nat,
+            mode6: GatewayMode::Nat,
             created_at: now(),
             is_default: true,
             phase: Phase::Creating,

@@ -9,7 +9,7 @@ use super::Ops;
 use crate::domain::sandbox::{
     AttachSpec, ConnectSpec, DisconnectSpec, ModeSpec, SandboxSpec, MAX_INTERFACES,
 };
-use crate::domain::{LinkName, Mac, Ref, SandboxId, StoreId};
+use crate::domain::{GatewayMode, LinkName, Mac, Ref, SandboxId, StoreId};
 use crate::error::{Error, Result};
 use crate::executor::{EndpointArgs, HostListener, NetnsTarget};
 use crate::limits::Limits;
@@ -151,8 +151,8 @@ impl Ops {
                         Error::invalid("publish", why)
                     })?;
                     let range = self.settings.ephemeral;
-                    let ipv6 = ep.address6.is_some();
-                    ep.ports = ports::allocate(st, caller, &spec.publish, listeners, range, ipv6)?;
+                    let fam = families(st, ep);
+                    ep.ports = ports::allocate(st, caller, &spec.publish, listeners, range, fam)?;
                 }
             }
         }
@@ -315,8 +315,8 @@ impl Ops {
                     ));
                 }
                 let range = self.settings.ephemeral;
-                let ipv6 = ep.address6.is_some();
-                ep.ports = ports::allocate(&st, caller, &spec.publish, &listeners, range, ipv6)?;
+                let fam = families(&st, &ep);
+                ep.ports = ports::allocate(&st, caller, &spec.publish, &listeners, range, fam)?;
             }
             rec.endpoints.push(ep.clone());
             let intent = Change::PutSandbox(rec.clone());
@@ -396,6 +396,12 @@ fn ask(spec: &SandboxSpec) -> tenancy::SandboxAsk<'_> {
     }
 }
 
+/// The gateway modes of the families an endpoint has.
+fn families(st: &State, ep: &Endpoint) -> ports::Families {
+    let v4 = ports::Families { v4: crate::domain::GatewayMode::Nat, v6: None };
+    st.networks.get(&ep.network_id).map_or(v4, |n| ports::Families::of(n, ep.address6.is_some()))
+}
+
 /// The first endpoint on a network with a way in (not internal).
 fn first_published<'a>(st: &State, endpoints: &'a mut [Endpoint]) -> Option<&'a mut Endpoint> {
     let open = |e: &&mut Endpoint| st.networks.get(&e.network_id).is_some_and(|n| !n.internal);
@@ -416,9 +422,9 @@ pub(super) fn endpoint_args(
         bridge: net.bridge.clone(),
         address: ep.address,
         prefix: net.subnet.prefix,
-        gateway: ep.default_route.then_some(net.gateway),
+        gateway: default_gateway(ep, net),
         address6: ep.address6.zip(net.ipv6.map(|a| a.subnet.prefix)),
-        gateway6: net.ipv6.filter(|_| ep.default_route).map(|a| a.gateway),
+        gateway6: default_gateway6(ep, net),
         mac: ep.mac,
         mtu: net.mtu,
         owner: rec.owner(store),
@@ -430,6 +436,17 @@ pub(super) fn endpoint_args(
         // every sandbox on the bridge receives).
         announce: ep.mac != Mac::from_ipv4(ep.address),
     }
+}
+
+/// The endpoint's IPv4 default route, if it carries one: an isolated
+/// family has no gateway.
+pub(super) fn default_gateway(ep: &Endpoint, net: &NetworkRecord) -> Option<std::net::Ipv4Addr> {
+    (ep.default_route && net.mode4 != GatewayMode::Isolated).then_some(net.gateway)
+}
+
+pub(super) fn default_gateway6(ep: &Endpoint, net: &NetworkRecord) -> Option<std::net::Ipv6Addr> {
+    let open = ep.default_route && net.mode6 != GatewayMode::Isolated;
+    net.ipv6.filter(|_| open).map(|a| a.gateway)
 }
 
 /// A new id whose short form is unique: it names the host ends of its veths.

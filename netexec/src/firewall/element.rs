@@ -4,7 +4,7 @@
 //! delta): one list of what goes where, so the two paths cannot disagree.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{FwGuard, FwNetwork, FwPort, FwState, Proto};
+use super::{FwGuard, FwNetwork, FwPort, FwState, GatewayMode, Proto};
 use crate::checks::{Addr6Prefix, AddrPrefix};
 
 /// One component of a (possibly concatenated) key or map value.
@@ -94,9 +94,20 @@ pub fn of_network(n: &FwNetwork) -> Vec<Element> {
     if n.internal {
         out.push(Element::new("internal", vec![b()]));
     } else {
-        out.push(Element::new("masq_subnets", vec![Part::Net(n.subnet)]));
-        out.extend(n.subnet6.map(|s| Element::new("masq_subnets6", vec![Part::Net6(s)])));
+        if n.mode4 == GatewayMode::Nat {
+            out.push(Element::new("masq_subnets", vec![Part::Net(n.subnet)]));
+        }
+        let nat6 = n.subnet6.filter(|_| n.mode6 == GatewayMode::Nat);
+        out.extend(nat6.map(|s| Element::new("masq_subnets6", vec![Part::Net6(s)])));
     }
+    let sets = |m| match m {
+        GatewayMode::Nat => None,
+        GatewayMode::Routed => Some(("routed4", "routed6")),
+        GatewayMode::Isolated => Some(("isolated4", "isolated6")),
+    };
+    out.extend(sets(n.mode4).map(|(v4, _)| Element::new(v4, vec![b()])));
+    let v6 = n.subnet6.and_then(|_| sets(n.mode6));
+    out.extend(v6.map(|(_, v6)| Element::new(v6, vec![b()])));
     out
 }
 
@@ -111,6 +122,12 @@ fn ip(a: IpAddr) -> Part {
 pub fn of_port(p: &FwPort) -> Element {
     let (proto, port) = (Part::Proto(p.proto), Part::Port(p.host_port));
     let v6 = p.target_ip.is_ipv6();
+    if p.routed {
+        // No DNAT: the container port opened on the sandbox's address.
+        let set = if v6 { "routed_open6" } else { "routed_open" };
+        let key = vec![ip(p.target_ip), proto, Part::Port(p.target_port)];
+        return Element::new(set, key).tagged(p.owner.tag());
+    }
     let mut e = match (p.host_ip, v6) {
         (None, false) => Element::new("ports_any", vec![proto, port]),
         (None, true) => Element::new("ports_any6", vec![proto, port]),

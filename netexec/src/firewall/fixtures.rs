@@ -3,7 +3,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
-use super::{FwGuard, FwNetwork, FwPort, FwState, Proto};
+use super::{FwGuard, FwNetwork, FwPort, FwState, GatewayMode, Proto};
 use crate::checks::{Addr6Prefix, AddrPrefix, OwnedLinkName, Owner};
 
 pub fn net(bridge: &str, subnet: &str, internal: bool, icc: bool) -> FwNetwork {
@@ -13,7 +13,19 @@ pub fn net(bridge: &str, subnet: &str, internal: bool, icc: bool) -> FwNetwork {
         subnet6: None,
         internal,
         icc,
+        mode4: GatewayMode::Nat,
+        mode6: GatewayMode::Nat,
     }
+}
+
+/// A dual-stack network with one gateway mode on both families.
+pub fn moded(bridge: &str, subnet: &str, subnet6: &str, mode: GatewayMode) -> FwNetwork {
+    FwNetwork { mode4: mode, mode6: mode, ..dual(bridge, subnet, subnet6) }
+}
+
+/// A routed port: the container port opened on the sandbox's address.
+pub fn routed(proto: Proto, target: &str, target_port: u16) -> FwPort {
+    FwPort { routed: true, ..port(proto, None, target_port, target, target_port) }
 }
 
 /// A dual-stack network.
@@ -36,6 +48,7 @@ pub fn port(
         target_ip: target.parse::<IpAddr>().unwrap(),
         target_port,
         owner: Owner::parse("o", "sb:00000000000000a1").unwrap(),
+        routed: false,
     }
 }
 
@@ -50,9 +63,10 @@ pub fn guard(link: &str, mac: &str, ip: &str) -> FwGuard {
     }
 }
 
-/// Four networks (default, no icc, internal, dual stack), seven ports of
-/// every kind and family and two guards (IPv4, dual stack): every set and
-/// map of the table gets an element.
+/// Six networks (default, no icc, internal, dual stack, routed and
+/// isolated dual stack), nine ports of every kind and family (two routed)
+/// and two guards (IPv4, dual stack): every set and map of the table gets
+/// an element.
 pub fn sample() -> FwState {
     FwState {
         networks: vec![
@@ -60,6 +74,8 @@ pub fn sample() -> FwState {
             net("ct-noicc", "198.19.1.0/24", false, false),
             net("ct-internal", "198.19.2.0/24", true, true),
             dual("ct-dual", "198.19.3.0/24", "2001:db8:3::/64"),
+            moded("ct-routed", "198.19.4.0/24", "2001:db8:4::/64", GatewayMode::Routed),
+            moded("ct-isolated", "198.19.5.0/24", "2001:db8:5::/64", GatewayMode::Isolated),
         ],
         ports: vec![
             port(Proto::Tcp, None, 8080, "198.18.0.2", 80),
@@ -69,6 +85,8 @@ pub fn sample() -> FwState {
             port(Proto::Tcp, Some("192.0.2.10"), 443, "198.19.1.2", 8443),
             port(Proto::Tcp, None, 8080, "2001:db8:3::2", 80),
             port(Proto::Udp, Some("2001:db8:ff::1"), 5353, "2001:db8:3::2", 53),
+            routed(Proto::Tcp, "198.19.4.2", 80),
+            routed(Proto::Tcp, "2001:db8:4::2", 80),
         ],
         guards: vec![
             guard("ct-a1b2c3d4e0", "02:42:c6:12:00:02", "198.18.0.2"),

@@ -61,6 +61,29 @@ pub struct FwNetwork {
     pub subnet6: Option<Addr6Prefix>,
     pub internal: bool,
     pub icc: bool,
+    pub mode4: GatewayMode,
+    pub mode6: GatewayMode,
+}
+
+/// How one family of a network reaches the outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayMode {
+    Nat,
+    Routed,
+    Isolated,
+}
+
+impl GatewayMode {
+    fn parse(field: &str, v: i32) -> Result<Self> {
+        match wire::GatewayMode::try_from(v) {
+            Ok(wire::GatewayMode::Nat) => Ok(Self::Nat),
+            Ok(wire::GatewayMode::Routed) => Ok(Self::Routed),
+            Ok(wire::GatewayMode::Isolated) => Ok(Self::Isolated),
+            Err(_) => {
+                Err(ExecError::InvalidArgument(format!("{field}: {v} is not a gateway mode")))
+            }
+        }
+    }
 }
 
 /// A sandbox's host veth that accepts only the sandbox's own source MAC
@@ -86,6 +109,8 @@ pub struct FwPort {
     pub target_ip: IpAddr,
     pub target_port: u16,
     pub owner: Owner,
+    /// No DNAT: target_ip's target_port is opened to outside traffic.
+    pub routed: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -145,6 +170,8 @@ pub fn parse_network(field: &str, n: &wire::FirewallNetwork, prefix: &str) -> Re
         subnet6: Addr6Prefix::parse_subnet_opt(&format!("{field}.subnet6"), &n.subnet6)?,
         internal: n.internal,
         icc: n.icc,
+        mode4: GatewayMode::parse(&format!("{field}.mode4"), n.mode4)?,
+        mode6: GatewayMode::parse(&format!("{field}.mode6"), n.mode6)?,
     })
 }
 
@@ -161,6 +188,11 @@ pub fn parse_port(field: &str, p: &wire::FirewallPort) -> Result<FwPort> {
     };
     let target_ip = ip("target_ip", &p.target_ip)?;
     let host_ip = if p.host_ip.is_empty() { None } else { Some(ip("host_ip", &p.host_ip)?) };
+    if p.routed && (host_ip.is_some() || p.host_port != p.target_port) {
+        return Err(ExecError::InvalidArgument(format!(
+            "{field}: a routed port has no host address and its host_port is its target_port"
+        )));
+    }
     if host_ip.is_some_and(|h| h.is_ipv4() != target_ip.is_ipv4()) {
         return Err(ExecError::InvalidArgument(format!(
             "{field}.host_ip: {} and target_ip {target_ip} are of different families",
@@ -174,6 +206,7 @@ pub fn parse_port(field: &str, p: &wire::FirewallPort) -> Result<FwPort> {
         target_ip,
         target_port: port("target_port", p.target_port)?,
         owner: checks::Owner::parse(&format!("{field}.owner"), &p.owner)?,
+        routed: p.routed,
     })
 }
 

@@ -68,15 +68,24 @@ const CHAINS: &str = r#"	chain raw_prerouting {
 		type filter hook forward priority 0; policy accept;
 		ct state established,related accept
 		ct status dnat accept
+		icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept
 		iifname . oifname @no_icc drop
 		iifname @bridges oifname @bridges iifname . oifname != @same_bridge drop
 		iifname @internal iifname . oifname != @same_bridge drop
 		oifname @internal iifname . oifname != @same_bridge drop
+		meta nfproto ipv4 iifname @isolated4 iifname . oifname != @same_bridge drop
+		meta nfproto ipv4 oifname @isolated4 iifname . oifname != @same_bridge drop
+		meta nfproto ipv6 iifname @isolated6 iifname . oifname != @same_bridge drop
+		meta nfproto ipv6 oifname @isolated6 iifname . oifname != @same_bridge drop
+		oifname @routed4 iifname != @bridges ip daddr . meta l4proto . th dport @routed_open accept
+		meta nfproto ipv4 oifname @routed4 iifname != @bridges drop
+		oifname @routed6 iifname != @bridges ip6 daddr . meta l4proto . th dport @routed_open6 accept
+		meta nfproto ipv6 oifname @routed6 iifname != @bridges drop
 	}
 "#;
 
 /// (table, name, declaration) of every set and map.
-const SETS: [(&str, &str, &str); 13] = [
+const SETS: [(&str, &str, &str); 19] = [
     (TABLE, "bridges", "type ifname"),
     (TABLE, "same_bridge", "type ifname . ifname"),
     (TABLE, "no_icc", "type ifname . ifname"),
@@ -87,6 +96,14 @@ const SETS: [(&str, &str, &str); 13] = [
     (TABLE, "masq_subnets6", "type ipv6_addr\n\t\tflags interval"),
     (TABLE, "ports_any6", "type inet_proto . inet_service : ipv6_addr . inet_service"),
     (TABLE, "ports_addr6", "type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service"),
+    // Gateway modes per family: routed bridges and the container ports
+    // opened on them, isolated bridges.
+    (TABLE, "routed4", "type ifname"),
+    (TABLE, "routed6", "type ifname"),
+    (TABLE, "routed_open", "type ipv4_addr . inet_proto . inet_service"),
+    (TABLE, "routed_open6", "type ipv6_addr . inet_proto . inet_service"),
+    (TABLE, "isolated4", "type ifname"),
+    (TABLE, "isolated6", "type ifname"),
     (GUARD_TABLE, "guarded", "type ifname"),
     (GUARD_TABLE, "guards", "type ifname . ether_addr . ipv4_addr"),
     (GUARD_TABLE, "guards6", "type ifname . ether_addr . ipv6_addr"),
@@ -171,11 +188,13 @@ mod golden {
 
     fn cases() -> Vec<(&'static str, String)> {
         let state = sample();
-        let [default, no_icc, internal, dual] = state.networks.clone().try_into().unwrap();
+        let n = state.networks.clone();
+        let (default, no_icc, internal, dual) =
+            (n[0].clone(), n[1].clone(), n[2].clone(), n[3].clone());
         let (ports, guards) = (state.ports.clone(), state.guards.clone());
         let add = Delta {
-            add_ports: [&ports[..2], &ports[5..6]].concat(),
-            add_networks: vec![no_icc.clone(), dual],
+            add_ports: [&ports[..2], &ports[5..6], &ports[7..]].concat(),
+            add_networks: vec![no_icc.clone(), dual, n[4].clone()],
             add_guards: guards.clone(),
             ..Default::default()
         };

@@ -242,6 +242,10 @@ pub async fn ensure_bridge(handle: &Handle, spec: &BridgeSpec) -> Result<()> {
     }
     if let Some(a6) = spec.address6 {
         crate::forwarding::enable_ipv6(handle).await?;
+        // Its link-local address would otherwise be probed (a DAD
+        // solicitation flooded to every port) when its first port comes up.
+        let dad = format!("/proc/sys/net/ipv6/conf/{}/accept_dad", spec.name.as_str());
+        std::fs::write(&dad, "0").map_err(|e| ExecError::step("set bridge accept_dad", e))?;
         add_address6(handle, index, a6).await.map_err(nl_err("add bridge IPv6 address"))?;
     }
     let up = LinkUnspec::new_with_index(index).mtu(spec.mtu).up().build();
@@ -264,8 +268,25 @@ async fn add_address6(
     ignore_exists(add.execute().await)
 }
 
+/// A bridge without an address of its own takes its lowest port's MAC,
+/// which changes as sandboxes come and go: every change makes the
+/// gateway's neighbours stale and, on a dual-stack bridge, sends IPv6
+/// address probes and MLD reports to every port. So each bridge gets a
+/// fixed, locally administered MAC derived from its name (as Docker sets
+/// one on docker0).
+fn bridge_mac(name: &str) -> Vec<u8> {
+    let h = name
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let b = h.to_be_bytes();
+    vec![0x06, b[0], b[1], b[2], b[3], b[4]]
+}
+
 async fn create_bridge(handle: &Handle, spec: &BridgeSpec) -> Result<u32> {
-    let msg = LinkBridge::new(spec.name.as_str()).mtu(spec.mtu).build();
+    let msg = LinkBridge::new(spec.name.as_str())
+        .mtu(spec.mtu)
+        .address(bridge_mac(spec.name.as_str()))
+        .build();
     ignore_exists(handle.link().add(msg).execute().await).map_err(nl_err("create bridge"))?;
     let link = link_by_name(handle, spec.name.as_str()).await?.ok_or_else(|| {
         ExecError::Internal(format!("bridge {} vanished after creation", spec.name.as_str()))

@@ -211,6 +211,71 @@ pub fn mac(s: &str) -> [u8; 6] {
     v.try_into().unwrap()
 }
 
+/// Captures the IPv6 multicast frames (destination 33:33:...) arriving in
+/// `ns` until `stop` is set; returns each as "DST-MAC next-header [icmpv6
+/// type]", for a failure message that says what flooded.
+pub fn ipv6_multicast_seen(
+    ns: &Path,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    let file = std::fs::File::open(ns).expect("open netns");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        nix::sched::setns(std::os::fd::AsFd::as_fd(&file), nix::sched::CloneFlags::CLONE_NEWNET)
+            .expect("setns");
+        let proto = (libc::ETH_P_IPV6 as u16).to_be() as i32;
+        let fd = raw_socket(libc::AF_PACKET, libc::SOCK_RAW, proto);
+        let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
+        // SAFETY: valid option value.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                size_of_val(&tv) as u32,
+            )
+        };
+        ready_tx.send(()).unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 2048];
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            // SAFETY: sockaddr_ll is plain data; all zeroes is a valid value.
+            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            let mut len = size_of_val(&from) as u32;
+            // SAFETY: valid buffer and address storage.
+            let n = unsafe {
+                libc::recvfrom(
+                    fd,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    0,
+                    (&mut from as *mut libc::sockaddr_ll).cast(),
+                    &mut len,
+                )
+            };
+            // Only what arrives, not what this namespace sends.
+            if n < 54 || from.sll_pkttype == libc::PACKET_OUTGOING || buf[..2] != [0x33, 0x33] {
+                continue;
+            }
+            let next = buf[20];
+            let icmp = if next == 58 { format!(" icmpv6 {}", buf[54]) } else { String::new() };
+            let mac = |m: &[u8]| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+            let src = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&buf[22..38]).unwrap());
+            seen.push(format!(
+                "{} next-header {next}{icmp} from {} {src}",
+                mac(&buf[..6]),
+                mac(&buf[6..12])
+            ));
+        }
+        // SAFETY: fd is a socket this function opened and no longer uses.
+        unsafe { libc::close(fd) };
+        seen
+    });
+    ready_rx.recv().unwrap();
+    h
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -33,6 +33,13 @@ const GUARD_CHAINS: &str = r#"	chain prerouting {
 "#;
 
 /// Chains and rules. Sets referenced here are declared by `sets`.
+///
+/// The first forward rule drops the MLD reports sandboxes send, as the
+/// bridge forwards them between its ports (br_netfilter passes bridged
+/// IPv6 through this hook): ctnet bridges have no multicast querier, so
+/// each report would be flooded to every sandbox (several per new one, a
+/// create cost that grows with the bridge), and nothing on them routes
+/// multicast. MLD is link-local, never routed: nothing else is dropped.
 const CHAINS: &str = r#"	chain raw_prerouting {
 		type filter hook prerouting priority -300; policy accept;
 		iifname != "lo" ip daddr 127.0.0.0/8 drop
@@ -66,6 +73,7 @@ const CHAINS: &str = r#"	chain raw_prerouting {
 
 	chain forward {
 		type filter hook forward priority 0; policy accept;
+		iifname @bridges icmpv6 type { mld-listener-report, mld-listener-reduction, mld2-listener-report } drop
 		ct state established,related accept
 		ct status dnat accept
 		icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept

@@ -185,6 +185,17 @@ async fn main() {
         z.sandboxes = n;
     }
     std::fs::create_dir_all(&out).unwrap();
+    // --dual-stack: only the dual-stack rows.
+    if args.iter().any(|a| a == "--dual-stack") {
+        let mut st = Stack::start().await;
+        let (mut rows, mut j) = (Vec::new(), serde_json::Map::new());
+        dual_stack(&mut st, z.e2e, z.sandboxes.min(1000), z.window, &mut rows, &mut j).await;
+        for r in rows {
+            println!("{}: {}", r.what, r.value);
+        }
+        st.finish().await;
+        return;
+    }
     // --tenant-flood: only the flood isolation ratio.
     if args.iter().any(|a| a == "--tenant-flood") {
         let (alone, flooded) = tenant_flood(40, 4).await;
@@ -321,6 +332,10 @@ async fn main() {
     // 2b. Against the peers, rep by rep.
     eprintln!("against the peers ...");
     against_peers(&mut st, z.peers, &mut rows, &mut notes, &mut j).await;
+
+    // 2c. Dual stack beside IPv4 only.
+    eprintln!("dual stack ...");
+    dual_stack(&mut st, z.e2e, z.sandboxes.min(1000), z.window, &mut rows, &mut j).await;
 
     // 3a. Scaling to N sandboxes with one port each, spread over networks
     // (a bridge holds 1023 ports); the floor measured at both ends.
@@ -591,6 +606,67 @@ async fn main() {
 
 /// Beta's create p50 alone and while alpha floods, over `rounds` rounds
 /// of `n` creates each way, on a fake host of its own.
+/// Dual stack against IPv4 only, interleaved rep by rep: a bridge create
+/// with one published port on each kind of network; then `n` sandboxes
+/// with a port each on a dual-stack network, its first window against its
+/// last.
+async fn dual_stack(
+    st: &mut Stack,
+    reps: usize,
+    n: usize,
+    window: usize,
+    rows: &mut Vec<Row>,
+    j: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let v4 = req::network("v4only", "10.250.0.0/16");
+    let ds = pb::CreateNetworkRequest {
+        ipv6_subnet: Some("2001:db8:b0::/64".into()),
+        ..req::network("dual", "10.251.0.0/16")
+    };
+    for r in [v4, ds] {
+        st.client.networks.create_network(r).await.expect("create network");
+    }
+    let (mut only4, mut dual) = (Vec::new(), Vec::new());
+    for i in 0..reps {
+        for (net, base, lat) in [("v4only", 45000, &mut only4), ("dual", 46000, &mut dual)] {
+            let r = req::published(&format!("{net}{i}"), &[net], &[&format!("{}:80", base + i)]);
+            let (d, s) = timed_create(st, r).await;
+            lat.push(d);
+            timed_delete(st, &s.id).await;
+        }
+    }
+    let (a, b) = (median(&only4), median(&dual));
+    rows.push(Row {
+        what: "create bridge+port (interleaved): IPv4-only vs dual-stack network, p50".into(),
+        value: format!("{a:.2} vs {b:.2} ms ({:.2}x)", b / a),
+        target: String::new(),
+        met: None,
+    });
+    let (mut lat, mut ids) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let r = req::published(&format!("ds{i}"), &["dual"], &[&format!("{}:80", 47000 + i)]);
+        let (d, s) = timed_create(st, r).await;
+        lat.push(d);
+        ids.push(s.id);
+    }
+    let (first, last) = (median(&lat[..window]), median(&lat[n - window..]));
+    rows.push(Row {
+        what: format!(
+            "dual-stack network, create bridge+port p50: sandboxes 1-{window} vs {}-{n}",
+            n - window + 1
+        ),
+        value: format!("{first:.2} vs {last:.2} ms ({:.2}x)", last / first),
+        target: String::new(),
+        met: None,
+    });
+    j.insert("dual_stack".into(), json!({"create_p50_ipv4_only_ms": a, "create_p50_dual_ms": b, "scaling": {"sandboxes": n, "first_window_p50_ms": first, "last_window_p50_ms": last}}));
+    delete_all(st, ids).await;
+    for net in ["v4only", "dual"] {
+        let r = pb::DeleteNetworkRequest { network: net.into() };
+        st.client.networks.delete_network(r).await.expect("delete network");
+    }
+}
+
 async fn tenant_flood(n: usize, rounds: usize) -> (f64, f64) {
     use ctnet_tests::flood::{self, Flood};
     let f = Flood::new();

@@ -3,7 +3,7 @@
 //! what is wrong (4 the environment, 6 undecodable, 7 invalid, 2 a field
 //! ctnet does not support, 1 a version it does not speak).
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -35,8 +35,47 @@ pub struct Container {
 /// What CNI_ARGS may say: `IP=` and `MAC=`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CniArgs {
-    pub ip: Option<Ipv4Addr>,
+    pub ips: Ips,
     pub mac: Option<String>,
+}
+
+/// Static addresses asked for one interface: at most one per family.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Ips {
+    pub v4: Option<Ipv4Addr>,
+    pub v6: Option<Ipv6Addr>,
+}
+
+impl Ips {
+    /// Addresses with or without a prefix length; `what` names the source
+    /// in errors, `err` makes them.
+    fn parse<'a>(
+        what: &str,
+        list: impl IntoIterator<Item = &'a str>,
+        err: fn(String) -> CniError,
+    ) -> Result<Self> {
+        let mut out = Ips::default();
+        for s in list {
+            let a = s.split('/').next().unwrap_or(s);
+            let ip: IpAddr =
+                a.parse().map_err(|_| err(format!("{what} {s:?} is not an IP address")))?;
+            let taken = match ip {
+                IpAddr::V4(v4) => out.v4.replace(v4).is_some(),
+                IpAddr::V6(v6) => out.v6.replace(v6).is_some(),
+            };
+            if taken {
+                return Err(unsupported(format!(
+                    "{what}: ctnet gives one address per family per interface"
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    /// This request's addresses, or else `other`'s, family by family.
+    pub fn or(self, other: Ips) -> Ips {
+        Ips { v4: self.v4.or(other.v4), v6: self.v6.or(other.v6) }
+    }
 }
 
 fn env_err(msg: String) -> CniError {
@@ -115,12 +154,8 @@ impl CniArgs {
         let mut out = CniArgs::default();
         for (k, v) in pairs {
             match k {
-                "IP" => {
-                    let ip = v.split('/').next().unwrap_or(v);
-                    out.ip = Some(ip.parse().map_err(|_| {
-                        env_err(format!("CNI_ARGS: IP={v} is not an IPv4 address"))
-                    })?);
-                }
+                // host-local's form: one address per family, comma-separated.
+                "IP" => out.ips = Ips::parse("CNI_ARGS: IP=", v.split(','), env_err)?,
                 "MAC" => {
                     out.mac =
                         Some(parse_mac(v).map_err(|m| env_err(format!("CNI_ARGS: MAC={v}: {m}")))?)
@@ -153,7 +188,7 @@ fn parse_mac(s: &str) -> std::result::Result<String, &'static str> {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PortMapping {
     pub protocol: String,
-    pub host_ip: Option<Ipv4Addr>,
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     pub container_port: u16,
 }
@@ -161,7 +196,11 @@ pub struct PortMapping {
 impl PortMapping {
     /// The `docker run -p` form ctnet takes.
     pub fn publish(&self) -> String {
-        let ip = self.host_ip.map(|i| format!("{i}:")).unwrap_or_default();
+        let ip = match self.host_ip {
+            None => String::new(),
+            Some(IpAddr::V4(i)) => format!("{i}:"),
+            Some(IpAddr::V6(i)) => format!("[{i}]:"),
+        };
         format!("{ip}{}:{}/{}", self.host_port, self.container_port, self.protocol)
     }
 }
@@ -181,8 +220,8 @@ pub struct NetConf {
     pub network: String,
     pub api: Api,
     pub ports: Vec<PortMapping>,
-    /// From the `ips` capability (one IPv4 address).
-    pub ip: Option<Ipv4Addr>,
+    /// From the `ips` capability (one address per family).
+    pub ips: Ips,
     /// From the `mac` capability.
     pub mac: Option<String>,
     pub prev_result: Option<Value>,
@@ -295,8 +334,8 @@ impl NetConf {
             None | Some(Value::Null) => Vec::new(),
             Some(p) => parse_ports(p)?,
         };
-        let ip = match rc.get("ips") {
-            None | Some(Value::Null) => None,
+        let ips = match rc.get("ips") {
+            None | Some(Value::Null) => Ips::default(),
             Some(ips) => parse_ips(ips)?,
         };
         let mac = match rc.get("mac") {
@@ -320,7 +359,7 @@ impl NetConf {
             network: raw.network.unwrap_or(raw.name),
             api: Api { address, tls },
             ports,
-            ip,
+            ips,
             mac,
             prev_result: raw.prev_result,
             valid,
@@ -348,13 +387,9 @@ fn parse_ports(v: &Value) -> Result<Vec<PortMapping>> {
                 )))
             }
         };
+        // "", 0.0.0.0 and :: all mean every host address (portmap's "").
         let host_ip = match p.host_ip.as_str() {
-            "" | "0.0.0.0" => None,
-            ip if ip.contains(':') => {
-                return Err(unsupported(format!(
-                    "runtimeConfig.portMappings[{i}].hostIP {ip}: ctnet publishes IPv4 only"
-                )))
-            }
+            "" | "0.0.0.0" | "::" => None,
             ip => Some(ip.parse().map_err(|_| {
                 invalid(format!("runtimeConfig.portMappings[{i}].hostIP {ip:?} is not an address"))
             })?),
@@ -369,29 +404,9 @@ fn parse_ports(v: &Value) -> Result<Vec<PortMapping>> {
     Ok(out)
 }
 
-/// `ips`: addresses with or without a prefix length; ctnet gives one
-/// IPv4 address per interface.
-fn parse_ips(v: &Value) -> Result<Option<Ipv4Addr>> {
+/// `ips`: addresses with or without a prefix length, one per family.
+fn parse_ips(v: &Value) -> Result<Ips> {
     let list: Vec<String> = serde_json::from_value(v.clone())
         .map_err(|e| invalid(format!("runtimeConfig.ips: {e}")))?;
-    let mut v4 = Vec::new();
-    for s in &list {
-        let ip = s.split('/').next().unwrap_or(s);
-        if ip.contains(':') {
-            return Err(unsupported(format!(
-                "runtimeConfig.ips {s}: ctnet gives IPv4 addresses only"
-            )));
-        }
-        v4.push(
-            ip.parse()
-                .map_err(|_| invalid(format!("runtimeConfig.ips {s:?} is not an address")))?,
-        );
-    }
-    match v4.as_slice() {
-        [] => Ok(None),
-        [one] => Ok(Some(*one)),
-        _ => Err(unsupported(format!(
-            "runtimeConfig.ips {list:?}: ctnet gives one IPv4 address per interface"
-        ))),
-    }
+    Ips::parse("runtimeConfig.ips", list.iter().map(String::as_str), invalid)
 }

@@ -7,7 +7,7 @@ use ctnet_client::{pb, Client};
 use serde_json::Value;
 use tonic::Code;
 
-use crate::config::{Container, NetConf, PortMapping};
+use crate::config::{Container, Ips, NetConf, PortMapping};
 use crate::error::{from_status, unreachable, CniError, Kind, Result};
 use crate::result;
 
@@ -46,7 +46,7 @@ pub fn sandbox_name(container_id: &str) -> String {
 struct Want {
     network: String,
     ifname: String,
-    ip: Option<std::net::Ipv4Addr>,
+    ips: Ips,
     mac: Option<String>,
     ports: Vec<PortMapping>,
 }
@@ -59,7 +59,7 @@ impl Want {
             network: conf.network.clone(),
             ifname: c.ifname.clone(),
             // The capability (runtimeConfig) is the newer way; CNI_ARGS the older.
-            ip: conf.ip.or(c.args.ip),
+            ips: conf.ips.or(c.args.ips),
             mac: conf.mac.clone().or_else(|| c.args.mac.clone()),
             ports,
         }
@@ -68,8 +68,8 @@ impl Want {
     fn attachment(&self) -> pb::NetworkAttachment {
         pb::NetworkAttachment {
             network: self.network.clone(),
-            ipv4_address: self.ip.map(|i| i.to_string()),
-            ipv6_address: None,
+            ipv4_address: self.ips.v4.map(|i| i.to_string()),
+            ipv6_address: self.ips.v6.map(|i| i.to_string()),
             interface_name: Some(self.ifname.clone()),
             mac_address: self.mac.clone(),
         }
@@ -86,15 +86,21 @@ impl Want {
             out.push(format!("it is on network {:?}, not {:?}", iface.network_name, self.network));
         }
         let address = iface.address.split('/').next().unwrap_or_default();
-        if let Some(ip) = self.ip.filter(|ip| ip.to_string() != address) {
+        if let Some(ip) = self.ips.v4.filter(|ip| ip.to_string() != address) {
             out.push(format!("its address is {address}, not {ip}"));
+        }
+        let address6 = iface.ipv6_address.split('/').next().unwrap_or_default();
+        if let Some(ip) = self.ips.v6.filter(|ip| ip.to_string() != address6) {
+            out.push(format!("its IPv6 address is {address6:?}, not {ip}"));
         }
         if let Some(mac) = self.mac.as_ref().filter(|m| **m != iface.mac_address) {
             out.push(format!("its MAC is {}, not {mac}", iface.mac_address));
         }
         let mut have: Vec<PortMapping> =
             sb.ports.iter().filter(|p| p.interface == iface.name).filter_map(mapping).collect();
+        // A mapping on every address is one record per family.
         have.sort();
+        have.dedup();
         if have != self.ports {
             let show = |l: &[PortMapping]| l.iter().map(PortMapping::publish).collect::<Vec<_>>();
             out.push(format!("its ports are {:?}, not {:?}", show(&have), show(&self.ports)));
@@ -106,8 +112,7 @@ impl Want {
 fn mapping(p: &pb::PortMapping) -> Option<PortMapping> {
     Some(PortMapping {
         protocol: p.protocol.clone(),
-        host_ip: Some(p.host_ip.parse().ok()?)
-            .filter(|ip: &std::net::Ipv4Addr| !ip.is_unspecified()),
+        host_ip: Some(p.host_ip.parse().ok()?).filter(|ip: &std::net::IpAddr| !ip.is_unspecified()),
         host_port: u16::try_from(p.host_port).ok()?,
         container_port: u16::try_from(p.container_port).ok()?,
     })
@@ -209,8 +214,8 @@ async fn attach(
     let req = pb::ConnectRequest {
         sandbox: sb.id.clone(),
         network: want.network.clone(),
-        ipv4_address: want.ip.map(|i| i.to_string()),
-        ipv6_address: None,
+        ipv4_address: want.ips.v4.map(|i| i.to_string()),
+        ipv6_address: want.ips.v6.map(|i| i.to_string()),
         publish: want.publish(),
         interface_name: Some(want.ifname.clone()),
         mac_address: want.mac.clone(),

@@ -400,3 +400,68 @@ async fn the_plugin_acts_as_the_tenant_its_uid_maps_to() {
     c.unpin();
     st.finish().await;
 }
+
+/// Dual stack through CNI: IP= with an address per family, a port mapping
+/// published on both families, the result with an address and a default
+/// route per family, a repeated ADD and CHECK that agree, and an IPv6
+/// hostIP; an external client reaches the port over IPv6.
+#[tokio::test]
+async fn a_dual_stack_add_has_both_families_in_the_kernel_and_the_result() {
+    let mut st = Stack::start().await;
+    let ds = ctnet_tests::pb::CreateNetworkRequest {
+        ipv6_subnet: Some("2001:db8:43::/64".into()),
+        ..req::network("cni6", "198.19.43.0/24")
+    };
+    st.client.networks.create_network(ds).await.expect("network");
+    let ext = st.add_external();
+    let (host6, ext6) = ("2001:db8:fc::1", "2001:db8:fc::2");
+    net::ip_do(&st.host, &["addr", "add", &format!("{host6}/64"), "dev", "ext0", "nodad"]);
+    net::ip_do(&ext.pin, &["addr", "add", &format!("{ext6}/64"), "dev", "eth0", "nodad"]);
+    let cni = Cni::new(&st);
+    let c = Container::new(&st, "web6");
+    let conf = with(&cni.conf("cni6"), ports(&[(18090, 80, "tcp")]));
+    let env = plus(&c.env("eth0"), "CNI_ARGS", "IP=198.19.43.7,2001:db8:43::7");
+    let r = cni.run("ADD", &env, &conf).result();
+    assert_eq!(r["ips"][0]["address"], "198.19.43.7/24");
+    assert_eq!(r["ips"][1]["address"], "2001:db8:43::7/64");
+    assert_eq!(r["ips"][1]["gateway"], "2001:db8:43::1");
+    let routes = json!([{ "dst": "0.0.0.0/0", "gw": "198.19.43.1" }, { "dst": "::/0", "gw": "2001:db8:43::1" }]);
+    assert_eq!(r["routes"], routes);
+    assert_eq!(net::addresses6_text(&c.netns, "eth0"), vec!["2001:db8:43::7/64".to_string()]);
+    // Published on both families; the client's own IPv6 address is seen.
+    let echo = Echo::start_on(&c.netns, std::net::Ipv6Addr::UNSPECIFIED, 80, 1);
+    assert_eq!(
+        net::tcp_roundtrip(&ext.pin, host6.parse::<IpAddr>().unwrap(), 18090, "v6").unwrap(),
+        "v6"
+    );
+    assert_eq!(echo.peers()[0].ip(), ext6.parse::<IpAddr>().unwrap());
+    // The same ADD again is the same result (the mapping is one record per
+    // family in ctnet, one in CNI); CHECK agrees.
+    assert_eq!(cni.run("ADD", &env, &conf).result(), r);
+    let checked = with(&conf, json!({ "prevResult": r }));
+    assert_eq!(cni.run("CHECK", &c.env("eth0"), &checked).code(), 0);
+    // Another IPv6 address for the same attachment is a difference.
+    let other = plus(&c.env("eth0"), "CNI_ARGS", "IP=198.19.43.7,2001:db8:43::8");
+    assert_eq!(cni.run("ADD", &other, &conf).code(), 101);
+    // Two addresses of one family: unsupported (code 2).
+    let c2 = Container::new(&st, "two6");
+    let two = plus(&c2.env("eth0"), "CNI_ARGS", "IP=2001:db8:43::9,2001:db8:43::a");
+    assert_eq!(cni.run("ADD", &two, &conf).code(), 2);
+    // An IPv6 hostIP binds that address only.
+    let c3 = Container::new(&st, "bound6");
+    let bound = json!({ "runtimeConfig": { "portMappings": [
+        { "hostPort": 18091, "containerPort": 80, "protocol": "tcp", "hostIP": host6 }
+    ] } });
+    let r3 = cni.run("ADD", &c3.env("eth0"), &with(&cni.conf("cni6"), bound)).result();
+    assert_eq!(r3["ips"].as_array().unwrap().len(), 2);
+    let addr6 = st.nft_elements("ports_addr6");
+    assert_eq!(addr6.len(), 1, "{addr6:?}");
+    for (cont, e) in [(&c, &c.env("eth0")), (&c3, &c3.env("eth0"))] {
+        assert_eq!(cni.run("DEL", e, &cni.conf("cni6")).code(), 0, "{:?}", cont.netns);
+    }
+    st.wait_for_releases();
+    for cont in [c, c2, c3] {
+        cont.unpin();
+    }
+    st.finish().await;
+}

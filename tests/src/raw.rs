@@ -46,6 +46,26 @@ fn raw_socket(domain: i32, kind: i32, proto: i32) -> i32 {
     fd
 }
 
+/// On this thread: enters the namespace `ns` opens and makes a raw socket
+/// there whose receives time out after `usec` microseconds.
+fn receiver_in(ns: &std::fs::File, domain: i32, proto: i32, usec: i64) -> i32 {
+    nix::sched::setns(std::os::fd::AsFd::as_fd(ns), nix::sched::CloneFlags::CLONE_NEWNET)
+        .expect("setns");
+    let fd = raw_socket(domain, libc::SOCK_RAW, proto);
+    let tv = libc::timeval { tv_sec: 0, tv_usec: usec };
+    // SAFETY: valid option value.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            size_of_val(&tv) as u32,
+        )
+    };
+    fd
+}
+
 fn sockaddr_in(addr: Ipv4Addr) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as u16,
@@ -92,20 +112,7 @@ pub fn receive_sctp(ns: &Path, wait: Duration) -> std::thread::JoinHandle<Vec<Sc
     let file = std::fs::File::open(ns).expect("open netns");
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let h = std::thread::spawn(move || {
-        nix::sched::setns(std::os::fd::AsFd::as_fd(&file), nix::sched::CloneFlags::CLONE_NEWNET)
-            .expect("setns");
-        let fd = raw_socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_SCTP);
-        let tv = libc::timeval { tv_sec: 0, tv_usec: 200_000 };
-        // SAFETY: valid option value.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                size_of_val(&tv) as u32,
-            )
-        };
+        let fd = receiver_in(&file, libc::AF_INET, libc::IPPROTO_SCTP, 200_000);
         ready_tx.send(()).unwrap();
         let deadline = Instant::now() + wait;
         let mut seen = Vec::new();
@@ -221,21 +228,8 @@ pub fn ipv6_multicast_seen(
     let file = std::fs::File::open(ns).expect("open netns");
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let h = std::thread::spawn(move || {
-        nix::sched::setns(std::os::fd::AsFd::as_fd(&file), nix::sched::CloneFlags::CLONE_NEWNET)
-            .expect("setns");
         let proto = (libc::ETH_P_IPV6 as u16).to_be() as i32;
-        let fd = raw_socket(libc::AF_PACKET, libc::SOCK_RAW, proto);
-        let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
-        // SAFETY: valid option value.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                size_of_val(&tv) as u32,
-            )
-        };
+        let fd = receiver_in(&file, libc::AF_PACKET, proto, 100_000);
         ready_tx.send(()).unwrap();
         let mut seen = Vec::new();
         let mut buf = [0u8; 2048];

@@ -136,16 +136,19 @@ pub fn allocate(
             let why = "an IPv6 host address, but the sandbox's published interface is on an IPv4-only network";
             Error::invalid("publish", why)
         })?;
-        let mut nat = Vec::new();
+        let (mut nat, mut opened) = (Vec::new(), false);
         for (family, host_ip) in binds {
             match families.mode(family) {
                 GatewayMode::Nat => nat.push((family, host_ip)),
-                GatewayMode::Routed => taken.open_routed(r, family, host_ip)?,
+                GatewayMode::Routed => {
+                    taken.open_routed(r, family, host_ip)?;
+                    opened = true;
+                }
                 GatewayMode::Isolated => {}
             }
         }
         if nat.is_empty() {
-            if !taken.granted.iter().any(|p| p.routed && p.container_port == r.container_port) {
+            if !opened {
                 let why = "the network's gateway mode is isolated for every family this mapping binds: nothing can be published";
                 return Err(Error::invalid("publish", why));
             }

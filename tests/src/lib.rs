@@ -93,6 +93,12 @@ pub struct External {
 pub const HOST_OUTSIDE: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 1);
 /// The external namespace's address.
 pub const EXTERNAL: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 2);
+/// The same two on IPv6 (documentation prefix), once `add_external_ipv6`
+/// gave them.
+pub const HOST_OUTSIDE6: std::net::Ipv6Addr =
+    std::net::Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 1);
+pub const EXTERNAL6: std::net::Ipv6Addr =
+    std::net::Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 2);
 
 pub fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ctnet-test-{:016x}", rand::random::<u64>()));
@@ -352,6 +358,14 @@ impl Stack {
         net::ip_do(&pin, &["addr", "add", &format!("{EXTERNAL}/24"), "dev", "eth0"]);
         net::ip_do(&pin, &["link", "set", "eth0", "up"]);
         External { pin }
+    }
+
+    /// IPv6 on the link to the external namespace: HOST_OUTSIDE6 and
+    /// EXTERNAL6, without DAD.
+    pub fn add_external_ipv6(&self, ext: &External) {
+        let (host, external) = (format!("{HOST_OUTSIDE6}/64"), format!("{EXTERNAL6}/64"));
+        net::ip_do(&self.host, &["addr", "add", &host, "dev", "ext0", "nodad"]);
+        net::ip_do(&ext.pin, &["addr", "add", &external, "dev", "eth0", "nodad"]);
     }
 
     /// Elements of one of ctnet's nft maps or sets in the fake host, as
@@ -632,6 +646,14 @@ pub mod req {
     pub fn network(name: &str, subnet: &str) -> pb::CreateNetworkRequest {
         pb::CreateNetworkRequest { name: name.into(), subnet: subnet.into(), ..Default::default() }
     }
+
+    /// A dual-stack network on 198.19.N.0/24 and 2001:db8:N::/64 (N in hex).
+    pub fn dual_stack(name: &str, n: u8) -> pb::CreateNetworkRequest {
+        pb::CreateNetworkRequest {
+            ipv6_subnet: Some(format!("2001:db8:{n:x}::/64")),
+            ..network(name, &format!("198.19.{n}.0/24"))
+        }
+    }
 }
 
 /// Small helpers on the client, so tests read like the scenario.
@@ -664,6 +686,16 @@ pub fn ip_of(s: &pb::Sandbox, ifname: &str) -> std::net::Ipv4Addr {
         .find(|i| i.name == ifname)
         .unwrap_or_else(|| panic!("{ifname} missing on {}", s.id));
     i.address.split('/').next().unwrap().parse().unwrap()
+}
+
+/// The IPv6 address (without prefix) of a sandbox's interface.
+pub fn ip6_of(s: &pb::Sandbox, ifname: &str) -> std::net::Ipv6Addr {
+    let i = s
+        .interfaces
+        .iter()
+        .find(|i| i.name == ifname)
+        .unwrap_or_else(|| panic!("{ifname} missing on {}", s.id));
+    i.ipv6_address.split('/').next().unwrap().parse().expect("an IPv6 address")
 }
 
 /// Asserts a request failed with `code` and a message naming `mentions`.

@@ -4,32 +4,18 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use ctnet_tests::net::{self, Echo, UdpEcho};
-use ctnet_tests::{expect_status, netns, pb, req, External, Stack, EXTERNAL, HOST_OUTSIDE};
-
-/// The fake host's and the external namespace's IPv6 addresses on the
-/// veth between them (documentation prefix).
-const HOST_OUTSIDE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 1);
-const EXTERNAL6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 2);
-
-fn add_ipv6(st: &Stack, ext: &External) {
-    net::ip_do(&st.host, &["addr", "add", &format!("{HOST_OUTSIDE6}/64"), "dev", "ext0", "nodad"]);
-    net::ip_do(&ext.pin, &["addr", "add", &format!("{EXTERNAL6}/64"), "dev", "eth0", "nodad"]);
-}
+use ctnet_tests::{expect_status, ip6_of, netns, pb, req, External, Stack};
+use ctnet_tests::{EXTERNAL, EXTERNAL6, HOST_OUTSIDE, HOST_OUTSIDE6};
 
 fn dual(name: &str, subnet: &str, subnet6: &str) -> pb::CreateNetworkRequest {
     pb::CreateNetworkRequest { ipv6_subnet: Some(subnet6.into()), ..req::network(name, subnet) }
-}
-
-fn ip6_of(s: &pb::Sandbox, ifname: &str) -> Ipv6Addr {
-    let i = s.interfaces.iter().find(|i| i.name == ifname).expect("interface");
-    i.ipv6_address.split('/').next().unwrap().parse().expect("an IPv6 address")
 }
 
 #[tokio::test]
 async fn dual_stack_sandboxes_talk_over_ipv6_and_publish_on_both_families() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
-    add_ipv6(&st, &ext);
+    st.add_external_ipv6(&ext);
     let n = st.client.networks.create_network(dual("ds", "198.19.60.0/24", "2001:db8:60::/64"));
     let n = n.await.unwrap().into_inner();
     assert_eq!(
@@ -122,7 +108,7 @@ async fn an_address_added_with_dad_is_seen_tentative() {
 async fn static_ipv6_addresses_and_one_family_binds() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
-    add_ipv6(&st, &ext);
+    st.add_external_ipv6(&ext);
     st.client
         .networks
         .create_network(dual("ds2", "198.19.61.0/24", "2001:db8:61::/64"))
@@ -164,7 +150,7 @@ async fn static_ipv6_addresses_and_one_family_binds() {
 async fn bad_ipv6_input_is_refused_and_changes_nothing() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
-    add_ipv6(&st, &ext);
+    st.add_external_ipv6(&ext);
     st.client
         .networks
         .create_network(dual("ok6", "198.19.62.0/24", "2001:db8:62::/64"))
@@ -253,7 +239,7 @@ fn start_radvd(st: &Stack, ext: &External) -> std::process::Child {
 async fn ipv6_forwarding_keeps_a_default_route_learned_from_router_advertisements() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
-    add_ipv6(&st, &ext);
+    st.add_external_ipv6(&ext);
     netns::sysctl_set(&st.host, "net.ipv6.conf.ext0.accept_ra", "1");
     let mut radvd = start_radvd(&st, &ext);
     wait_for_ra_default_route(&st, true);
@@ -345,7 +331,7 @@ fn big_pings(ns: &std::path::Path, to: IpAddr) -> bool {
 async fn path_mtu_discovery_works_across_a_1280_hop_on_both_families() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
-    add_ipv6(&st, &ext);
+    st.add_external_ipv6(&ext);
     for (ns, dev) in [(&st.host, "ext0"), (&ext.pin, "eth0")] {
         net::ip_do(ns, &["link", "set", dev, "mtu", "1280"]);
     }

@@ -4,21 +4,11 @@
 use std::net::Ipv6Addr;
 
 use ctnet_tests::net::{self, Echo};
-use ctnet_tests::{pb, req, Stack};
-
-const HOST_OUTSIDE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xfe, 0, 0, 0, 0, 1);
-const EXTERNAL6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xfe, 0, 0, 0, 0, 2);
-
-fn dual(name: &str, third: u8) -> pb::CreateNetworkRequest {
-    pb::CreateNetworkRequest {
-        ipv6_subnet: Some(format!("2001:db8:{third:x}::/64")),
-        ..req::network(name, &format!("198.19.{third}.0/24"))
-    }
-}
+use ctnet_tests::req::dual_stack as dual;
+use ctnet_tests::{pb, req, Stack, EXTERNAL6, HOST_OUTSIDE6};
 
 fn ip6_of(s: &pb::Sandbox) -> Ipv6Addr {
-    let i = s.interfaces.first().expect("an interface");
-    i.ipv6_address.split('/').next().unwrap().parse().expect("an IPv6 address")
+    ctnet_tests::ip6_of(s, "eth0")
 }
 
 /// What the test probes, each expected to be refused while ctnet's rules
@@ -48,8 +38,7 @@ impl Probes {
 async fn ipv6_isolation_icc_and_internal_hold_and_flow_without_the_rules() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
-    net::ip_do(&st.host, &["addr", "add", &format!("{HOST_OUTSIDE6}/64"), "dev", "ext0", "nodad"]);
-    net::ip_do(&ext.pin, &["addr", "add", &format!("{EXTERNAL6}/64"), "dev", "eth0", "nodad"]);
+    st.add_external_ipv6(&ext);
     // The way back to the internal network, for the control (internal
     // subnets are never masqueraded).
     let back = ["route", "add", "2001:db8:4c::/64", "via", &HOST_OUTSIDE6.to_string()];

@@ -5,35 +5,26 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use ctnet_tests::net::{self, Echo};
-use ctnet_tests::{expect_status, ip_of, pb, req, External, Stack, EXTERNAL, HOST_OUTSIDE};
-
-const HOST_OUTSIDE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xfd, 0, 0, 0, 0, 1);
-const EXTERNAL6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xfd, 0, 0, 0, 0, 2);
-
-fn add_ipv6(st: &Stack, ext: &External) {
-    net::ip_do(&st.host, &["addr", "add", &format!("{HOST_OUTSIDE6}/64"), "dev", "ext0", "nodad"]);
-    net::ip_do(&ext.pin, &["addr", "add", &format!("{EXTERNAL6}/64"), "dev", "eth0", "nodad"]);
-}
+use ctnet_tests::{expect_status, ip_of, pb, req, Stack};
+use ctnet_tests::{EXTERNAL, EXTERNAL6, HOST_OUTSIDE, HOST_OUTSIDE6};
 
 fn moded(name: &str, third: u8, mode: &str) -> pb::CreateNetworkRequest {
     pb::CreateNetworkRequest {
-        ipv6_subnet: Some(format!("2001:db8:{third:x}::/64")),
         gateway_mode_ipv4: mode.into(),
         gateway_mode_ipv6: mode.into(),
-        ..req::network(name, &format!("198.19.{third}.0/24"))
+        ..req::dual_stack(name, third)
     }
 }
 
 fn ip6_of(s: &pb::Sandbox) -> Ipv6Addr {
-    let i = s.interfaces.first().expect("an interface");
-    i.ipv6_address.split('/').next().unwrap().parse().expect("an IPv6 address")
+    ctnet_tests::ip6_of(s, "eth0")
 }
 
 #[tokio::test]
 async fn routed_opens_published_container_ports_on_the_sandbox_address_only() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
-    add_ipv6(&st, &ext);
+    st.add_external_ipv6(&ext);
     let n = st.client.networks.create_network(moded("rt", 82, "routed")).await.unwrap();
     let n = n.into_inner();
     assert_eq!((n.gateway_mode_ipv4.as_str(), n.gateway_mode_ipv6.as_str()), ("routed", "routed"));
@@ -108,7 +99,7 @@ async fn routed_opens_published_container_ports_on_the_sandbox_address_only() {
 async fn isolated_has_nothing_in_or_out_and_no_gateway() {
     let mut st = Stack::start().await;
     let ext = st.add_external();
-    add_ipv6(&st, &ext);
+    st.add_external_ipv6(&ext);
     let n = st.client.networks.create_network(moded("iso", 83, "isolated")).await.unwrap();
     let n = n.into_inner();
     assert_eq!((n.gateway.as_str(), n.ipv6_gateway.as_str()), ("", ""), "no gateway shown");

@@ -50,8 +50,7 @@ impl Fixture {
     pub fn bridge_args(&self) -> BridgeArgs {
         BridgeArgs {
             name: self.bridge.clone(),
-            address: Some(self.host(1)),
-            prefix: self.subnet.prefix,
+            address: Some((self.host(1), self.subnet.prefix)),
             address6: None,
             mtu: 1500,
             owner: self.network_owner(),
@@ -65,8 +64,7 @@ impl Fixture {
             host_ifname: self.host_ifname.clone(),
             ifname: "eth0".into(),
             bridge: self.bridge.clone(),
-            address: self.host(2),
-            prefix: self.subnet.prefix,
+            address: Some((self.host(2), self.subnet.prefix)),
             gateway: Some(self.host(1)),
             address6: None,
             gateway6: None,
@@ -94,7 +92,7 @@ impl Fixture {
         FirewallGuard {
             link: self.host_ifname.clone(),
             mac: Mac::from_ipv4(self.host(2)),
-            ip: self.host(2),
+            ip: Some(self.host(2)),
             ip6: None,
             owner: Owner::Sandbox(self.sandbox.clone(), None),
         }
@@ -103,7 +101,7 @@ impl Fixture {
     pub fn fw_network(&self) -> FirewallNetwork {
         FirewallNetwork {
             bridge: self.bridge.clone(),
-            subnet: self.subnet,
+            subnet: Some(self.subnet),
             subnet6: None,
             internal: false,
             icc: true,

@@ -7,6 +7,7 @@
 //! fails, fails after it took effect (a lost reply), hangs before or after
 //! taking effect (until `release`), or finds netexec unreachable.
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -353,12 +354,19 @@ impl Executor for FakeExecutor {
             }
             // What ctnet must never cause: one address on two interfaces of
             // one bridge (a real kernel would take it, and both would answer).
-            let twice = k.endpoints.values().any(|x| {
-                x.host_ifname != e.host_ifname && x.bridge == e.bridge && x.address == e.address
-            });
-            if twice {
-                let why =
-                    format!("{} is already on another veth of bridge {}", e.address, e.bridge);
+            let ips = |x: &EndpointArgs| {
+                [x.address.map(|(a, _)| IpAddr::V4(a)), x.address6.map(|(a, _)| IpAddr::V6(a))]
+            };
+            let mine = ips(e);
+            let twice = k
+                .endpoints
+                .values()
+                .filter(|x| x.host_ifname != e.host_ifname && x.bridge == e.bridge)
+                .flat_map(ips)
+                .flatten()
+                .find(|a| mine.contains(&Some(*a)));
+            if let Some(a) = twice {
+                let why = format!("{a} is already on another veth of bridge {}", e.bridge);
                 return Err(refused(Refusal::Precondition, why));
             }
             k.endpoints.insert(e.host_ifname.to_string(), e.clone());
@@ -495,7 +503,7 @@ impl Executor for FakeExecutor {
                     .iter()
                     .map(|e| InterfaceView {
                         name: e.ifname.clone(),
-                        addresses: std::iter::once(format!("{}/{}", e.address, e.prefix))
+                        addresses: (e.address.map(|(a, p)| format!("{a}/{p}")).into_iter())
                             .chain(e.address6.map(|(a, p)| format!("{a}/{p}")))
                             .collect(),
                         up: true,

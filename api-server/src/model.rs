@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::network::Addressing;
 use crate::domain::ports::{Family, Proto};
 use crate::domain::{
     Addressing6, GatewayMode, Labels, LinkName, Mac, Name, NetworkId, SandboxId, StoreId, Subnet,
@@ -40,8 +41,10 @@ pub struct NetworkRecord {
     /// The tenant that created it; records made before tenants are the admin's.
     #[serde(default = "admin_tenant")]
     pub tenant: String,
-    pub subnet: Subnet,
-    pub gateway: Ipv4Addr,
+    /// The IPv4 subnet and gateway; None on an IPv6-only network. Stored
+    /// as the top-level `subnet` and `gateway` they always were.
+    #[serde(flatten, with = "ipv4_fields")]
+    pub ipv4: Option<Addressing>,
     /// The IPv6 side of a dual-stack network; None: IPv4 only.
     #[serde(default)]
     pub ipv6: Option<Addressing6>,
@@ -65,6 +68,11 @@ impl NetworkRecord {
     pub fn owner(&self, store: &StoreId) -> Owner {
         Owner::Network(self.id.clone(), Some(store.clone()))
     }
+
+    /// Whether its IPv4 subnet, if it has one, overlaps `s`.
+    pub fn overlaps4(&self, s: &Subnet) -> bool {
+        self.ipv4.is_some_and(|a| a.subnet.overlaps(s))
+    }
 }
 
 /// One interface of a bridge-mode sandbox.
@@ -76,8 +84,10 @@ pub struct Endpoint {
     /// Host end of the veth pair.
     pub host_ifname: LinkName,
     pub mac: Mac,
-    pub address: Ipv4Addr,
-    /// On a dual-stack network.
+    /// None on an IPv6-only network.
+    #[serde(default)]
+    pub address: Option<Ipv4Addr>,
+    /// On a dual-stack or IPv6-only network.
     #[serde(default)]
     pub address6: Option<Ipv6Addr>,
     /// Only the first interface carries the default route.
@@ -109,6 +119,38 @@ pub struct PublishedPort {
     /// sandbox's own address (host_ip None, host_port = container_port).
     #[serde(default)]
     pub routed: bool,
+}
+
+/// A network's IPv4 side as two optional top-level fields: both or
+/// neither, and a malformed one is an error, never a missing IPv4.
+mod ipv4_fields {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::domain::network::Addressing;
+    use crate::domain::Subnet;
+
+    #[derive(Serialize, Deserialize)]
+    struct Fields {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subnet: Option<Subnet>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gateway: Option<std::net::Ipv4Addr>,
+    }
+
+    pub fn serialize<S: Serializer>(a: &Option<Addressing>, s: S) -> Result<S::Ok, S::Error> {
+        Fields { subnet: a.map(|a| a.subnet), gateway: a.map(|a| a.gateway) }.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Addressing>, D::Error> {
+        match Fields::deserialize(d)? {
+            Fields { subnet: Some(subnet), gateway: Some(gateway) } => {
+                Ok(Some(Addressing { subnet, gateway }))
+            }
+            Fields { subnet: None, gateway: None } => Ok(None),
+            _ => Err(D::Error::custom("a network's subnet and gateway are stored together")),
+        }
+    }
 }
 
 fn ipv4() -> Family {

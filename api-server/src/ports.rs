@@ -92,21 +92,23 @@ fn shown(proto: Proto, binds: &[Bound], port: u16) -> String {
 /// The gateway mode of each family an interface has.
 #[derive(Debug, Clone, Copy)]
 pub struct Families {
-    pub v4: GatewayMode,
+    /// None: the interface has no IPv4 (an IPv6-only network).
+    pub v4: Option<GatewayMode>,
     /// None: the interface has no IPv6.
     pub v6: Option<GatewayMode>,
 }
 
 impl Families {
-    pub fn of(net: &NetworkRecord, has_ipv6: bool) -> Self {
-        Self { v4: net.mode4, v6: has_ipv6.then_some(net.mode6) }
+    pub fn of(net: &NetworkRecord, ep: &crate::model::Endpoint) -> Self {
+        Self { v4: ep.address.map(|_| net.mode4), v6: ep.address6.map(|_| net.mode6) }
     }
 
     fn mode(&self, f: Family) -> GatewayMode {
-        match f {
+        let m = match f {
             Family::V4 => self.v4,
-            Family::V6 => self.v6.unwrap_or(GatewayMode::Isolated),
-        }
+            Family::V6 => self.v6,
+        };
+        m.unwrap_or(GatewayMode::Isolated)
     }
 }
 
@@ -132,8 +134,14 @@ pub fn allocate(
 ) -> Result<Vec<PublishedPort>> {
     let mut taken = Taken::new(st, viewer, listeners);
     for r in requests {
-        let binds = r.bind.resolve(families.v6.is_some()).ok_or_else(|| {
-            let why = "an IPv6 host address, but the sandbox's published interface is on an IPv4-only network";
+        let binds = r.bind.resolve(families.v4.is_some(), families.v6.is_some()).map_err(|f| {
+            let (has, lacks) = match f {
+                Family::V4 => ("IPv4", "IPv6-only"),
+                Family::V6 => ("IPv6", "IPv4-only"),
+            };
+            let why = format!(
+                "an {has} host address, but the sandbox's published interface is on an {lacks} network"
+            );
             Error::invalid("publish", why)
         })?;
         let (mut nat, mut opened) = (Vec::new(), false);

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::domain::network::Addressing;
 use crate::domain::{Addressing6, Mac, NetworkId, Ref, SandboxId, Subnet};
 use crate::error::{Error, Result};
 use crate::limits::BRIDGE_MAX_PORTS;
@@ -105,12 +106,27 @@ impl State {
         self.sandboxes.values().filter(joins).collect()
     }
 
-    fn used_addresses(&self, net: &NetworkRecord) -> BTreeSet<u32> {
+    fn used_addresses(&self, net: &NetworkRecord, a4: &Addressing) -> BTreeSet<u32> {
         let held = self.sandboxes.values().flat_map(|s| &s.endpoints);
-        let mut used: BTreeSet<u32> =
-            held.filter(|e| e.network_id == net.id).map(|e| u32::from(e.address)).collect();
-        used.insert(u32::from(net.gateway));
+        let mut used: BTreeSet<u32> = held
+            .filter(|e| e.network_id == net.id)
+            .filter_map(|e| e.address.map(u32::from))
+            .collect();
+        used.insert(u32::from(a4.gateway));
         used
+    }
+
+    /// Refuses one more interface on a bridge that holds the most it can
+    /// (the gateway counts as one, as the bridge's own port would).
+    pub fn check_bridge_room(&self, net: &NetworkRecord) -> Result<()> {
+        let held = self.sandboxes.values().flat_map(|s| &s.endpoints);
+        if held.filter(|e| e.network_id == net.id).count() + 1 > self.bridge_max_ports {
+            return Err(Error::Exhausted(format!(
+                "network {} has {} interfaces, the most its Linux bridge holds (--bridge-max-ports); create another network",
+                net.name, self.bridge_max_ports
+            )));
+        }
+        Ok(())
     }
 
     /// IPAM for IPv6: a static address is honoured or refused; otherwise the
@@ -163,24 +179,18 @@ impl State {
     pub fn allocate(
         &self,
         net: &NetworkRecord,
+        a4: &Addressing,
         want: Option<Ipv4Addr>,
         field: &str,
         skip: impl Fn(Ipv4Addr) -> bool,
     ) -> Result<Ipv4Addr> {
-        let used = self.used_addresses(net);
-        // `used` holds the gateway besides one address per interface.
-        if used.len() > self.bridge_max_ports {
-            return Err(Error::Exhausted(format!(
-                "network {} has {} interfaces, the most its Linux bridge holds (--bridge-max-ports); create another network",
-                net.name, self.bridge_max_ports
-            )));
-        }
+        let used = self.used_addresses(net, a4);
         match want {
-            Some(a) => check_static(net, a, &used, field),
-            None => lowest_free(&net.subnet, &used, skip).ok_or_else(|| {
+            Some(a) => check_static(net, a4, a, &used, field),
+            None => lowest_free(&a4.subnet, &used, skip).ok_or_else(|| {
                 Error::Exhausted(format!(
                     "network {}: no free address left in {}",
-                    net.name, net.subnet
+                    net.name, a4.subnet
                 ))
             }),
         }
@@ -189,16 +199,17 @@ impl State {
 
 fn check_static(
     net: &NetworkRecord,
+    a4: &Addressing,
     a: Ipv4Addr,
     used: &BTreeSet<u32>,
     field: &str,
 ) -> Result<Ipv4Addr> {
-    if !net.subnet.is_host(a) {
+    if !a4.subnet.is_host(a) {
         let why =
-            format!("{a} is not a usable host address of {} (network {})", net.subnet, net.name);
+            format!("{a} is not a usable host address of {} (network {})", a4.subnet, net.name);
         return Err(Error::invalid(field, why));
     }
-    if a == net.gateway {
+    if a == a4.gateway {
         return Err(Error::AlreadyExists(format!(
             "{field}: {a} is the gateway of network {}",
             net.name

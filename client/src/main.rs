@@ -67,6 +67,10 @@ enum NetworkCmd {
         /// Dual stack: with no IPv6 --subnet, a /64 of the host's ULA prefix.
         #[arg(long)]
         ipv6: bool,
+        /// --ipv4=false: an IPv6-only network (needs --ipv6 or an IPv6
+        /// --subnet).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        ipv4: bool,
         /// IPv4 gateway mode: nat (default), routed or isolated.
         #[arg(long, default_value = "")]
         gateway_mode_ipv4: String,
@@ -305,6 +309,7 @@ async fn network(mut c: Client, cmd: NetworkCmd, json: bool) -> Result<String, S
             subnet,
             gateway,
             ipv6,
+            ipv4,
             gateway_mode_ipv4,
             gateway_mode_ipv6,
             bridge_name,
@@ -323,6 +328,7 @@ async fn network(mut c: Client, cmd: NetworkCmd, json: bool) -> Result<String, S
                 ipv6_subnet,
                 ipv6_gateway,
                 enable_ipv6: ipv6,
+                enable_ipv4: Some(ipv4),
                 gateway_mode_ipv4,
                 gateway_mode_ipv6,
                 bridge_name,

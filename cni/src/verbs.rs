@@ -300,9 +300,12 @@ pub async fn check(conf: &NetConf, c: &Container) -> Result<()> {
     if c.netns.as_deref() != Some(sb.netns_path.as_str()) {
         diffs.push(format!("its namespace is {}", sb.netns_path));
     }
+    // A result lists the IPv4 address first; an IPv6-only one has none.
+    let first = [&iface.address, &iface.ipv6_address].into_iter().find(|a| !a.is_empty());
+    let first = first.cloned().unwrap_or_default();
     match result::previous_address(prev, &c.ifname) {
-        Some(a) if a == iface.address => {}
-        other => diffs.push(format!("prevResult says {other:?}, ctnet has {}", iface.address)),
+        Some(a) if a == first => {}
+        other => diffs.push(format!("prevResult says {other:?}, ctnet has {first}")),
     }
     let req = pb::CheckRequest { sandbox: sb.id.clone() };
     let kernel = client.sandboxes.check(req).await.map_err(|s| from_status("checking", &s))?;

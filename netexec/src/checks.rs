@@ -150,10 +150,12 @@ impl AddrPrefix {
     }
 }
 
-pub fn parse_gateway(field: &str, s: &str, on: &AddrPrefix) -> Result<Option<Ipv4Addr>> {
+/// An IPv4 gateway: another address of `on`'s subnet; empty is None.
+pub fn parse_gateway(field: &str, s: &str, on: Option<&AddrPrefix>) -> Result<Option<Ipv4Addr>> {
     if s.is_empty() {
         return Ok(None);
     }
+    let on = on.ok_or_else(|| invalid(field, "a gateway needs an IPv4 address"))?;
     let gw: Ipv4Addr =
         s.parse().map_err(|_| invalid(field, format!("{s:?} is not an IPv4 address")))?;
     let mask = u32::MAX << (32 - on.prefix);
@@ -373,10 +375,11 @@ mod tests {
     fn addresses_and_gateways() {
         let a = AddrPrefix::parse("f", "198.18.0.2/16").unwrap();
         assert_eq!(
-            parse_gateway("g", "198.18.0.1", &a).unwrap(),
+            parse_gateway("g", "198.18.0.1", Some(&a)).unwrap(),
             Some(Ipv4Addr::new(198, 18, 0, 1))
         );
-        assert!(parse_gateway("g", "198.19.0.1", &a).is_err());
+        assert!(parse_gateway("g", "198.19.0.1", Some(&a)).is_err());
+        assert!(parse_gateway("g", "198.18.0.1", None).is_err(), "a gateway without an address");
         assert!(AddrPrefix::parse("f", "198.18.0.2").is_err());
         assert!(AddrPrefix::parse("f", "127.0.0.1/8").is_err());
         assert!(parse_mac("m", &[1, 2, 3, 4, 5, 6]).is_err());

@@ -135,7 +135,8 @@ pub struct EndpointSpec {
     pub host_ifname: OwnedLinkName,
     pub ifname: SandboxIfName,
     pub bridge: OwnedLinkName,
-    pub address: AddrPrefix,
+    /// None on an IPv6-only network (address6 is then set).
+    pub address: Option<AddrPrefix>,
     pub gateway: Option<Ipv4Addr>,
     pub address6: Option<Addr6Prefix>,
     pub gateway6: Option<Ipv6Addr>,
@@ -464,7 +465,7 @@ async fn tag_port(handle: &Handle, index: u32, spec: &EndpointSpec) -> Result<()
 /// What to configure on the sandbox side of an endpoint.
 pub struct InsideSpec {
     pub ifname: SandboxIfName,
-    pub address: AddrPrefix,
+    pub address: Option<AddrPrefix>,
     pub gateway: Option<Ipv4Addr>,
     pub address6: Option<Addr6Prefix>,
     pub gateway6: Option<Ipv6Addr>,
@@ -493,8 +494,10 @@ pub async fn configure_inside(handle: Handle, spec: InsideSpec) -> Result<()> {
         Some(a6) => ipv6_inside(&handle, &ifname, link.index, a6).await?,
         None => ipv6_off(&ifname)?,
     }
-    let add = handle.address().add(link.index, IpAddr::V4(address.addr), address.prefix);
-    ignore_exists(add.execute().await).map_err(nl_err("add address"))?;
+    if let Some(a) = address {
+        let add = handle.address().add(link.index, IpAddr::V4(a.addr), a.prefix);
+        ignore_exists(add.execute().await).map_err(nl_err("add address"))?;
+    }
     let up = LinkUnspec::new_with_index(link.index).up().build();
     handle.link().set(up).execute().await.map_err(nl_err("set link up"))?;
     if let Some(events) = events.as_mut() {

@@ -93,13 +93,20 @@ impl ExecService {
     }
 
     fn parse_endpoint(&self, r: &wire::AttachEndpointRequest) -> Result<EndpointSpec> {
-        let address = AddrPrefix::parse("address", &r.address)?;
+        let address = match r.address.as_str() {
+            "" => None,
+            a => Some(AddrPrefix::parse("address", a)?),
+        };
         let address6 = Addr6Prefix::parse_opt("address6", &r.address6)?;
+        if address.is_none() && address6.is_none() {
+            let why = "an endpoint needs an address of either family (address or address6)";
+            return Err(ExecError::InvalidArgument(format!("address: {why}")));
+        }
         Ok(EndpointSpec {
             host_ifname: self.link_name("host_ifname", &r.host_ifname)?,
             ifname: SandboxIfName::parse("ifname", &r.ifname)?,
             bridge: self.link_name("bridge", &r.bridge)?,
-            gateway: checks::parse_gateway("gateway", &r.gateway, &address)?,
+            gateway: checks::parse_gateway("gateway", &r.gateway, address.as_ref())?,
             address,
             gateway6: checks::parse_gateway6("gateway6", &r.gateway6, address6.as_ref())?,
             address6,

@@ -124,3 +124,29 @@ async fn cli_exits_quietly_when_its_reader_goes_away() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     st.finish().await;
 }
+
+/// `--ipv4=false`: an IPv6-only network from the CLI, its sandbox with an
+/// IPv6 address alone, and the refusal without IPv6 printed with exit 1.
+#[tokio::test]
+async fn cli_ipv6_only_network() {
+    let st = Stack::start().await;
+    ok(&st, &["network", "create", "only6", "--ipv4=false", "--subnet", "2001:db8:23::/64"]);
+    let n = json(&st, &["network", "inspect", "only6"]);
+    assert_eq!(
+        (n[0]["subnet"].as_str(), n[0]["ipv6_subnet"].as_str()),
+        (Some(""), Some("2001:db8:23::/64"))
+    );
+    ok(&st, &["sandbox", "create", "--name", "w", "--net", "only6"]);
+    let i = &json(&st, &["sandbox", "inspect", "w"])[0]["interfaces"][0];
+    assert_eq!(
+        (i["address"].as_str(), i["ipv6_address"].as_str()),
+        (Some(""), Some("2001:db8:23::2/64"))
+    );
+    assert!(ok(&st, &["sandbox", "ls"]).contains("eth0=2001:db8:23::2/64"));
+    let out = ctnet(&st, &["network", "create", "bad", "--ipv4=false"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enable_ipv4"), "{out:?}");
+    ok(&st, &["sandbox", "rm", "w"]);
+    ok(&st, &["network", "rm", "only6"]);
+    st.finish().await;
+}

@@ -465,3 +465,37 @@ async fn a_dual_stack_add_has_both_families_in_the_kernel_and_the_result() {
     }
     st.finish().await;
 }
+
+/// An IPv6-only network through CNI: the result has the IPv6 address and
+/// route only, CHECK agrees with it, DEL leaves nothing.
+#[tokio::test]
+async fn an_ipv6_only_add_has_one_family_and_check_agrees() {
+    let mut st = Stack::start().await;
+    let v6 = ctnet_tests::pb::CreateNetworkRequest {
+        name: "cni6o".into(),
+        ipv6_subnet: Some("2001:db8:44::/64".into()),
+        enable_ipv4: Some(false),
+        ..Default::default()
+    };
+    st.client.networks.create_network(v6).await.expect("network");
+    let cni = Cni::new(&st);
+    let c = Container::new(&st, "only6");
+    let r = cni.run("ADD", &c.env("eth0"), &cni.conf("cni6o")).result();
+    assert_eq!(r["ips"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["ips"][0]["address"], "2001:db8:44::2/64");
+    assert_eq!(r["ips"][0]["gateway"], "2001:db8:44::1");
+    assert_eq!(r["routes"], json!([{ "dst": "::/0", "gw": "2001:db8:44::1" }]));
+    assert!(net::addresses(&c.netns, "eth0").is_empty(), "no IPv4 inside");
+    assert_eq!(net::addresses6_text(&c.netns, "eth0"), vec!["2001:db8:44::2/64".to_string()]);
+    let checked = with(&cni.conf("cni6o"), json!({ "prevResult": r }));
+    assert_eq!(cni.run("CHECK", &c.env("eth0"), &checked).code(), 0);
+    // Control: a prevResult with another address is a difference.
+    let mut other = r.clone();
+    other["ips"][0]["address"] = json!("2001:db8:44::9/64");
+    let other = with(&cni.conf("cni6o"), json!({ "prevResult": other }));
+    assert_ne!(cni.run("CHECK", &c.env("eth0"), &other).code(), 0);
+    assert_eq!(cni.run("DEL", &c.env("eth0"), &cni.conf("cni6o")).code(), 0);
+    st.wait_for_releases();
+    c.unpin();
+    st.finish().await;
+}

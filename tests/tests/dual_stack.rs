@@ -422,3 +422,101 @@ async fn new_dual_stack_sandboxes_flood_no_ipv6_multicast_to_their_neighbours() 
     st.client.networks.delete_network(del).await.unwrap();
     st.finish().await;
 }
+
+/// An IPv6-only network: IPv6 between sandboxes, to the gateway, out
+/// (masqueraded) and in (the client's real address), and nothing of IPv4
+/// on the bridge, the interfaces, the routes or the port maps; its MACs
+/// random and locally administered.
+#[tokio::test]
+async fn an_ipv6_only_network_carries_ipv6_and_has_no_ipv4() {
+    let mut st = Stack::start().await;
+    let ext = st.add_external();
+    st.add_external_ipv6(&ext);
+    let r = pb::CreateNetworkRequest {
+        name: "v6o".into(),
+        ipv6_subnet: Some("2001:db8:66::/64".into()),
+        enable_ipv4: Some(false),
+        ..Default::default()
+    };
+    let n = st.client.networks.create_network(r).await.unwrap().into_inner();
+    assert_eq!((n.subnet.as_str(), n.gateway.as_str()), ("", ""));
+    assert_eq!((n.gateway_mode_ipv4.as_str(), n.ipv6_gateway.as_str()), ("", "2001:db8:66::1"));
+    assert!(net::addresses(&st.host, &n.bridge_name).is_empty(), "no IPv4 on the bridge");
+    assert_eq!(net::addresses6_text(&st.host, &n.bridge_name), vec!["2001:db8:66::1/64"]);
+
+    let a = st.create(req::published("a", &["v6o"], &["8080:80"])).await;
+    let b = st.create(req::bridge("b", &["v6o"])).await;
+    let (pa, pb_) = (Stack::pin_of(&a), Stack::pin_of(&b));
+    for s in [&a, &b] {
+        let i = &s.interfaces[0];
+        assert_eq!((i.address.as_str(), i.gateway.as_str()), ("", ""), "{i:?}");
+        let first = u8::from_str_radix(&i.mac_address[..2], 16).unwrap();
+        assert_eq!(first & 3, 2, "unicast, locally administered: {}", i.mac_address);
+        let p = Stack::pin_of(s);
+        assert!(net::addresses(&p, "eth0").is_empty(), "no IPv4 inside");
+        assert!(net::routes(&p).is_empty(), "no IPv4 route inside: {:?}", net::routes(&p));
+        let link = net::link(&p, "eth0").unwrap();
+        assert_eq!(link["address"], i.mac_address.as_str(), "the kernel has the MAC ctnet reports");
+    }
+    assert_ne!(a.interfaces[0].mac_address, b.interfaces[0].mac_address);
+    let (a6, gw6) = (ip6_of(&a, "eth0"), "2001:db8:66::1".parse::<Ipv6Addr>().unwrap());
+    assert_eq!(a6, "2001:db8:66::2".parse::<Ipv6Addr>().unwrap());
+    assert!(net::ping(&pb_, a6, 2), "sandbox to sandbox");
+    assert!(net::ping(&pa, gw6, 2), "sandbox to gateway");
+    let default6: Vec<_> =
+        net::routes6(&pa).into_iter().filter(|r| r["dst"] == "default").collect();
+    assert_eq!(default6[0]["gateway"], "2001:db8:66::1", "{default6:?}");
+
+    let echo = Echo::start(&ext.pin, EXTERNAL6, 1);
+    assert_eq!(net::tcp_roundtrip(&pb_, EXTERNAL6, echo.port, "out").unwrap(), "out");
+    assert_eq!(echo.peers()[0].ip(), IpAddr::V6(HOST_OUTSIDE6), "masqueraded");
+    // `-p 8080:80` is published on IPv6 only: there is no IPv4 to reach.
+    let shown: Vec<&str> = a.ports.iter().map(|p| p.host_ip.as_str()).collect();
+    assert_eq!(shown, vec!["::"], "{:?}", a.ports);
+    let echo = Echo::start_on(&pa, Ipv6Addr::UNSPECIFIED, 80, 1);
+    assert_eq!(net::tcp_roundtrip(&ext.pin, HOST_OUTSIDE6, 8080, "in6").unwrap(), "in6");
+    assert_eq!(echo.peers()[0].ip(), IpAddr::V6(EXTERNAL6), "the client's own address");
+    assert!(net::tcp_roundtrip(&ext.pin, HOST_OUTSIDE, 8080, "in4").is_err(), "nothing on IPv4");
+    assert_eq!(st.nft_elements("ports_any6").len(), 1);
+    assert!(st.nft_elements("ports_any").is_empty());
+    assert_eq!(st.nft_elements("masq_subnets").len(), 1, "the default network's only");
+    let isolated4: Vec<String> = st
+        .nft_elements("isolated4")
+        .iter()
+        .map(|e| e.as_str().unwrap_or_default().into())
+        .collect();
+    assert_eq!(isolated4, vec![n.bridge_name.clone()], "no IPv4 passes its bridge");
+
+    // Asking for IPv4 on it is refused, and changes nothing.
+    use tonic::Code::InvalidArgument;
+    let links = net::link_names(&st.host);
+    let mut with_v4 = req::bridge("c", &["v6o"]);
+    if let Some(pb::create_sandbox_request::Mode::Bridge(b)) = with_v4.mode.as_mut() {
+        b.networks[0].ipv4_address = Some("198.19.66.5".into());
+    }
+    let err = st.client.sandboxes.create_sandbox(with_v4).await;
+    expect_status(err, InvalidArgument, "is IPv6-only", "a static IPv4 address");
+    let v4_port = req::published("d", &["v6o"], &["0.0.0.0:8081:80"]);
+    let err = st.client.sandboxes.create_sandbox(v4_port).await;
+    expect_status(err, InvalidArgument, "IPv6-only", "an IPv4 host address");
+    let mut no_v6 = pb::CreateNetworkRequest {
+        name: "bad".into(),
+        enable_ipv4: Some(false),
+        ..Default::default()
+    };
+    let err = st.client.networks.create_network(no_v6.clone()).await;
+    expect_status(err, InvalidArgument, "enable_ipv4", "IPv6-only without IPv6");
+    no_v6.enable_ipv6 = true;
+    no_v6.subnet = "198.19.67.0/24".into();
+    let err = st.client.networks.create_network(no_v6).await;
+    expect_status(err, InvalidArgument, "subnet", "IPv6-only with an IPv4 subnet");
+    assert_eq!(net::link_names(&st.host), links);
+    assert_eq!(st.list_sandboxes().await.sandboxes.len(), 2);
+
+    st.delete("a").await;
+    st.delete("b").await;
+    let del = pb::DeleteNetworkRequest { network: "v6o".into() };
+    st.client.networks.delete_network(del).await.unwrap();
+    assert!(st.nft_elements("isolated4").is_empty() && st.nft_elements("masq_subnets6").is_empty());
+    st.finish().await;
+}

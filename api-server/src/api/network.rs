@@ -19,18 +19,19 @@ pub fn view(st: &State, caller: &Caller, n: &NetworkRecord) -> pb::Network {
         .filter(|s| caller.sees(&s.tenant))
         .flat_map(|s| s.endpoints.iter().filter(|e| e.network_id == n.id).map(move |e| (s, e)))
         .collect();
-    attached.sort_by_key(|(_, e)| u32::from(e.address));
+    attached.sort_by_key(|(_, e)| (e.address, e.address6));
     pb::Network {
         id: n.id.to_string(),
         name: n.name.to_string(),
         tenant: n.tenant.clone(),
         driver: "bridge".into(),
-        subnet: n.subnet.to_string(),
+        subnet: n.ipv4.map(|a| a.subnet.to_string()).unwrap_or_default(),
         // The bridge has no address of an isolated family.
-        gateway: match n.mode4 {
-            GatewayMode::Isolated => String::new(),
-            _ => n.gateway.to_string(),
-        },
+        gateway: n
+            .ipv4
+            .filter(|_| n.mode4 != GatewayMode::Isolated)
+            .map(|a| a.gateway.to_string())
+            .unwrap_or_default(),
         bridge_name: n.bridge.to_string(),
         mtu: n.mtu,
         internal: n.internal,
@@ -42,13 +43,9 @@ pub fn view(st: &State, caller: &Caller, n: &NetworkRecord) -> pb::Network {
                 sandbox_id: s.id.to_string(),
                 sandbox_name: s.display_name(),
                 interface: e.ifname.clone(),
-                address: format!("{}/{}", e.address, n.subnet.prefix),
+                address: prefixed(e.address.zip(n.ipv4.map(|a| a.subnet.prefix))),
                 mac_address: e.mac.to_string(),
-                ipv6_address: e
-                    .address6
-                    .zip(n.ipv6)
-                    .map(|(a, v6)| format!("{a}/{}", v6.subnet.prefix))
-                    .unwrap_or_default(),
+                ipv6_address: prefixed(e.address6.zip(n.ipv6.map(|a| a.subnet.prefix))),
             })
             .collect(),
         created_at: n.created_at,
@@ -59,9 +56,14 @@ pub fn view(st: &State, caller: &Caller, n: &NetworkRecord) -> pb::Network {
             .filter(|_| n.mode6 != GatewayMode::Isolated)
             .map(|a| a.gateway.to_string())
             .unwrap_or_default(),
-        gateway_mode_ipv4: n.mode4.as_str().into(),
+        gateway_mode_ipv4: n.ipv4.map(|_| n.mode4.as_str().into()).unwrap_or_default(),
         gateway_mode_ipv6: n.ipv6.map(|_| n.mode6.as_str().into()).unwrap_or_default(),
     }
+}
+
+/// "ADDRESS/len", or empty for a family the interface does not have.
+pub fn prefixed<A: std::fmt::Display>(a: Option<(A, u8)>) -> String {
+    a.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default()
 }
 
 #[tonic::async_trait]

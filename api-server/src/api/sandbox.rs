@@ -2,6 +2,7 @@
 use ctnet_proto::v1::{self as pb, sandbox_service_server::SandboxService};
 use tonic::{Request, Response};
 
+use super::network::prefixed;
 use super::{naming, touching, Api, Reply};
 use crate::domain::ports::Family;
 use crate::domain::sandbox::{ConnectSpec, DisconnectSpec, SandboxSpec};
@@ -58,7 +59,7 @@ fn ports_view(s: &SandboxRecord) -> Vec<pb::PortMapping> {
                 host_port: p.host_port.into(),
                 interface: e.ifname.clone(),
                 container_ip: match p.family {
-                    Family::V4 => e.address.to_string(),
+                    Family::V4 => e.address.map(|a| a.to_string()).unwrap_or_default(),
                     Family::V6 => e.address6.map(|a| a.to_string()).unwrap_or_default(),
                 },
                 container_port: p.container_port.into(),
@@ -73,20 +74,16 @@ fn ports_view(s: &SandboxRecord) -> Vec<pb::PortMapping> {
 
 fn interface_view(st: &State, e: &crate::model::Endpoint) -> pb::Interface {
     let net = st.networks.get(&e.network_id);
-    let v6 = net.and_then(|n| n.ipv6);
+    let (v4, v6) = (net.and_then(|n| n.ipv4), net.and_then(|n| n.ipv6));
     pb::Interface {
         name: e.ifname.clone(),
         network_id: e.network_id.to_string(),
         network_name: net.map(|n| n.name.to_string()).unwrap_or_default(),
         mac_address: e.mac.to_string(),
-        address: format!("{}/{}", e.address, net.map(|n| n.subnet.prefix).unwrap_or(32)),
-        gateway: net.filter(|_| e.default_route).map(|n| n.gateway.to_string()).unwrap_or_default(),
+        address: prefixed(e.address.zip(v4.map(|n| n.subnet.prefix))),
+        gateway: v4.filter(|_| e.default_route).map(|n| n.gateway.to_string()).unwrap_or_default(),
         host_interface: e.host_ifname.to_string(),
-        ipv6_address: e
-            .address6
-            .zip(v6)
-            .map(|(a, n)| format!("{a}/{}", n.subnet.prefix))
-            .unwrap_or_default(),
+        ipv6_address: prefixed(e.address6.zip(v6.map(|n| n.subnet.prefix))),
         ipv6_gateway: v6
             .filter(|_| e.default_route)
             .map(|n| n.gateway.to_string())

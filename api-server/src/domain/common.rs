@@ -189,6 +189,20 @@ impl Mac {
         let o = a.octets();
         Mac([0x02, 0x42, o[0], o[1], o[2], o[3]])
     }
+
+    /// For an interface without an IPv4 address to derive one from (as
+    /// Docker does on IPv6-only networks): random, unicast, locally
+    /// administered.
+    pub fn random_local() -> Self {
+        let mut m: [u8; 6] = rand::random();
+        m[0] = (m[0] & !1) | 2;
+        Mac(m)
+    }
+
+    /// Whether this is the MAC `address` would derive.
+    pub fn is_derived_from(&self, address: Option<Ipv4Addr>) -> bool {
+        address.is_some_and(|a| *self == Self::from_ipv4(a))
+    }
 }
 
 impl fmt::Display for Mac {

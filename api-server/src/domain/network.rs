@@ -16,8 +16,7 @@ pub const DEFAULT_MTU: u32 = 1500;
 #[derive(Debug, Clone)]
 pub struct NetworkSpec {
     pub name: Name,
-    /// None: a subnet from the caller's tenant's address pool.
-    pub addressing: Option<Addressing>,
+    pub ipv4: Ipv4Ask,
     /// None: IPv4 only.
     pub ipv6: Option<Ipv6Ask>,
     /// None: derived from the network id once it exists.
@@ -26,6 +25,7 @@ pub struct NetworkSpec {
     pub internal: bool,
     pub icc: bool,
     pub labels: Labels,
+    /// Isolated on an IPv6-only network: no IPv4 passes its bridge.
     pub mode4: GatewayMode,
     /// Nat when the network has no IPv6.
     pub mode6: GatewayMode,
@@ -68,6 +68,16 @@ impl GatewayMode {
     }
 }
 
+/// How a network gets its IPv4 subnet, if it has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ipv4Ask {
+    /// From the caller's tenant's address pool.
+    Pool,
+    Given(Addressing),
+    /// An IPv6-only network (enable_ipv4 false).
+    Off,
+}
+
 /// How a dual-stack network gets its IPv6 subnet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ipv6Ask {
@@ -76,8 +86,8 @@ pub enum Ipv6Ask {
     Given(Addressing6),
 }
 
-/// An explicit subnet and its gateway (the bridge's own address).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An IPv4 subnet and its gateway (the bridge's own address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Addressing {
     pub subnet: Subnet,
     pub gateway: Ipv4Addr,
@@ -99,18 +109,7 @@ impl NetworkSpec {
                 format!("{:?} is not supported; the only driver is \"bridge\"", r.driver),
             ));
         }
-        let addressing = match (r.subnet.as_str(), &r.gateway) {
-            ("", None) => None,
-            ("", Some(_)) => return Err(Error::invalid("gateway", "needs a subnet")),
-            (s, g) => {
-                let subnet = Subnet::parse("subnet", s)?;
-                let gateway = match g {
-                    Some(g) => parse_gateway(g, &subnet)?,
-                    None => Ipv4Addr::from(subnet.hosts().0),
-                };
-                Some(Addressing { subnet, gateway })
-            }
-        };
+        let ipv4 = ipv4_ask(r)?;
         let ipv6 = match (r.ipv6_subnet.as_deref(), r.ipv6_gateway.as_deref()) {
             (None, Some(_)) => return Err(Error::invalid("ipv6_gateway", "needs an ipv6_subnet")),
             (None, None) => r.enable_ipv6.then_some(Ipv6Ask::Ula),
@@ -122,6 +121,16 @@ impl NetworkSpec {
             let why = "needs IPv6 on the network (ipv6_subnet or enable_ipv6)";
             return Err(Error::invalid("gateway_mode_ipv6", why));
         }
+        if ipv4 == Ipv4Ask::Off && ipv6.is_none() {
+            let why = "false needs IPv6 on the network (ipv6_subnet or enable_ipv6)";
+            return Err(Error::invalid("enable_ipv4", why));
+        }
+        if ipv4 == Ipv4Ask::Off && !r.gateway_mode_ipv4.is_empty() {
+            let why = "an IPv6-only network (enable_ipv4 false) has no IPv4 to route";
+            return Err(Error::invalid("gateway_mode_ipv4", why));
+        }
+        // Nothing of IPv4 passes an IPv6-only network's bridge.
+        let mode4 = if ipv4 == Ipv4Ask::Off { GatewayMode::Isolated } else { mode4 };
         let bridge_name = r
             .bridge_name
             .as_deref()
@@ -134,7 +143,7 @@ impl NetworkSpec {
         };
         Ok(Self {
             name,
-            addressing,
+            ipv4,
             ipv6,
             bridge_name,
             mtu,
@@ -144,6 +153,25 @@ impl NetworkSpec {
             mode4,
             mode6,
         })
+    }
+}
+
+fn ipv4_ask(r: &pb::CreateNetworkRequest) -> Result<Ipv4Ask> {
+    let off = "an IPv6-only network (enable_ipv4 false) has none";
+    match (r.enable_ipv4, r.subnet.as_str(), &r.gateway) {
+        (Some(false), "", None) => Ok(Ipv4Ask::Off),
+        (Some(false), "", Some(_)) => Err(Error::invalid("gateway", off)),
+        (Some(false), _, _) => Err(Error::invalid("subnet", off)),
+        (_, "", None) => Ok(Ipv4Ask::Pool),
+        (_, "", Some(_)) => Err(Error::invalid("gateway", "needs a subnet")),
+        (_, s, g) => {
+            let subnet = Subnet::parse("subnet", s)?;
+            let gateway = match g {
+                Some(g) => parse_gateway(g, &subnet)?,
+                None => Ipv4Addr::from(subnet.hosts().0),
+            };
+            Ok(Ipv4Ask::Given(Addressing { subnet, gateway }))
+        }
     }
 }
 
@@ -188,10 +216,38 @@ mod tests {
     #[test]
     fn defaults() {
         let s = NetworkSpec::parse(&req("198.18.5.0/24"), "ct").unwrap();
-        assert_eq!(s.addressing.unwrap().gateway, Ipv4Addr::new(198, 18, 5, 1));
-        assert!(NetworkSpec::parse(&req(""), "ct").unwrap().addressing.is_none(), "from a pool");
+        let Ipv4Ask::Given(a) = s.ipv4 else { panic!("given: {:?}", s.ipv4) };
+        assert_eq!(a.gateway, Ipv4Addr::new(198, 18, 5, 1));
+        assert_eq!(NetworkSpec::parse(&req(""), "ct").unwrap().ipv4, Ipv4Ask::Pool);
         assert_eq!(s.mtu, 1500);
         assert!(s.icc);
+    }
+
+    #[test]
+    fn ipv6_only_needs_ipv6_and_takes_nothing_of_ipv4() {
+        let mut r = req("");
+        r.enable_ipv4 = Some(false);
+        r.enable_ipv6 = true;
+        let s = NetworkSpec::parse(&r, "ct").unwrap();
+        assert_eq!((s.ipv4, s.mode4), (Ipv4Ask::Off, GatewayMode::Isolated));
+        let field = |r: &pb::CreateNetworkRequest| {
+            let e = NetworkSpec::parse(r, "ct").unwrap_err().to_string();
+            e.split(':').next().unwrap_or_default().to_string()
+        };
+        let mut bad = r.clone();
+        bad.enable_ipv6 = false;
+        assert_eq!(field(&bad), "enable_ipv4");
+        let mut bad = r.clone();
+        bad.subnet = "198.18.5.0/24".into();
+        assert_eq!(field(&bad), "subnet");
+        let mut bad = r.clone();
+        bad.gateway = Some("198.18.5.1".into());
+        assert_eq!(field(&bad), "gateway");
+        let mut bad = r.clone();
+        bad.gateway_mode_ipv4 = "nat".into();
+        assert_eq!(field(&bad), "gateway_mode_ipv4");
+        r.enable_ipv4 = Some(true);
+        assert_eq!(NetworkSpec::parse(&r, "ct").unwrap().ipv4, Ipv4Ask::Pool);
     }
 
     #[test]

@@ -65,14 +65,22 @@ pub enum Bind {
     Addr(IpAddr),
 }
 
+/// Where one mapping is published: (family, host address) pairs.
+pub type Binds = Vec<(Family, Option<IpAddr>)>;
+
 impl Bind {
-    /// The (family, address) pairs this bind publishes on, for a network
-    /// that has IPv6 or not; None for IPv6 on an IPv4-only network.
-    pub fn resolve(&self, ipv6: bool) -> Option<Vec<(Family, Option<IpAddr>)>> {
-        let one = |f: Family, a: Option<IpAddr>| (f == Family::V4 || ipv6).then(|| vec![(f, a)]);
+    /// The (family, address) pairs this bind publishes on, for an
+    /// interface with IPv4, IPv6 or both; Err names a family the bind
+    /// needs and the interface lacks.
+    pub fn resolve(&self, ipv4: bool, ipv6: bool) -> std::result::Result<Binds, Family> {
+        let has = |f: Family| if f == Family::V4 { ipv4 } else { ipv6 };
+        let one = |f: Family, a: Option<IpAddr>| if has(f) { Ok(vec![(f, a)]) } else { Err(f) };
         match *self {
-            Bind::Unspecified if ipv6 => Some(vec![(Family::V4, None), (Family::V6, None)]),
-            Bind::Unspecified => Some(vec![(Family::V4, None)]),
+            Bind::Unspecified => Ok([Family::V4, Family::V6]
+                .into_iter()
+                .filter(|f| has(*f))
+                .map(|f| (f, None))
+                .collect()),
             Bind::Any(f) => one(f, None),
             Bind::Addr(a) => one(Family::of(a), Some(a)),
         }
@@ -293,13 +301,17 @@ mod tests {
     fn binds_resolve_to_the_network_s_families() {
         let (v4, v6) = (Some((Family::V4, None)), Some((Family::V6, None)));
         let both: Vec<_> = v4.into_iter().chain(v6).collect();
-        assert_eq!(Bind::Unspecified.resolve(true), Some(both));
-        assert_eq!(Bind::Unspecified.resolve(false), Some(vec![(Family::V4, None)]));
-        assert_eq!(Bind::Any(Family::V6).resolve(false), None);
-        assert_eq!(Bind::Any(Family::V6).resolve(true), Some(vec![(Family::V6, None)]));
+        assert_eq!(Bind::Unspecified.resolve(true, true), Ok(both));
+        assert_eq!(Bind::Unspecified.resolve(true, false), Ok(vec![(Family::V4, None)]));
+        assert_eq!(Bind::Unspecified.resolve(false, true), Ok(vec![(Family::V6, None)]));
+        assert_eq!(Bind::Any(Family::V6).resolve(true, false), Err(Family::V6));
+        assert_eq!(Bind::Any(Family::V6).resolve(true, true), Ok(vec![(Family::V6, None)]));
         let a: IpAddr = "2001:db8::1".parse().unwrap();
-        assert_eq!(Bind::Addr(a).resolve(false), None);
-        assert_eq!(Bind::Any(Family::V4).resolve(true), Some(vec![(Family::V4, None)]));
+        assert_eq!(Bind::Addr(a).resolve(true, false), Err(Family::V6));
+        assert_eq!(Bind::Any(Family::V4).resolve(true, true), Ok(vec![(Family::V4, None)]));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(Bind::Addr(a).resolve(false, true), Err(Family::V4));
+        assert_eq!(Bind::Any(Family::V4).resolve(false, true), Err(Family::V4));
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn netns_ref(t: &NetnsTarget) -> wire::NetnsRef {
 fn network(n: &FirewallNetwork) -> wire::FirewallNetwork {
     wire::FirewallNetwork {
         bridge: n.bridge.to_string(),
-        subnet: n.subnet.to_string(),
+        subnet: n.subnet.map(|s| s.to_string()).unwrap_or_default(),
         subnet6: n.subnet6.map(|s| s.to_string()).unwrap_or_default(),
         internal: n.internal,
         icc: n.icc,
@@ -96,7 +96,7 @@ fn guard(g: &FirewallGuard) -> wire::FirewallGuard {
     wire::FirewallGuard {
         link: g.link.to_string(),
         mac: g.mac.0.to_vec(),
-        ip: g.ip.to_string(),
+        ip: g.ip.map(|a| a.to_string()).unwrap_or_default(),
         ip6: g.ip6.map(|a| a.to_string()).unwrap_or_default(),
         owner: g.owner.to_string(),
     }
@@ -148,7 +148,7 @@ impl Executor for GrpcExecutor {
     async fn ensure_bridge(&self, b: &BridgeArgs) -> Result<()> {
         let req = wire::EnsureBridgeRequest {
             name: b.name.to_string(),
-            address: b.address.map(|a| format!("{a}/{}", b.prefix)).unwrap_or_default(),
+            address: b.address.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default(),
             address6: b.address6.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default(),
             mtu: b.mtu,
             owner: b.owner.to_string(),
@@ -188,7 +188,7 @@ impl Executor for GrpcExecutor {
             host_ifname: e.host_ifname.to_string(),
             ifname: e.ifname.clone(),
             bridge: e.bridge.to_string(),
-            address: format!("{}/{}", e.address, e.prefix),
+            address: e.address.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default(),
             gateway: e.gateway.map(|g| g.to_string()).unwrap_or_default(),
             address6: e.address6.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default(),
             gateway6: e.gateway6.map(|g| g.to_string()).unwrap_or_default(),

@@ -29,10 +29,11 @@ pub struct EndpointArgs {
     pub host_ifname: LinkName,
     pub ifname: String,
     pub bridge: LinkName,
-    pub address: Ipv4Addr,
-    pub prefix: u8,
+    /// The IPv4 address and its prefix length; None on an IPv6-only network.
+    pub address: Option<(Ipv4Addr, u8)>,
     pub gateway: Option<Ipv4Addr>,
-    /// On a dual-stack network: the address and its prefix length.
+    /// On a dual-stack or IPv6-only network: the address and its prefix
+    /// length.
     pub address6: Option<(Ipv6Addr, u8)>,
     pub gateway6: Option<Ipv6Addr>,
     pub mac: Mac,
@@ -45,10 +46,9 @@ pub struct EndpointArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeArgs {
     pub name: LinkName,
-    /// None when the network's IPv4 is isolated: the bridge has no IPv4
-    /// address.
-    pub address: Option<Ipv4Addr>,
-    pub prefix: u8,
+    /// The IPv4 gateway address and prefix length; None when the network's
+    /// IPv4 is isolated or absent: the bridge has no IPv4 address.
+    pub address: Option<(Ipv4Addr, u8)>,
     /// On a dual-stack network whose IPv6 is not isolated: the IPv6
     /// gateway address and prefix length.
     pub address6: Option<(Ipv6Addr, u8)>,
@@ -176,8 +176,9 @@ pub struct HostRoutes {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FirewallNetwork {
     pub bridge: LinkName,
-    pub subnet: Subnet,
-    /// A dual-stack network's IPv6 subnet.
+    /// None on an IPv6-only network.
+    pub subnet: Option<Subnet>,
+    /// A dual-stack or IPv6-only network's IPv6 subnet.
     pub subnet6: Option<Subnet6>,
     pub internal: bool,
     pub icc: bool,
@@ -206,8 +207,9 @@ pub struct FirewallPort {
 pub struct FirewallGuard {
     pub link: LinkName,
     pub mac: Mac,
-    pub ip: Ipv4Addr,
-    /// On a dual-stack network.
+    /// None on an IPv6-only network.
+    pub ip: Option<Ipv4Addr>,
+    /// On a dual-stack or IPv6-only network.
     pub ip6: Option<Ipv6Addr>,
     pub owner: Owner,
 }

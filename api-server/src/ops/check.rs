@@ -70,9 +70,9 @@ fn host_end(
 /// What is wrong with an endpoint inside the sandbox.
 fn inside(ep: &Endpoint, net: &NetworkRecord, seen: &NetnsView) -> Vec<String> {
     let mut diffs = Vec::new();
-    let mut want = vec![format!("{}/{}", ep.address, net.subnet.prefix)];
-    let v6 = ep.address6.zip(net.ipv6);
-    want.extend(v6.map(|(a, n)| format!("{a}/{}", n.subnet.prefix)));
+    let v4 = ep.address.zip(net.ipv4).map(|(a, n)| format!("{a}/{}", n.subnet.prefix));
+    let v6 = ep.address6.zip(net.ipv6).map(|(a, n)| format!("{a}/{}", n.subnet.prefix));
+    let want: Vec<String> = v4.into_iter().chain(v6).collect();
     match seen.interfaces.iter().find(|i| i.name == ep.ifname) {
         None => diffs.push(format!("{}: missing inside the sandbox", ep.ifname)),
         Some(i) => {
@@ -85,9 +85,9 @@ fn inside(ep: &Endpoint, net: &NetworkRecord, seen: &NetnsView) -> Vec<String> {
         }
     }
     let gw = super::sandbox::default_gateway(ep, net);
-    if gw.is_some() && seen.default_gateway != gw {
+    if let Some(expected) = gw.filter(|g| seen.default_gateway != Some(*g)) {
         let via = seen.default_gateway.map(|g| g.to_string()).unwrap_or_default();
-        diffs.push(format!("default route: via {via:?}, expected {}", net.gateway));
+        diffs.push(format!("default route: via {via:?}, expected {expected}"));
     }
     let gw6 = super::sandbox::default_gateway6(ep, net);
     if gw6.is_some() && seen.default_gateway6 != gw6 {

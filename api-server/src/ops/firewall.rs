@@ -12,7 +12,7 @@ use crate::state::State;
 pub fn network(n: &NetworkRecord) -> FirewallNetwork {
     FirewallNetwork {
         bridge: n.bridge.clone(),
-        subnet: n.subnet,
+        subnet: n.ipv4.map(|a| a.subnet),
         subnet6: n.ipv6.map(|a| a.subnet),
         internal: n.internal,
         icc: n.icc,
@@ -23,9 +23,9 @@ pub fn network(n: &NetworkRecord) -> FirewallNetwork {
 
 pub fn ports_of(rec: &SandboxRecord, ep: &Endpoint) -> Vec<FirewallPort> {
     let port = |p: &crate::model::PublishedPort| {
+        // Each family is granted only on an interface that has it.
         let target_ip = match p.family {
-            Family::V4 => IpAddr::V4(ep.address),
-            // Granted only on an interface that has one.
+            Family::V4 => IpAddr::V4(ep.address?),
             Family::V6 => IpAddr::V6(ep.address6?),
         };
         Some(FirewallPort {

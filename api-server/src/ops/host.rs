@@ -104,7 +104,7 @@ impl Ops {
         let own = own_bridges(st);
         let free = |s: &Subnet| {
             host_conflict(host, &Range::V4(*s), &own).is_none()
-                && !st.networks.values().any(|n| n.subnet.overlaps(s))
+                && !st.networks.values().any(|n| n.overlaps4(s))
         };
         let chosen = DEFAULT_POOL
             .map(|b| Subnet { base: Ipv4Addr::new(172, b, 0, 0), prefix: 16 })

@@ -4,7 +4,7 @@ use super::host::{host_conflict, own_bridges, Range};
 use super::tenancy;
 use super::Ops;
 use crate::domain::ipv6::ula_prefix;
-use crate::domain::network::{Ipv6Ask, NetworkSpec, DEFAULT_MTU};
+use crate::domain::network::{Addressing, Ipv4Ask, Ipv6Ask, NetworkSpec, DEFAULT_MTU};
 use crate::domain::sandbox::DEFAULT_NETWORK;
 use crate::domain::{
     Addressing6, GatewayMode, LinkName, Name, NetworkId, Ref, StoreId, Subnet, Subnet6,
@@ -22,8 +22,10 @@ use crate::store::Change;
 pub fn bridge_args(n: &NetworkRecord, store: &StoreId, adopt_untagged: bool) -> BridgeArgs {
     BridgeArgs {
         name: n.bridge.clone(),
-        address: (n.mode4 != GatewayMode::Isolated).then_some(n.gateway),
-        prefix: n.subnet.prefix,
+        address: n
+            .ipv4
+            .filter(|_| n.mode4 != GatewayMode::Isolated)
+            .map(|a| (a.gateway, a.subnet.prefix)),
         address6: n
             .ipv6
             .filter(|_| n.mode6 != GatewayMode::Isolated)
@@ -41,7 +43,7 @@ fn check_conflicts(
     caller: &Caller,
     name: &Name,
     bridge: &LinkName,
-    subnet: &Subnet,
+    subnet: Option<&Subnet>,
     subnet6: Option<&Subnet6>,
 ) -> Result<()> {
     for n in st.networks.values() {
@@ -60,9 +62,9 @@ fn check_conflicts(
             let why = format!("bridge_name: bridge {bridge} is used by {shown}");
             return Err(Error::AlreadyExists(why));
         }
-        if n.subnet.overlaps(subnet) {
+        if let Some(s) = subnet.filter(|s| n.overlaps4(s)) {
             return Err(Error::Conflict(format!(
-                "subnet: {subnet} overlaps {shown}; choose a range that does not"
+                "subnet: {s} overlaps {shown}; choose a range that does not"
             )));
         }
         let theirs = n.ipv6.map(|a| a.subnet);
@@ -121,25 +123,21 @@ impl Ops {
             let bridge =
                 spec.bridge_name.clone().unwrap_or_else(|| LinkName::for_network(prefix, &id));
             tenancy::check_network(caller, &st, &spec)?;
-            let addressing = match spec.addressing {
-                Some(a) => a,
-                None => tenancy::pick_subnet(caller, &st, &host)?,
+            let ipv4 = match spec.ipv4 {
+                Ipv4Ask::Given(a) => Some(a),
+                Ipv4Ask::Pool => Some(tenancy::pick_subnet(caller, &st, &host)?),
+                Ipv4Ask::Off => None,
             };
             let ipv6 = match spec.ipv6 {
                 None => None,
                 Some(Ipv6Ask::Given(a)) => Some(a),
                 Some(Ipv6Ask::Ula) => Some(pick_ula(&st, &host, self.store.id())?),
             };
-            let subnet6 = ipv6.map(|a| a.subnet);
-            check_conflicts(
-                &st,
-                caller,
-                &spec.name,
-                &bridge,
-                &addressing.subnet,
-                subnet6.as_ref(),
-            )?;
-            self.check_host(&st, &host, "subnet", &Range::V4(addressing.subnet))?;
+            let (subnet, subnet6) = (ipv4.map(|a| a.subnet), ipv6.map(|a| a.subnet));
+            check_conflicts(&st, caller, &spec.name, &bridge, subnet.as_ref(), subnet6.as_ref())?;
+            if let Some(s) = subnet {
+                self.check_host(&st, &host, "subnet", &Range::V4(s))?;
+            }
             if let Some(s6) = subnet6 {
                 self.check_host(&st, &host, "ipv6_subnet", &Range::V6(s6))?;
             }
@@ -147,8 +145,7 @@ impl Ops {
                 id,
                 name: spec.name,
                 tenant: caller.tenant.clone(),
-                subnet: addressing.subnet,
-                gateway: addressing.gateway,
+                ipv4,
                 ipv6,
                 bridge,
                 mtu: spec.mtu,
@@ -248,13 +245,12 @@ impl Ops {
         let subnet = self.default_subnet(&st, &host)?;
         let name = Name::parse("name", DEFAULT_NETWORK)?;
         let bridge = &self.settings.default_bridge;
-        check_conflicts(&st, &Caller::admin(), &name, bridge, &subnet, None)?;
+        check_conflicts(&st, &Caller::admin(), &name, bridge, Some(&subnet), None)?;
         let rec = NetworkRecord {
             id: fresh_network_id(&st),
             name,
             tenant: crate::policy::ADMIN.into(),
-            subnet,
-            gateway: std::net::Ipv4Addr::from(subnet.hosts().0),
+            ipv4: Some(Addressing::of(subnet)),
             ipv6: None,
             bridge: self.settings.default_bridge.clone(),
             mtu: DEFAULT_MTU,
@@ -276,8 +272,9 @@ impl Ops {
         let Some(n) = st.networks.values().find(|n| n.is_default) else {
             return false;
         };
-        if let Some(flag) = self.settings.default_subnet.filter(|f| *f != n.subnet) {
-            tracing::warn!(stored = %n.subnet, %flag,
+        let stored = n.ipv4.map(|a| a.subnet);
+        if let Some(flag) = self.settings.default_subnet.filter(|f| Some(*f) != stored) {
+            tracing::warn!(?stored, %flag,
                 "the default network keeps its stored subnet; delete the state to change it");
         }
         true

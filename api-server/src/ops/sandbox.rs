@@ -398,8 +398,9 @@ fn ask(spec: &SandboxSpec) -> tenancy::SandboxAsk<'_> {
 
 /// The gateway modes of the families an endpoint has.
 fn families(st: &State, ep: &Endpoint) -> ports::Families {
-    let v4 = ports::Families { v4: crate::domain::GatewayMode::Nat, v6: None };
-    st.networks.get(&ep.network_id).map_or(v4, |n| ports::Families::of(n, ep.address6.is_some()))
+    let nat = crate::domain::GatewayMode::Nat;
+    let v4 = ports::Families { v4: Some(nat), v6: None };
+    st.networks.get(&ep.network_id).map_or(v4, |n| ports::Families::of(n, ep))
 }
 
 /// The first endpoint on a network with a way in (not internal).
@@ -420,8 +421,7 @@ pub(super) fn endpoint_args(
         host_ifname: ep.host_ifname.clone(),
         ifname: ep.ifname.clone(),
         bridge: net.bridge.clone(),
-        address: ep.address,
-        prefix: net.subnet.prefix,
+        address: ep.address.zip(net.ipv4.map(|a| a.subnet.prefix)),
         gateway: default_gateway(ep, net),
         address6: ep.address6.zip(net.ipv6.map(|a| a.subnet.prefix)),
         gateway6: default_gateway6(ep, net),
@@ -434,14 +434,15 @@ pub(super) fn endpoint_args(
         // A derived MAC comes back with its address, so neighbours' caches
         // stay right; only an explicit one needs announcing (a broadcast
         // every sandbox on the bridge receives).
-        announce: ep.mac != Mac::from_ipv4(ep.address),
+        announce: ep.address.is_some() && !ep.mac.is_derived_from(ep.address),
     }
 }
 
 /// The endpoint's IPv4 default route, if it carries one: an isolated
 /// family has no gateway.
 pub(super) fn default_gateway(ep: &Endpoint, net: &NetworkRecord) -> Option<std::net::Ipv4Addr> {
-    (ep.default_route && net.mode4 != GatewayMode::Isolated).then_some(net.gateway)
+    let open = ep.default_route && net.mode4 != GatewayMode::Isolated;
+    net.ipv4.filter(|_| open).map(|a| a.gateway)
 }
 
 pub(super) fn default_gateway6(ep: &Endpoint, net: &NetworkRecord) -> Option<std::net::Ipv6Addr> {
@@ -545,10 +546,21 @@ fn new_endpoint(
             (0..=MAX_INTERFACES).map(|i| format!("eth{i}")).find(|n| !taken(n)).ok_or_else(full)?
         }
     };
-    // An automatic address whose derived MAC an explicit MAC already holds
-    // is passed over, or one squatted MAC would block the whole network.
-    let squatted = |a| mac.is_none() && st.mac_taken(&net.id, Mac::from_ipv4(a));
-    let address = st.allocate(net, attach.address, field, squatted)?;
+    st.check_bridge_room(net)?;
+    let address = match (net.ipv4, attach.address) {
+        (None, Some(_)) => {
+            let why = format!("network {} is IPv6-only; omit the IPv4 address", net.name);
+            return Err(Error::invalid(field, why));
+        }
+        (None, None) => None,
+        (Some(a4), want) => {
+            // An automatic address whose derived MAC an explicit MAC already
+            // holds is passed over, or one squatted MAC would block the
+            // whole network.
+            let squatted = |a| mac.is_none() && st.mac_taken(&net.id, Mac::from_ipv4(a));
+            Some(st.allocate(net, &a4, want, field, squatted)?)
+        }
+    };
     let field6 = field.replace("ipv4_address", "ipv6_address");
     let address6 = match (net.ipv6, attach.address6) {
         (None, Some(_)) => {
@@ -558,7 +570,14 @@ fn new_endpoint(
         (None, None) => None,
         (Some(a6), want) => Some(st.allocate6(net, &a6, want, &field6)?),
     };
-    let mac = mac.unwrap_or_else(|| Mac::from_ipv4(address));
+    let mac = match (mac, address) {
+        (Some(m), _) => m,
+        (None, Some(a)) => Mac::from_ipv4(a),
+        // 2^46 MACs: a repeat is rare, and bounded by the bridge's ports.
+        (None, None) => std::iter::repeat_with(Mac::random_local)
+            .find(|m| !st.mac_taken(&net.id, *m))
+            .unwrap_or_else(Mac::random_local),
+    };
     if st.mac_taken(&net.id, mac) {
         let why = format!("mac_address: {mac} is already in use on network {}", net.name);
         return Err(Error::AlreadyExists(why));

@@ -2,7 +2,7 @@
 //! lock together with the decision it guards (so two requests never both
 //! take the last unit of a quota). The admin (no rules) passes every check.
 use super::host::{host_conflict, own_bridges, Range};
-use crate::domain::network::{Addressing, Ipv6Ask, NetworkSpec, DEFAULT_MTU};
+use crate::domain::network::{Addressing, Ipv4Ask, Ipv6Ask, NetworkSpec, DEFAULT_MTU};
 use crate::domain::ports::{Bind, HostPort, PortRequest};
 use crate::domain::Subnet;
 use crate::error::{Error, Result};
@@ -62,7 +62,7 @@ pub fn check_network(caller: &Caller, st: &State, spec: &NetworkSpec) -> Result<
     if spec.mtu > DEFAULT_MTU && !r.allow.mtu_above_host {
         return Err(denied(t, "mtu_above_host", "set an MTU above the host's 1500"));
     }
-    if let Some(a) = spec.addressing {
+    if let Ipv4Ask::Given(a) = spec.ipv4 {
         let inside = |range: &Subnet| range.prefix <= a.subnet.prefix && range.overlaps(&a.subnet);
         if !r.subnets.iter().any(inside) {
             return Err(Error::Denied(format!(
@@ -104,7 +104,7 @@ pub fn pick_subnet(caller: &Caller, st: &State, host: &HostRoutes) -> Result<Add
         .filter_map(|i| u32::try_from(base + i * step).ok())
         .map(|b| Subnet { base: b.into(), prefix: r.pool_prefix })
         .find(|s| {
-            !st.networks.values().any(|n| n.subnet.overlaps(s))
+            !st.networks.values().any(|n| n.overlaps4(s))
                 && host_conflict(host, &Range::V4(*s), &own).is_none()
         })
         .map(Addressing::of)

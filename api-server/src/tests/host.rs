@@ -76,7 +76,7 @@ async fn without_a_flag_the_default_network_takes_the_first_free_pool_subnet() {
     let env = Env::with_settings(Settings { default_subnet: None, ..settings() }, taken).await;
     let st = env.ops.lock().await;
     let default = st.networks.values().find(|n| n.is_default).unwrap();
-    assert_eq!(default.subnet.to_string(), "172.18.0.0/16");
+    assert_eq!(default.ipv4.unwrap().subnet.to_string(), "172.18.0.0/16");
 }
 
 #[tokio::test]

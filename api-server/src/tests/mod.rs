@@ -118,6 +118,28 @@ impl Env {
             subnet: subnet.into(),
             ..Default::default()
         };
+        self.network_from(req).await
+    }
+
+    /// A network without IPv4.
+    pub async fn ipv6_only(
+        &self,
+        name: &str,
+        subnet6: &str,
+    ) -> Result<crate::model::NetworkRecord> {
+        let req = pb::CreateNetworkRequest {
+            name: name.into(),
+            ipv6_subnet: Some(subnet6.into()),
+            enable_ipv4: Some(false),
+            ..Default::default()
+        };
+        self.network_from(req).await
+    }
+
+    pub async fn network_from(
+        &self,
+        req: pb::CreateNetworkRequest,
+    ) -> Result<crate::model::NetworkRecord> {
         let spec = NetworkSpec::parse(&req, PREFIX)?;
         self.ops.spawn(|ops| async move { ops.create_network(&Caller::admin(), spec).await }).await
     }
@@ -252,11 +274,10 @@ pub fn no_duplicates(st: &crate::state::State) {
     let mut ports: Vec<&crate::model::PublishedPort> = Vec::new();
     for s in st.sandboxes.values() {
         for e in &s.endpoints {
-            assert!(
-                addrs.insert((e.network_id.clone(), e.address)),
-                "address {} held twice",
-                e.address
-            );
+            let ips = [e.address.map(std::net::IpAddr::V4), e.address6.map(std::net::IpAddr::V6)];
+            for a in ips.into_iter().flatten() {
+                assert!(addrs.insert((e.network_id.clone(), a)), "address {a} held twice");
+            }
             assert!(macs.insert((e.network_id.clone(), e.mac)), "MAC {} held twice", e.mac);
             for p in &e.ports {
                 let clash =

@@ -15,11 +15,17 @@ use crate::fake::Fault;
 
 #[derive(Debug, Clone)]
 enum Action {
-    Create { name: u8, ports: bool },
+    Create {
+        name: u8,
+        ports: bool,
+    },
     Delete(u8),
     Connect(u8),
     Disconnect(u8),
-    CreateNetwork,
+    /// n2, IPv4-only or IPv6-only.
+    CreateNetwork {
+        ipv6_only: bool,
+    },
     DeleteNetwork,
     Reconcile,
     Restart,
@@ -42,7 +48,7 @@ fn action() -> impl Strategy<Value = Action> {
         3 => (0..6u8).prop_map(Action::Delete),
         2 => (0..6u8).prop_map(Action::Connect),
         2 => (0..6u8).prop_map(Action::Disconnect),
-        1 => Just(Action::CreateNetwork),
+        1 => any::<bool>().prop_map(|ipv6_only| Action::CreateNetwork { ipv6_only }),
         1 => Just(Action::DeleteNetwork),
         1 => Just(Action::Reconcile),
         1 => Just(Action::Restart),
@@ -81,7 +87,12 @@ async fn act(env: &Env, a: &Action, direct: bool) {
         Action::Delete(n) => env.delete(&sb(n)).await,
         Action::Connect(n) => env.connect(&sb(n), "n2", &["90"]).await.map(drop),
         Action::Disconnect(n) => env.disconnect(&sb(n), "n2").await.map(drop),
-        Action::CreateNetwork => env.network("n2", "198.19.2.0/24").await.map(drop),
+        Action::CreateNetwork { ipv6_only: false } => {
+            env.network("n2", "198.19.2.0/24").await.map(drop)
+        }
+        Action::CreateNetwork { ipv6_only: true } => {
+            env.ipv6_only("n2", "2001:db8:2::/64").await.map(drop)
+        }
         Action::DeleteNetwork => env.delete_network("n2").await,
         Action::Reconcile => env.ops.reconcile().await,
         Action::Restart => Ok(()),

@@ -1,5 +1,6 @@
 //! What each operation does, and refuses, against the fake kernel.
 use super::*;
+use crate::domain::GatewayMode;
 use crate::error::Error;
 use crate::executor::{HostListener, NetnsTarget};
 use crate::fake::{Fault, Op};
@@ -43,7 +44,7 @@ async fn bridge_create_makes_namespace_endpoint_and_ports() {
     let k = env.fake.kernel();
     let ep = k.endpoints.values().next().expect("one endpoint");
     assert_eq!(
-        (ep.address.to_string(), ep.gateway.map(|g| g.to_string())),
+        (ep.address.unwrap().0.to_string(), ep.gateway.map(|g| g.to_string())),
         ("198.18.0.2".into(), Some("198.18.0.1".into()))
     );
     assert_eq!(ep.netns, NetnsTarget::Owned(rec.id.clone()));
@@ -57,12 +58,12 @@ async fn addresses_are_lowest_free_and_reused_after_delete() {
     let a = env.bridge("a", &[]).await.unwrap();
     let b = env.bridge("b", &[]).await.unwrap();
     assert_eq!(
-        (a.endpoints[0].address.to_string(), b.endpoints[0].address.to_string()),
+        (a.endpoints[0].address.unwrap().to_string(), b.endpoints[0].address.unwrap().to_string()),
         ("198.18.0.2".into(), "198.18.0.3".into())
     );
     env.delete("a").await.unwrap();
     let c = env.bridge("c", &[]).await.unwrap();
-    assert_eq!(c.endpoints[0].address.to_string(), "198.18.0.2");
+    assert_eq!(c.endpoints[0].address.unwrap().to_string(), "198.18.0.2");
     env.agree().await;
 }
 
@@ -207,9 +208,9 @@ async fn a_mac_squat_does_not_block_automatic_creates() {
     };
     env.sandbox(squat).await.unwrap();
     let next = env.bridge("a", &[]).await.unwrap();
-    assert_eq!(next.endpoints[0].address.to_string(), "198.18.0.4");
+    assert_eq!(next.endpoints[0].address.unwrap().to_string(), "198.18.0.4");
     let after = env.bridge("b", &[]).await.unwrap();
-    assert_eq!(after.endpoints[0].address.to_string(), "198.18.0.5");
+    assert_eq!(after.endpoints[0].address.unwrap().to_string(), "198.18.0.5");
     env.agree().await;
 }
 
@@ -296,7 +297,9 @@ async fn connect_adds_an_interface_and_disconnect_removes_it() {
     env.bridge("web", &[]).await.unwrap();
     let rec = env.connect("web", "n2", &["9090:90"]).await.unwrap();
     let eth1 = rec.endpoints.iter().find(|e| e.ifname == "eth1").expect("eth1");
-    assert!(eth1.attached && !eth1.default_route && eth1.address.to_string() == "198.19.2.2");
+    assert!(
+        eth1.attached && !eth1.default_route && eth1.address.unwrap().to_string() == "198.19.2.2"
+    );
     assert!(env.fake.kernel().fw_ports.iter().any(|p| p.host_port == 9090));
     env.agree().await;
     let rec = env.disconnect("web", "n2").await.unwrap();
@@ -660,4 +663,83 @@ async fn ipv6_ipam_stores_a_64_as_it_stores_a_120() {
     let [(net64, sb64), (net120, sb120)] = stored[..] else { unreachable!() };
     assert_eq!(sb64, sb120, "100 sandboxes' records");
     assert_eq!(net120 - net64, 1, "the network record: \"120\" against \"64\"");
+}
+
+/// An IPv6-only network: no IPv4 on its bridge, its interfaces or its
+/// firewall elements; random, locally administered MACs; ports on IPv6
+/// only; every IPv4 ask refused with nothing changed; all of it kept
+/// across a restart.
+#[tokio::test]
+async fn ipv6_only_networks_have_no_ipv4_and_random_local_macs() {
+    let env = Env::new().await;
+    let net = env.ipv6_only("v6", "2001:db8:7::/64").await.unwrap();
+    assert_eq!((net.ipv4, net.mode4), (None, GatewayMode::Isolated));
+    let on = |ipv4: Option<&str>| {
+        let attach = pb::NetworkAttachment {
+            network: "v6".into(),
+            ipv4_address: ipv4.map(str::to_string),
+            ..Default::default()
+        };
+        mode(pb::create_sandbox_request::Mode::Bridge(pb::BridgeMode { networks: vec![attach] }))
+    };
+    let a = env.sandbox(pb::CreateSandboxRequest { publish: vec!["8080:80".into()], ..on(None) });
+    let (a, b) = (a.await.unwrap(), env.sandbox(on(None)).await.unwrap());
+    let (ea, eb) = (&a.endpoints[0], &b.endpoints[0]);
+    assert_eq!((ea.address, ea.address6), (None, Some("2001:db8:7::2".parse().unwrap())));
+    for m in [ea.mac.0, eb.mac.0] {
+        assert_eq!(m[0] & 3, 2, "unicast, locally administered: {m:?}");
+    }
+    assert_ne!(ea.mac, eb.mac);
+    let families: Vec<_> = ea.ports.iter().map(|p| p.family).collect();
+    assert_eq!(families, vec![crate::domain::ports::Family::V6], "published on IPv6 only");
+    let k = env.fake.kernel();
+    let br = &k.bridges[net.bridge.as_str()];
+    assert_eq!((br.address, br.address6.is_some()), (None, true));
+    let ep = &k.endpoints[ea.host_ifname.as_str()];
+    assert_eq!((ep.address, ep.gateway, ep.announce), (None, None, false));
+    assert_eq!(ep.gateway6, Some("2001:db8:7::1".parse().unwrap()));
+    let fw = k.fw_networks.iter().find(|n| n.bridge == net.bridge).unwrap();
+    assert_eq!((fw.subnet, fw.mode4), (None, GatewayMode::Isolated));
+    assert!(k.fw_ports.iter().all(|p| p.target_ip.is_ipv6()));
+
+    let e = refused_without_change(&env, env.sandbox(on(Some("198.18.0.9"))).await).await;
+    assert!(e.to_string().starts_with("bridge.networks[0].ipv4_address: network v6 is IPv6-only"));
+    let v4_port = pb::CreateSandboxRequest { publish: vec!["0.0.0.0:8081:80".into()], ..on(None) };
+    let e = refused_without_change(&env, env.sandbox(v4_port).await).await;
+    assert!(e.to_string().contains("an IPv4 host address") && e.to_string().contains("IPv6-only"));
+    let env = env.restart().await;
+    let st = env.ops.lock().await;
+    assert_eq!(st.networks[&net.id].ipv4, None, "stored without IPv4");
+    assert_eq!(st.sandboxes[&a.id].endpoints[0].address, None);
+    drop(st);
+    env.agree().await;
+}
+
+/// Records written before IPv6-only networks (top-level subnet and
+/// gateway, an address on every interface) read as they always did.
+#[test]
+fn network_records_keep_their_stored_shape() {
+    let old = r#"{"id":"00000000000000a1","name":"n",
+        "subnet":{"base":"198.18.0.0","prefix":24},"gateway":"198.18.0.1",
+        "bridge":"ct-n","mtu":1500,"internal":false,"icc":true,
+        "labels":{},"created_at":0,"is_default":false,"phase":"Ready"}"#;
+    let rec: crate::model::NetworkRecord = serde_json::from_str(old).unwrap();
+    let a = rec.ipv4.expect("the IPv4 side");
+    assert_eq!(
+        (a.subnet.to_string(), a.gateway.to_string()),
+        ("198.18.0.0/24".into(), "198.18.0.1".into())
+    );
+    let again = serde_json::to_value(&rec).unwrap();
+    assert_eq!(again["subnet"]["prefix"], 24, "written back as it was read");
+    assert_eq!(again["gateway"], "198.18.0.1");
+    // A damaged IPv4 side is an error, never an IPv6-only network.
+    let bad = old.replace("\"198.18.0.1\"", "\"x\"");
+    assert!(serde_json::from_str::<crate::model::NetworkRecord>(&bad).is_err());
+    let half = old.replace(",\"gateway\":\"198.18.0.1\"", "");
+    assert_ne!(half, old);
+    assert!(serde_json::from_str::<crate::model::NetworkRecord>(&half).is_err());
+    let v6_only = serde_json::to_value(crate::model::NetworkRecord { ipv4: None, ..rec }).unwrap();
+    assert!(v6_only.get("subnet").is_none() && v6_only.get("gateway").is_none());
+    let back: crate::model::NetworkRecord = serde_json::from_value(v6_only).unwrap();
+    assert_eq!(back.ipv4, None);
 }

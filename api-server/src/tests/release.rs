@@ -63,7 +63,7 @@ async fn a_create_naming_a_releasing_address_waits_for_the_release() {
         env.fake.release();
     });
     let b = b.expect("the address came free within the wait");
-    assert_eq!(b.endpoints[0].address.to_string(), "198.18.0.9");
+    assert_eq!(b.endpoints[0].address.unwrap().to_string(), "198.18.0.9");
     env.agree().await;
 }
 

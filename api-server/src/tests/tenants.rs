@@ -71,7 +71,7 @@ async fn another_tenants_resources_are_not_found_and_unchanged() {
     let env = Env::new().await;
     let (a, b, admin) = (caller(1001), caller(1002), Caller::admin());
     let an = net(&env, &a, "net").await.unwrap();
-    assert_eq!(an.subnet.to_string(), "198.19.0.0/24", "from alpha's pool");
+    assert_eq!(an.ipv4.unwrap().subnet.to_string(), "198.19.0.0/24", "from alpha's pool");
     let web = sandbox(&env, &a, on("web", "net", &["30001:80"])).await.unwrap();
     net(&env, &b, "net").await.expect("names are per tenant");
     let before = env.fake.kernel();

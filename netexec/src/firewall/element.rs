@@ -94,9 +94,8 @@ pub fn of_network(n: &FwNetwork) -> Vec<Element> {
     if n.internal {
         out.push(Element::new("internal", vec![b()]));
     } else {
-        if n.mode4 == GatewayMode::Nat {
-            out.push(Element::new("masq_subnets", vec![Part::Net(n.subnet)]));
-        }
+        let nat4 = n.subnet.filter(|_| n.mode4 == GatewayMode::Nat);
+        out.extend(nat4.map(|s| Element::new("masq_subnets", vec![Part::Net(s)])));
         let nat6 = n.subnet6.filter(|_| n.mode6 == GatewayMode::Nat);
         out.extend(nat6.map(|s| Element::new("masq_subnets6", vec![Part::Net6(s)])));
     }
@@ -166,10 +165,10 @@ pub fn link_local(mac: [u8; 6]) -> Ipv6Addr {
 pub fn of_guard(g: &FwGuard) -> Vec<Element> {
     let link = || Part::Name(g.link.as_str().to_string());
     let tag = g.owner.tag();
-    let mut out = vec![
-        Element::new("guarded", vec![link()]).tagged(tag),
-        Element::new("guards", vec![link(), Part::Mac(g.mac), Part::Ip(g.ip)]).tagged(tag),
-    ];
+    let mut out = vec![Element::new("guarded", vec![link()]).tagged(tag)];
+    if let Some(a) = g.ip {
+        out.push(Element::new("guards", vec![link(), Part::Mac(g.mac), Part::Ip(a)]).tagged(tag));
+    }
     for a in g.ip6.into_iter().flat_map(|a| [a, link_local(g.mac)]) {
         out.push(Element::new("guards6", vec![link(), Part::Mac(g.mac), Part::Ip6(a)]).tagged(tag));
     }

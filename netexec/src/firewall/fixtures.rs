@@ -9,7 +9,7 @@ use crate::checks::{Addr6Prefix, AddrPrefix, OwnedLinkName, Owner};
 pub fn net(bridge: &str, subnet: &str, internal: bool, icc: bool) -> FwNetwork {
     FwNetwork {
         bridge: OwnedLinkName::parse("b", bridge, "ct").unwrap(),
-        subnet: AddrPrefix::parse_subnet("s", subnet).unwrap(),
+        subnet: Some(AddrPrefix::parse_subnet("s", subnet).unwrap()),
         subnet6: None,
         internal,
         icc,
@@ -21,6 +21,16 @@ pub fn net(bridge: &str, subnet: &str, internal: bool, icc: bool) -> FwNetwork {
 /// A dual-stack network with one gateway mode on both families.
 pub fn moded(bridge: &str, subnet: &str, subnet6: &str, mode: GatewayMode) -> FwNetwork {
     FwNetwork { mode4: mode, mode6: mode, ..dual(bridge, subnet, subnet6) }
+}
+
+/// An IPv6-only network: no IPv4 subnet, IPv4 isolated.
+pub fn v6_only(bridge: &str, subnet6: &str) -> FwNetwork {
+    let n = FwNetwork {
+        subnet: None,
+        mode4: GatewayMode::Isolated,
+        ..net(bridge, "198.18.0.0/16", false, true)
+    };
+    FwNetwork { subnet6: Addr6Prefix::parse_subnet_opt("s", subnet6).unwrap(), ..n }
 }
 
 /// A routed port: the container port opened on the sandbox's address.
@@ -57,15 +67,15 @@ pub fn guard(link: &str, mac: &str, ip: &str) -> FwGuard {
     FwGuard {
         link: OwnedLinkName::parse("l", link, "ct").unwrap(),
         mac: mac.try_into().unwrap(),
-        ip: ip.parse().unwrap(),
+        ip: Some(ip.parse().unwrap()),
         ip6: None,
         owner: Owner::parse("o", "sb:00000000000000a1").unwrap(),
     }
 }
 
-/// Six networks (default, no icc, internal, dual stack, routed and
-/// isolated dual stack), nine ports of every kind and family (two routed)
-/// and two guards (IPv4, dual stack): every set and map of the table gets
+/// Seven networks (default, no icc, internal, dual stack, routed and
+/// isolated dual stack, IPv6-only), ten ports of every kind and family
+/// (two routed) and three guards (IPv4, dual stack, IPv6-only): every set and map of the table gets
 /// an element.
 pub fn sample() -> FwState {
     FwState {
@@ -76,6 +86,7 @@ pub fn sample() -> FwState {
             dual("ct-dual", "198.19.3.0/24", "2001:db8:3::/64"),
             moded("ct-routed", "198.19.4.0/24", "2001:db8:4::/64", GatewayMode::Routed),
             moded("ct-isolated", "198.19.5.0/24", "2001:db8:5::/64", GatewayMode::Isolated),
+            v6_only("ct-v6only", "2001:db8:6::/64"),
         ],
         ports: vec![
             port(Proto::Tcp, None, 8080, "198.18.0.2", 80),
@@ -85,6 +96,7 @@ pub fn sample() -> FwState {
             port(Proto::Tcp, Some("192.0.2.10"), 443, "198.19.1.2", 8443),
             port(Proto::Tcp, None, 8080, "2001:db8:3::2", 80),
             port(Proto::Udp, Some("2001:db8:ff::1"), 5353, "2001:db8:3::2", 53),
+            port(Proto::Tcp, None, 8082, "2001:db8:6::2", 80),
             routed(Proto::Tcp, "198.19.4.2", 80),
             routed(Proto::Tcp, "2001:db8:4::2", 80),
         ],
@@ -93,6 +105,11 @@ pub fn sample() -> FwState {
             FwGuard {
                 ip6: Some("2001:db8:3::2".parse().unwrap()),
                 ..guard("ct-a1b2c3d4e1", "02:42:c6:13:03:02", "198.19.3.2")
+            },
+            FwGuard {
+                ip: None,
+                ip6: Some("2001:db8:6::2".parse().unwrap()),
+                ..guard("ct-a1b2c3d4e2", "06:1f:8a:00:00:02", "198.18.0.9")
             },
         ],
     }

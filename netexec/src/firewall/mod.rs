@@ -55,9 +55,9 @@ impl Proto {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FwNetwork {
     pub bridge: OwnedLinkName,
-    /// Canonical subnet.
-    pub subnet: AddrPrefix,
-    /// A dual-stack network's canonical IPv6 subnet.
+    /// Canonical subnet; None on an IPv6-only network.
+    pub subnet: Option<AddrPrefix>,
+    /// A dual-stack or IPv6-only network's canonical IPv6 subnet.
     pub subnet6: Option<Addr6Prefix>,
     pub internal: bool,
     pub icc: bool,
@@ -92,8 +92,9 @@ impl GatewayMode {
 pub struct FwGuard {
     pub link: OwnedLinkName,
     pub mac: [u8; 6],
-    pub ip: Ipv4Addr,
-    /// On a dual-stack network: its IPv6 address (its link-local one,
+    /// None on an IPv6-only network.
+    pub ip: Option<Ipv4Addr>,
+    /// On a dual-stack or IPv6-only network: its IPv6 address (its link-local one,
     /// derived from the MAC, is allowed too).
     pub ip6: Option<Ipv6Addr>,
     pub owner: Owner,
@@ -163,8 +164,11 @@ pub trait Firewall: Send + Sync + 'static {
 }
 
 pub fn parse_network(field: &str, n: &wire::FirewallNetwork, prefix: &str) -> Result<FwNetwork> {
-    let subnet = AddrPrefix::parse_subnet(&format!("{field}.subnet"), &n.subnet)?;
-    Ok(FwNetwork {
+    let subnet = match n.subnet.as_str() {
+        "" => None,
+        s => Some(AddrPrefix::parse_subnet(&format!("{field}.subnet"), s)?),
+    };
+    let net = FwNetwork {
         bridge: OwnedLinkName::parse(&format!("{field}.bridge"), &n.bridge, prefix)?,
         subnet,
         subnet6: Addr6Prefix::parse_subnet_opt(&format!("{field}.subnet6"), &n.subnet6)?,
@@ -172,7 +176,14 @@ pub fn parse_network(field: &str, n: &wire::FirewallNetwork, prefix: &str) -> Re
         icc: n.icc,
         mode4: GatewayMode::parse(&format!("{field}.mode4"), n.mode4)?,
         mode6: GatewayMode::parse(&format!("{field}.mode6"), n.mode6)?,
-    })
+    };
+    // Without an IPv4 subnet nothing of IPv4 may pass the bridge.
+    if net.subnet.is_none() && (net.subnet6.is_none() || net.mode4 != GatewayMode::Isolated) {
+        return Err(ExecError::InvalidArgument(format!(
+            "{field}.subnet: empty only on an IPv6-only network (subnet6 set, mode4 isolated)"
+        )));
+    }
+    Ok(net)
 }
 
 pub fn parse_port(field: &str, p: &wire::FirewallPort) -> Result<FwPort> {
@@ -210,23 +221,25 @@ pub fn parse_port(field: &str, p: &wire::FirewallPort) -> Result<FwPort> {
     })
 }
 
+/// An address of one family; empty is None.
+fn optional_ip<A: std::str::FromStr>(field: &str, s: &str, family: &str) -> Result<Option<A>> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let bad = || ExecError::InvalidArgument(format!("{field}: {s:?} is not an {family} address"));
+    s.parse().map(Some).map_err(|_| bad())
+}
+
 pub fn parse_guard(field: &str, g: &wire::FirewallGuard, prefix: &str) -> Result<FwGuard> {
+    if g.ip.is_empty() && g.ip6.is_empty() {
+        let why = format!("{field}.ip: a guard needs the sandbox's address, of either family");
+        return Err(ExecError::InvalidArgument(why));
+    }
     Ok(FwGuard {
         link: OwnedLinkName::parse(&format!("{field}.link"), &g.link, prefix)?,
         mac: checks::parse_mac(&format!("{field}.mac"), &g.mac)?,
-        ip: g.ip.parse().map_err(|_| {
-            ExecError::InvalidArgument(format!("{field}.ip: {:?} is not an IPv4 address", g.ip))
-        })?,
-        ip6: if g.ip6.is_empty() {
-            None
-        } else {
-            Some(g.ip6.parse().map_err(|_| {
-                ExecError::InvalidArgument(format!(
-                    "{field}.ip6: {:?} is not an IPv6 address",
-                    g.ip6
-                ))
-            })?)
-        },
+        ip: optional_ip(&format!("{field}.ip"), &g.ip, "IPv4")?,
+        ip6: optional_ip(&format!("{field}.ip6"), &g.ip6, "IPv6")?,
         owner: checks::Owner::parse(&format!("{field}.owner"), &g.owner)?,
     })
 }
@@ -268,4 +281,49 @@ pub fn parse_state(s: &wire::FirewallState, prefix: &str) -> Result<FwState> {
         prefix,
     )?;
     Ok(FwState { networks: d.add_networks, ports: d.add_ports, guards: d.add_guards })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire_net(subnet: &str, subnet6: &str, mode4: wire::GatewayMode) -> wire::FirewallNetwork {
+        wire::FirewallNetwork {
+            bridge: "ct-n1".into(),
+            subnet: subnet.into(),
+            subnet6: subnet6.into(),
+            icc: true,
+            mode4: mode4.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_empty_subnet_is_only_for_an_ipv6_only_network() {
+        use wire::GatewayMode::{Isolated, Nat};
+        let n = parse_network("n", &wire_net("", "2001:db8:6::/64", Isolated), "ct").unwrap();
+        assert_eq!((n.subnet, n.mode4), (None, GatewayMode::Isolated));
+        for bad in [wire_net("", "2001:db8:6::/64", Nat), wire_net("", "", Isolated)] {
+            let e = parse_network("n", &bad, "ct").unwrap_err().to_string();
+            assert!(e.contains("n.subnet: empty only on an IPv6-only network"), "{e}");
+        }
+        assert!(parse_network("n", &wire_net("198.18.0.0/16", "", Nat), "ct").is_ok());
+    }
+
+    #[test]
+    fn a_guard_needs_an_address_of_either_family() {
+        let g = wire::FirewallGuard {
+            link: "ct-a1b2c3d4e0".into(),
+            mac: vec![6, 0x1f, 0x8a, 0, 0, 2],
+            ip6: "2001:db8:6::2".into(),
+            owner: "sb:00000000000000a1".into(),
+            ..Default::default()
+        };
+        let parsed = parse_guard("g", &g, "ct").unwrap();
+        assert_eq!((parsed.ip, parsed.ip6.is_some()), (None, true));
+        let none = wire::FirewallGuard { ip6: String::new(), ..g.clone() };
+        assert!(parse_guard("g", &none, "ct").unwrap_err().to_string().contains("g.ip:"));
+        let bad = wire::FirewallGuard { ip: "2001:db8::1".into(), ..g };
+        assert!(parse_guard("g", &bad, "ct").unwrap_err().to_string().contains("not an IPv4"));
+    }
 }

@@ -22,6 +22,16 @@ command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || need+=(runc)
 command -v catatonit >/dev/null || [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+# The generated clients: protoc with Debian's Go plugins and the Go gRPC
+# packages (protobuf 1.5, whose runtime takes the generated messages; 1.3
+# panics on them); npm for buf.
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+command -v protoc-gen-go >/dev/null || need+=(protoc-gen-go)
+command -v protoc-gen-go-grpc >/dev/null || need+=(protoc-gen-go-grpc)
+[ -d /usr/share/gocode/src/google.golang.org/grpc ] || need+=(golang-google-grpc-dev)
+[ -d /usr/share/gocode/src/google.golang.org/protobuf ] || need+=(golang-google-protobuf-dev)
+dpkg -s golang-github-golang-protobuf-1-5-dev >/dev/null 2>&1 || need+=(golang-github-golang-protobuf-1-5-dev)
+command -v npm >/dev/null || need+=(npm)
 # radvd advertises a default route to a fake host (dual-stack forwarding test).
 command -v radvd >/dev/null || need+=(radvd)
 # The benchmark's peers: netavark 1.4 on both iptables backends (the CNI
@@ -40,9 +50,17 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# buf (lint and breaking checks of proto/), from the npm registry.
+buf_version=1.75.0
+if [ "$(target/tools/node_modules/.bin/buf --version 2>/dev/null)" != "$buf_version" ]; then
+  npm install --silent --no-audit --no-fund --prefix target/tools "@bufbuild/buf@$buf_version"
+fi
+
 if [ "${1:-}" = "--venv" ]; then
   if [ ! -x target/venv/bin/python ]; then
     python3 -m venv target/venv
   fi
   target/venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+  # The Python client package, as a user installs it.
+  target/venv/bin/pip install -q --disable-pip-version-check ./clients/python
 fi

@@ -107,6 +107,24 @@ pub fn temp_dir() -> PathBuf {
 }
 
 /// Spawns `cmd` inside the namespace pinned at `ns`, dying with this thread.
+/// The venv the README's test command makes (override with CTNET_PYTHON).
+pub fn test_python() -> PathBuf {
+    let p = std::env::var_os("CTNET_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/venv/bin/python")
+    });
+    assert!(
+        p.exists(),
+        "{} missing: run the README's test command, which creates the venv",
+        p.display()
+    );
+    p
+}
+
+/// The repository's top directory.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 pub fn spawn_in(ns: &Path, mut cmd: Command, log: &Path) -> Child {
     let ns_file = std::fs::File::open(ns).expect("open fake host netns");
     let fd = ns_file.as_raw_fd();

@@ -3,25 +3,12 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use ctnet_tests::Stack;
+use ctnet_tests::{test_python, Stack};
 use tonic_health::pb::health_check_response::ServingStatus;
-
-/// The venv the README's test command makes (override with CTNET_PYTHON).
-fn python() -> PathBuf {
-    let p = std::env::var_os("CTNET_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/venv/bin/python")
-    });
-    assert!(
-        p.exists(),
-        "{} missing: run the README's test command, which creates the venv",
-        p.display()
-    );
-    p
-}
 
 fn run_client(st: &Stack, extra: &[&str]) -> serde_json::Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/reflect_client.py");
-    let out = Command::new(python())
+    let out = Command::new(test_python())
         .arg(script)
         .arg(&st.api_socket)
         .args(extra)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ctnet_tests::net::{self, Echo};
 use ctnet_tests::pki::{self, Ca, Pki, Subject, CLIENT_ID};
 use ctnet_tests::remote::{self, ClientFiles, Presents, LISTEN};
-use ctnet_tests::{bin, pb, Stack, HOST_OUTSIDE};
+use ctnet_tests::{bin, pb, test_python, Stack, HOST_OUTSIDE};
 use serde_json::Value;
 
 /// The ctnet CLI inside the fake host, over TLS; its stdout as JSON.
@@ -33,18 +33,12 @@ fn cli(st: &Stack, files: &ClientFiles, args: &[&str]) -> Result<Value, String> 
     Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-fn python() -> PathBuf {
-    std::env::var_os("CTNET_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/venv/bin/python")
-    })
-}
-
 /// One call from Python's grpcio over TLS (ssl_channel_credentials), in the fake host.
 fn py(st: &Stack, files: &ClientFiles, service: &str, method: &str, request: Value) -> Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/tls_call.py");
     let out = Command::new("nsenter")
         .arg(format!("--net={}", st.host.display()))
-        .arg(python())
+        .arg(test_python())
         .arg(script)
         .arg(LISTEN)
         .args([&files.ca, &files.cert, &files.key])

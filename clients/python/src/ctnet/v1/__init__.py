@@ -1,0 +1,1 @@
+"""Generated from proto/ctnet/v1/ctnet.proto by grpcio-tools (see clients/python/README.md)."""

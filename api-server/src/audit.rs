@@ -34,6 +34,8 @@ pub struct Entry {
     pub resources: Vec<String>,
     /// The gRPC code's name: "Ok", "NotFound", ...
     pub outcome: String,
+    /// The call's request id (see `request_id`).
+    pub request_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed: Option<u32>,
 }

@@ -539,12 +539,19 @@ pub(crate) fn is_mutating(path: &str) -> bool {
         .any(|m| method.starts_with(m))
 }
 
-/// The gRPC outcome of a response: its status header, or Ok (a success's
-/// status travels in the trailers).
+/// The gRPC outcome of a response: "Ok", "NotFound", ...
 fn outcome<B>(resp: &http::Response<B>) -> String {
-    let code = resp.headers().get("grpc-status").and_then(|v| v.to_str().ok());
-    let code = code.and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
-    format!("{:?}", tonic::Code::from_i32(code))
+    format!("{:?}", ctnet_proto::request_id::code(resp))
+}
+
+/// The call's request id: the caller's, if valid, else a fresh one (an
+/// invalid one is dropped unseen: it may be anything).
+fn request_id<B>(req: &mut http::Request<B>) -> String {
+    let id = ctnet_proto::request_id::of(req).unwrap_or_else(crate::request_id::fresh);
+    if let Ok(v) = http::HeaderValue::from_str(&id) {
+        req.headers_mut().insert(ctnet_proto::request_id::HEADER, v);
+    }
+    id
 }
 
 const GRPC_OUT_OF_RANGE: &str = "11";
@@ -563,7 +570,14 @@ fn oversize_exhausted<B>(resp: &mut http::Response<B>, max: usize) {
 }
 
 /// One RPC in flight on its connection until dropped.
-struct Busy(Arc<Shared>);
+pub struct Busy(Arc<Shared>);
+
+/// Keeps the call's connection counted busy while the guard lives, for an
+/// answer that streams on after its handler returned (events): the idle
+/// timeout and the eviction of idle connections leave it alone.
+pub fn busy_while_streaming<T>(req: &tonic::Request<T>) -> Option<Busy> {
+    req.extensions().get::<ConnInfo>().map(|c| Busy::enter(c.shared.clone()))
+}
 
 impl Busy {
     fn enter(shared: Arc<Shared>) -> Self {
@@ -609,6 +623,9 @@ where
         let path = req.uri().path().to_string();
         let mutating = is_mutating(&path);
         let layer = self.layer.clone();
+        let id = request_id(&mut req);
+        let method = ctnet_proto::request_id::method(&path).to_string();
+        let span = tracing::info_span!("rpc", request_id = %id, %method);
         if mutating {
             if let Err(e) = layer.audit.ready() {
                 return Box::pin(async move { Ok(crate::api::status(e).into_http()) });
@@ -623,13 +640,23 @@ where
         }
         req.extensions_mut().insert(identity.clone());
         let busy = Busy::enter(info.shared.clone());
-        let fut = self.inner.call(req);
-        Box::pin(async move {
+        let fut = crate::request_id::scope(id.clone(), self.inner.call(req));
+        let answer = async move {
+            let start = std::time::Instant::now();
             let mut out = fut.await;
             drop(busy);
             let Ok(resp) = &mut out else { return out };
             oversize_exhausted(resp, layer.max_message);
+            if let Ok(v) = http::HeaderValue::from_str(&id) {
+                resp.headers_mut().insert(ctnet_proto::request_id::HEADER, v);
+            }
             let outcome = outcome(resp);
+            let elapsed_us = start.elapsed().as_micros() as u64;
+            if mutating {
+                tracing::info!(%outcome, elapsed_us, "rpc done");
+            } else {
+                tracing::debug!(%outcome, elapsed_us, "rpc done");
+            }
             let refused = outcome != "Ok";
             if !(mutating || refused) {
                 return out;
@@ -647,6 +674,7 @@ where
                 method: path,
                 resources,
                 outcome,
+                request_id: id,
                 suppressed: None,
             };
             // A refused call changed nothing: its line may be summed up,
@@ -655,7 +683,8 @@ where
                 Err(e) if mutating && !refused => Ok(crate::api::status(e).into_http()),
                 _ => out,
             }
-        })
+        };
+        Box::pin(tracing::Instrument::instrument(answer, span))
     }
 }
 

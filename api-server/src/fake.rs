@@ -289,7 +289,7 @@ impl Kernel {
 impl Executor for FakeExecutor {
     async fn ping(&self) -> Result<PingInfo> {
         let host_netns = self.inner().host_pin.clone();
-        self.call(Op::Ping, |_| Ok(PingInfo { host_netns, instance: 1 })).await
+        self.call(Op::Ping, |_| Ok(PingInfo { host_netns, instance: 1, drift_repairs: 0 })).await
     }
 
     async fn ensure_bridge(&self, b: &BridgeArgs) -> Result<()> {

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod conn;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod executor;
 pub mod identity;
 pub mod limits;
@@ -19,6 +20,7 @@ pub mod model;
 pub mod ops;
 pub mod policy;
 pub mod ports;
+pub mod request_id;
 pub mod state;
 pub mod store;
 pub mod throttle;
@@ -35,6 +37,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ctnet_proto::v1::event_service_server::EventServiceServer;
 use ctnet_proto::v1::maintenance_service_server::MaintenanceServiceServer;
 use ctnet_proto::v1::network_service_server::NetworkServiceServer;
 use ctnet_proto::v1::sandbox_service_server::SandboxServiceServer;
@@ -146,6 +149,7 @@ pub async fn run(
         .add_service(reflection_v1alpha)
         .add_service(NetworkServiceServer::new(api.clone()).max_decoding_message_size(max))
         .add_service(SandboxServiceServer::new(api.clone()).max_decoding_message_size(max))
+        .add_service(EventServiceServer::new(api.clone()).max_decoding_message_size(max))
         .add_service(MaintenanceServiceServer::new(api).max_decoding_message_size(max))
         .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown);
     // The watcher ends only when the service cannot go on (no default network).
@@ -205,6 +209,38 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
 /// becomes reachable (at start, after a netexec restart) the kernel is
 /// reconciled with the store before SERVING is reported; while serving,
 /// interrupted operations are finished every `reconcile_every`.
+/// netexec's drift repairs as last seen, per netexec process: each new one
+/// becomes a host-level event.
+#[derive(Default)]
+struct Drift {
+    instance: u64,
+    repairs: u64,
+}
+
+impl Drift {
+    async fn seen(&mut self, ops: &Ops, p: &executor::PingInfo) {
+        // A restarted netexec counts from 0; at ctnet-api's start what
+        // happened before is not known (and was not this process's).
+        let before = match self.instance {
+            i if i == p.instance => self.repairs,
+            0 => p.drift_repairs,
+            _ => 0,
+        };
+        if p.drift_repairs > before {
+            let n = p.drift_repairs - before;
+            let detail = format!(
+                "netexec rebuilt the firewall table after a change made outside ctnet ({n} time(s))"
+            );
+            let event = events::Event::host(events::Kind::DriftRepaired, detail);
+            if let Err(e) = ops.emit(vec![event]).await {
+                tracing::warn!(error = %e, "could not record the drift repair event");
+                return;
+            }
+        }
+        (self.instance, self.repairs) = (p.instance, p.drift_repairs);
+    }
+}
+
 struct Watcher {
     ops: Arc<Ops>,
     audit: Arc<audit::Audit>,
@@ -238,6 +274,7 @@ impl Watcher {
     async fn run(self, reconcile_every: Duration) -> Error {
         let mut serving = false;
         let mut instance = None;
+        let mut repairs = Drift::default();
         let mut last_finish = tokio::time::Instant::now();
         loop {
             if !self.store_writable().await {
@@ -248,7 +285,11 @@ impl Watcher {
                 tokio::time::sleep(self.every).await;
                 continue;
             }
-            match self.ops.ping().await {
+            let ping = self.ops.ping().await;
+            if let Ok(p) = &ping {
+                repairs.seen(&self.ops, p).await;
+            }
+            match ping {
                 // A new instance is a netexec restart, even one too quick to be
                 // seen as unreachable: its firewall mirror is empty until synced.
                 Ok(p) if !serving || instance != Some(p.instance) => {

@@ -64,6 +64,10 @@ struct Args {
     /// MAC, ports, record) this long after it was first seen gone.
     #[arg(long, default_value_t = 30_000)]
     release_vanished_after_ms: u64,
+    /// Events kept in the store for subscribers that resume (`Watch` with
+    /// `since`); older ones are dropped as new ones come.
+    #[arg(long, default_value_t = ctnet_api::store::EVENTS_KEPT)]
+    events_kept: u64,
     /// Interfaces allowed per network (at most 1023, the kernel's limit).
     #[arg(long, default_value_t = BRIDGE_MAX_PORTS)]
     bridge_max_ports: usize,
@@ -267,7 +271,7 @@ async fn run(
     ctnet_proto::seccomp::verify_threads(0)
         .map_err(|e| format!("refusing to serve, confinement incomplete: {e}"))?;
     let settings = settings(&args)?;
-    let store = Store::open(&args.state_dir)?;
+    let store = Store::open_keeping(&args.state_dir, args.events_kept)?;
     let exec = Arc::new(GrpcExecutor::new(&args.netexec_socket)?);
     let listener = UnixListener::from_std(listener)?;
     tracing::info!(socket = %args.socket.display(), uid = nix::unistd::getuid().as_raw(), "serving ctnet.v1");

@@ -18,6 +18,7 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::domain::{NetworkId, SandboxId, StoreId};
 use crate::error::{Error, Result};
+use crate::events::Event;
 use crate::model::{NetworkRecord, SandboxRecord};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -25,6 +26,16 @@ const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
 const SANDBOXES: TableDefinition<&str, &[u8]> = TableDefinition::new("sandboxes");
 /// "store_id": the identity; "probe": written to find out whether writes work.
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// The latest events by sequence number, JSON (events.rs).
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+
+/// Events kept for subscribers that resume, unless told otherwise.
+pub const EVENTS_KEPT: u64 = 10_000;
+/// Live events buffered for each subscriber; one that falls further
+/// behind is ended (it resumes from its last sequence number).
+const EVENTS_BUFFERED: usize = 1024;
+/// Subscribers at once.
+pub const MAX_SUBSCRIBERS: usize = 64;
 
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -61,9 +72,11 @@ impl Drop for Writer {
     }
 }
 
-/// One queued change and where its outcome goes.
+/// One queued change (or none: events alone), the events it makes, and
+/// where its outcome goes.
 struct Write {
-    change: Change,
+    change: Option<Change>,
+    events: Vec<Event>,
     done: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
@@ -86,17 +99,58 @@ struct Inner {
     db: Mutex<Option<Database>>,
     id: StoreId,
     healthy: AtomicBool,
+    /// The next event's sequence number; taken together with the queue
+    /// slot, so the numbers follow the order of the writes.
+    next_seq: Mutex<u64>,
+    kept: u64,
+    /// Durable events, in order, for subscribers.
+    published: tokio::sync::broadcast::Sender<Arc<Event>>,
+    subscribers: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A live subscription; it counts against MAX_SUBSCRIBERS until dropped.
+pub struct Subscription {
+    pub live: tokio::sync::broadcast::Receiver<Arc<Event>>,
+    count: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Stored events after a sequence number, and the oldest one kept.
+pub struct History {
+    pub events: Vec<Event>,
+    /// None: no event stored yet.
+    pub oldest: Option<u64>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_keeping(dir, EVENTS_KEPT)
+    }
+
+    /// A store that keeps the latest `kept` events.
+    pub fn open_keeping(dir: &Path, kept: u64) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::store("create the state directory", e))?;
         let path = dir.join("ctnet.redb");
         let db = Database::create(&path).map_err(|e| Error::store("open", e))?;
         let id = identity(&db).map_err(|e| Error::store("create tables", e))?;
-        let inner = Inner { path, db: Mutex::new(Some(db)), id, healthy: AtomicBool::new(true) };
+        let last = last_event(&db).map_err(|e| Error::store("read the events", e))?;
+        let inner = Inner {
+            path,
+            db: Mutex::new(Some(db)),
+            id,
+            healthy: AtomicBool::new(true),
+            next_seq: Mutex::new(last + 1),
+            kept: kept.max(1),
+            published: tokio::sync::broadcast::channel(EVENTS_BUFFERED).0,
+            subscribers: Arc::default(),
+        };
         let inner = Arc::new(inner);
         let (writes, queue) = mpsc::channel();
         let db = inner.clone();
@@ -129,12 +183,53 @@ impl Store {
     /// Queues the change behind those submitted before it; it is written
     /// even if the caller stops waiting. Never blocks.
     pub fn submit(&self, change: Change) -> Pending {
+        self.submit_with(Some(change), Vec::new())
+    }
+
+    /// Queues a change (or none) with the events it makes, numbered here
+    /// in queue order; they are published once their transaction is
+    /// durable.
+    pub fn submit_with(&self, change: Option<Change>, mut events: Vec<Event>) -> Pending {
         let (done, answer) = tokio::sync::oneshot::channel();
+        let mut next = self.inner.next_seq.lock().unwrap_or_else(PoisonError::into_inner);
+        for e in &mut events {
+            e.seq = *next;
+            *next += 1;
+        }
         // A send fails only once the writer is gone: `durable` says so.
         if let Some(q) = &self.writer.queue {
-            let _ = q.send(Write { change, done });
+            let _ = q.send(Write { change, events, done });
         }
         Pending(answer)
+    }
+
+    /// Follows the durable events from now on; None when MAX_SUBSCRIBERS
+    /// are following already.
+    pub fn subscribe(&self) -> Option<Subscription> {
+        let more = |n: usize| (n < MAX_SUBSCRIBERS).then_some(n + 1);
+        let count = &self.inner.subscribers;
+        count.fetch_update(Ordering::SeqCst, Ordering::SeqCst, more).ok()?;
+        Some(Subscription { live: self.inner.published.subscribe(), count: count.clone() })
+    }
+
+    /// Up to `limit` stored events after `after`, read off the async
+    /// workers.
+    pub async fn events_after(&self, after: u64, limit: usize) -> Result<History> {
+        let inner = self.inner.clone();
+        let read = move |db: &Database| -> Result<History, BoxError> {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(EVENTS)?;
+            let oldest = table.first()?.map(|(k, _)| k.value());
+            let mut events = Vec::new();
+            for entry in table.range(after.saturating_add(1)..)?.take(limit) {
+                events.push(serde_json::from_slice(entry?.1.value())?);
+            }
+            Ok(History { events, oldest })
+        };
+        tokio::task::spawn_blocking(move || inner.with_db(read))
+            .await
+            .map_err(|e| Error::store("read task", e))?
+            .map_err(|e| Error::store("read the events", e))
     }
 
     /// One small durable write: does the store take writes again?
@@ -207,6 +302,7 @@ fn identity(db: &Database) -> Result<StoreId, BoxError> {
     let txn = db.begin_write()?;
     txn.open_table(NETWORKS)?;
     txn.open_table(SANDBOXES)?;
+    txn.open_table(EVENTS)?;
     let id = {
         let mut meta = txn.open_table(META)?;
         let stored = meta.get("store_id")?.and_then(|v| StoreId::parse(v.value()));
@@ -231,27 +327,52 @@ fn write_queued(inner: &Inner, queue: &mpsc::Receiver<Write>) {
     while let Ok(first) = queue.recv() {
         let mut round = vec![first];
         round.extend(queue.try_iter().take(MAX_BATCH - 1));
-        let outcome = inner.with_db(|db| write(db, round.iter().map(|w| &w.change)));
+        let outcome = inner.with_db(|db| write(db, &round, inner.kept));
         if round.len() > 1 {
             tracing::trace!(changes = round.len(), "one store transaction for several changes");
         }
         for w in round {
+            if outcome.is_ok() {
+                // In queue order, which is sequence order; a subscriber
+                // that lags is told so by its receiver, never waited for.
+                for e in w.events {
+                    let _ = inner.published.send(Arc::new(e));
+                }
+            }
             let _ = w.done.send(outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()));
         }
     }
 }
 
-fn write<'a>(db: &Database, changes: impl Iterator<Item = &'a Change>) -> Result<(), BoxError> {
+fn write(db: &Database, round: &[Write], kept: u64) -> Result<(), BoxError> {
     let txn = db.begin_write()?;
     {
         let mut nets = txn.open_table(NETWORKS)?;
         let mut sbs = txn.open_table(SANDBOXES)?;
-        for change in changes {
-            put(&mut nets, &mut sbs, change)?;
+        let mut events = txn.open_table(EVENTS)?;
+        for w in round {
+            if let Some(change) = &w.change {
+                put(&mut nets, &mut sbs, change)?;
+            }
+            for e in &w.events {
+                events.insert(e.seq, serde_json::to_vec(e)?.as_slice())?;
+                // One in, one out: the table holds the latest `kept`.
+                if let Some(old) = e.seq.checked_sub(kept) {
+                    events.remove(old)?;
+                }
+            }
         }
     }
     txn.commit()?;
     Ok(())
+}
+
+/// The sequence number of the latest stored event, 0 if none.
+fn last_event(db: &Database) -> Result<u64, BoxError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(EVENTS)?;
+    let last = table.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+    Ok(last)
 }
 
 type Table<'t> = redb::Table<'t, &'static str, &'static [u8]>;

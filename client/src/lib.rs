@@ -3,9 +3,11 @@
 use std::collections::HashMap;
 
 pub use ctnet_proto::v1 as pb;
+use pb::event_service_client::EventServiceClient;
 use pb::maintenance_service_client::MaintenanceServiceClient;
 use pb::network_service_client::NetworkServiceClient;
 use pb::sandbox_service_client::SandboxServiceClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 /// Where the API socket is unless told otherwise.
@@ -15,10 +17,31 @@ pub const HOST_ENV: &str = "CTNET_HOST";
 
 #[derive(Clone)]
 pub struct Client {
-    pub networks: NetworkServiceClient<Channel>,
-    pub sandboxes: SandboxServiceClient<Channel>,
-    pub maintenance: MaintenanceServiceClient<Channel>,
+    pub networks: NetworkServiceClient<Transport>,
+    pub sandboxes: SandboxServiceClient<Transport>,
+    pub maintenance: MaintenanceServiceClient<Transport>,
+    pub events: EventServiceClient<Transport>,
     pub channel: Channel,
+}
+
+/// The channel with the client's request id on every call.
+pub type Transport = InterceptedService<Channel, RequestId>;
+
+/// The metadata a server takes a call's request id from.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Sends `x-request-id` on every call when set: the id the server logs the
+/// call under (1-64 of [A-Za-z0-9._-]; the server replaces anything else).
+#[derive(Clone, Default)]
+pub struct RequestId(Option<tonic::metadata::AsciiMetadataValue>);
+
+impl tonic::service::Interceptor for RequestId {
+    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            r.metadata_mut().insert(REQUEST_ID_HEADER, v.clone());
+        }
+        Ok(r)
+    }
 }
 
 /// Connects to `addr`: a socket path, or a `unix://PATH` URI.
@@ -74,12 +97,24 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 impl Client {
     /// The service clients over one channel.
     pub fn on(channel: Channel) -> Self {
+        Self::with_request_id(channel, RequestId::default())
+    }
+
+    fn with_request_id(channel: Channel, id: RequestId) -> Self {
+        let c = || InterceptedService::new(channel.clone(), id.clone());
         Client {
-            networks: NetworkServiceClient::new(channel.clone()),
-            sandboxes: SandboxServiceClient::new(channel.clone()),
-            maintenance: MaintenanceServiceClient::new(channel.clone()),
-            channel,
+            networks: NetworkServiceClient::new(c()),
+            sandboxes: SandboxServiceClient::new(c()),
+            maintenance: MaintenanceServiceClient::new(c()),
+            events: EventServiceClient::new(c()),
+            channel: channel.clone(),
         }
+    }
+
+    /// The same connection, sending `id` as every call's request id.
+    pub fn sending_request_id(self, id: &str) -> Result<Self, String> {
+        let v = id.parse().map_err(|_| format!("request id {id:?}: not ASCII"))?;
+        Ok(Self::with_request_id(self.channel, RequestId(Some(v))))
     }
 }
 

@@ -23,6 +23,10 @@ struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// The request id the server logs this call under (and passes to
+    /// netexec): 1-64 of [A-Za-z0-9._-]; default: one the server makes.
+    #[arg(long, global = true, env = "CTNET_REQUEST_ID")]
+    request_id: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,6 +41,13 @@ enum Command {
     Sandbox(SandboxCmd),
     /// Show whether the server is serving (exits 1 when it is not).
     Status,
+    /// Follow the changes as they happen, one line each, until interrupted.
+    Events {
+        /// Resume after this sequence number (0: from the oldest kept);
+        /// default: from now on.
+        #[arg(long)]
+        since: Option<u64>,
+    },
     /// Remove kernel objects carrying ctnet's tag that nothing owns; lists them.
     Gc,
     /// Show the identity the server sees for this caller.
@@ -216,13 +227,17 @@ async fn run(cli: Cli) -> Result<String, String> {
         }
         _ => None,
     };
-    let client = ctnet_client::connect_to(&cli.host, tls.as_ref())
+    let mut client = ctnet_client::connect_to(&cli.host, tls.as_ref())
         .await
         .map_err(|e| format!("cannot reach ctnet at {}: {e}", cli.host))?;
+    if let Some(id) = &cli.request_id {
+        client = client.sending_request_id(id)?;
+    }
     match cli.command {
         Command::Network(cmd) => network(client, cmd, cli.json).await,
         Command::Sandbox(cmd) => sandbox(client, cmd, cli.json).await,
         Command::Status => status(client).await,
+        Command::Events { since } => events(client, since, cli.json).await,
         Command::Whoami => whoami(client, cli.json).await,
         Command::Tenant(TenantCmd::Ls) => tenants(client, cli.json).await,
         Command::Gc => {
@@ -240,6 +255,21 @@ async fn run(cli: Cli) -> Result<String, String> {
                 removed.iter().map(|r| format!("removed {r}\n")).collect()
             })
         }
+    }
+}
+
+/// Prints each event as it comes (written at once, so a pipe sees it); the
+/// stream only ends with an error, which says where to resume.
+async fn events(mut c: Client, since: Option<u64>, json: bool) -> Result<String, String> {
+    let mut stream =
+        c.events.watch(pb::WatchRequest { since }).await.map_err(status_msg)?.into_inner();
+    loop {
+        let e = match stream.message().await {
+            Ok(Some(e)) => e,
+            Ok(None) => return Ok(String::new()),
+            Err(s) => return Err(status_msg(s)),
+        };
+        write_out(&(render::event_line(&e, json) + "\n"));
     }
 }
 

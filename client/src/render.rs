@@ -132,3 +132,43 @@ pub fn ports_lines(ports: &[pb::PortMapping]) -> String {
         .map(|p| format!("{}/{} -> {}:{}\n", p.container_port, p.protocol, p.host_ip, p.host_port))
         .collect()
 }
+
+/// One event: `SEQ KIND tenant=T sandbox=NAME(ID) network=NAME(ID) request=R detail`,
+/// or one JSON object.
+pub fn event_line(e: &pb::Event, json: bool) -> String {
+    let kind = pb::EventKind::try_from(e.kind)
+        .map(|k| k.as_str_name().trim_start_matches("EVENT_KIND_").to_lowercase())
+        .unwrap_or_else(|_| e.kind.to_string());
+    if json {
+        let v = serde_json::json!({
+            "seq": e.seq, "time_ms": e.time_ms, "kind": kind, "tenant": e.tenant,
+            "request_id": e.request_id, "sandbox_id": e.sandbox_id, "sandbox_name": e.sandbox_name,
+            "network_id": e.network_id, "network_name": e.network_name, "detail": e.detail,
+        });
+        return v.to_string();
+    }
+    let mut line = format!("{} {kind}", e.seq);
+    let named = |name: &str, id: &str| {
+        if name.is_empty() {
+            id.to_string()
+        } else {
+            format!("{name}({id})")
+        }
+    };
+    if !e.tenant.is_empty() {
+        line += &format!(" tenant={}", e.tenant);
+    }
+    if !e.sandbox_id.is_empty() {
+        line += &format!(" sandbox={}", named(&e.sandbox_name, &e.sandbox_id));
+    }
+    if !e.network_id.is_empty() {
+        line += &format!(" network={}", named(&e.network_name, &e.network_id));
+    }
+    if !e.request_id.is_empty() {
+        line += &format!(" request={}", e.request_id);
+    }
+    if !e.detail.is_empty() {
+        line += &format!(" {}", e.detail);
+    }
+    line
+}

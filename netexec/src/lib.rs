@@ -51,6 +51,7 @@ pub async fn run(
     let svc = service::ExecService::new(settings.config, nl, firewall);
     tonic::transport::Server::builder()
         .timeout(REQUEST_TIMEOUT)
+        .layer(ctnet_proto::request_id::SpanLayer)
         .add_service(ExecutorServer::with_interceptor(svc, gate::PeerGate::new(settings.allow_uid)))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await

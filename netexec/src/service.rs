@@ -162,6 +162,8 @@ impl Executor for ExecService {
                 .unwrap_or_default(),
             netns_dir: pins.map(|p| p.path().display().to_string()).unwrap_or_default(),
             instance: self.instance,
+            drift_repairs: crate::firewall::drift::REPAIRS
+                .load(std::sync::atomic::Ordering::SeqCst),
         })
     }
 

@@ -18,4 +18,6 @@ pub const PUBLIC_FILE_DESCRIPTOR_SET: &[u8] =
 #[cfg(feature = "daemon")]
 pub mod daemon;
 #[cfg(feature = "daemon")]
+pub mod request_id;
+#[cfg(feature = "daemon")]
 pub mod seccomp;

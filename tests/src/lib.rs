@@ -576,13 +576,7 @@ fn kill(child: Option<Child>) {
 
 /// A client that is never used: replaced as soon as the API is up.
 fn placeholder_client() -> Client {
-    let channel = tonic::transport::Endpoint::from_static("http://[::1]:1").connect_lazy();
-    Client {
-        networks: pb::network_service_client::NetworkServiceClient::new(channel.clone()),
-        sandboxes: pb::sandbox_service_client::SandboxServiceClient::new(channel.clone()),
-        maintenance: pb::maintenance_service_client::MaintenanceServiceClient::new(channel.clone()),
-        channel,
-    }
+    Client::on(tonic::transport::Endpoint::from_static("http://[::1]:1").connect_lazy())
 }
 
 /// The seed of a chaos test: CTNET_CHAOS_SEED, or a random one; printed

@@ -2,6 +2,7 @@
 //! into a domain spec, runs the operation (mutations in their own task, see
 //! `Ops::spawn`), and renders records back into proto messages. `status` is
 //! the one place where an error becomes a gRPC status.
+pub mod events;
 pub mod maintenance;
 pub mod network;
 pub mod sandbox;

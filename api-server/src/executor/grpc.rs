@@ -52,6 +52,17 @@ fn from_status(s: Status) -> Error {
     Error::ExecutorRefused { kind, message: s.message().to_string() }
 }
 
+/// An executor request carrying the request id of the call it serves, so
+/// netexec's log lines for it name the same id.
+fn with_id<T>(message: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    let id = crate::request_id::current().and_then(|id| id.parse().ok());
+    if let Some(v) = id {
+        r.metadata_mut().insert(ctnet_proto::request_id::HEADER, v);
+    }
+    r
+}
+
 fn netns_ref(t: &NetnsTarget) -> wire::NetnsRef {
     let kind = match t {
         NetnsTarget::Owned(id) => Kind::SandboxId(id.to_string()),
@@ -140,9 +151,14 @@ fn netns_view(r: wire::InspectNetnsResponse) -> NetnsView {
 #[tonic::async_trait]
 impl Executor for GrpcExecutor {
     async fn ping(&self) -> Result<PingInfo> {
-        let r = self.client().ping(wire::PingRequest {}).await.map_err(from_status)?.into_inner();
+        let r = self
+            .client()
+            .ping(with_id(wire::PingRequest {}))
+            .await
+            .map_err(from_status)?
+            .into_inner();
         let host_netns = (!r.host_netns_path.is_empty()).then(|| PathBuf::from(r.host_netns_path));
-        Ok(PingInfo { host_netns, instance: r.instance })
+        Ok(PingInfo { host_netns, instance: r.instance, drift_repairs: r.drift_repairs })
     }
 
     async fn ensure_bridge(&self, b: &BridgeArgs) -> Result<()> {
@@ -154,31 +170,31 @@ impl Executor for GrpcExecutor {
             owner: b.owner.to_string(),
             adopt_untagged: b.adopt_untagged,
         };
-        self.client().ensure_bridge(req).await.map_err(from_status)?;
+        self.client().ensure_bridge(with_id(req)).await.map_err(from_status)?;
         Ok(())
     }
 
     async fn delete_bridge(&self, name: &LinkName, owner: &Owner) -> Result<()> {
         let req = wire::DeleteBridgeRequest { name: name.to_string(), owner: owner.to_string() };
-        self.client().delete_bridge(req).await.map_err(from_status)?;
+        self.client().delete_bridge(with_id(req)).await.map_err(from_status)?;
         Ok(())
     }
 
     async fn create_netns(&self, sandbox: &SandboxId) -> Result<PathBuf> {
         let req = wire::CreateNetnsRequest { sandbox_id: sandbox.to_string() };
-        let r = self.client().create_netns(req).await.map_err(from_status)?;
+        let r = self.client().create_netns(with_id(req)).await.map_err(from_status)?;
         Ok(PathBuf::from(r.into_inner().path))
     }
 
     async fn delete_netns(&self, sandbox: &SandboxId) -> Result<()> {
         let req = wire::DeleteNetnsRequest { sandbox_id: sandbox.to_string() };
-        self.client().delete_netns(req).await.map_err(from_status)?;
+        self.client().delete_netns(with_id(req)).await.map_err(from_status)?;
         Ok(())
     }
 
     async fn setup_loopback(&self, netns: &NetnsTarget) -> Result<()> {
         let req = wire::SetupLoopbackRequest { netns: Some(netns_ref(netns)) };
-        self.client().setup_loopback(req).await.map_err(from_status)?;
+        self.client().setup_loopback(with_id(req)).await.map_err(from_status)?;
         Ok(())
     }
 
@@ -198,7 +214,7 @@ impl Executor for GrpcExecutor {
             hairpin: e.hairpin,
             announce: e.announce,
         };
-        self.client().attach_endpoint(req).await.map_err(from_status)?;
+        self.client().attach_endpoint(with_id(req)).await.map_err(from_status)?;
         Ok(())
     }
 
@@ -214,7 +230,7 @@ impl Executor for GrpcExecutor {
             from: from.to_string(),
             to: to.to_string(),
         };
-        self.client().retag_link(req).await.map_err(from_status)?;
+        self.client().retag_link(with_id(req)).await.map_err(from_status)?;
         Ok(())
     }
 
@@ -225,7 +241,7 @@ impl Executor for GrpcExecutor {
             owner: owner.to_string(),
             unplug_only: false,
         };
-        self.client().detach_endpoint(req).await.map_err(from_status)?;
+        self.client().detach_endpoint(with_id(req)).await.map_err(from_status)?;
         Ok(())
     }
 
@@ -236,7 +252,7 @@ impl Executor for GrpcExecutor {
             owner: owner.to_string(),
             unplug_only: true,
         };
-        self.client().detach_endpoint(req).await.map_err(from_status)?;
+        self.client().detach_endpoint(with_id(req)).await.map_err(from_status)?;
         Ok(())
     }
 
@@ -249,7 +265,7 @@ impl Executor for GrpcExecutor {
             add_guards: d.add_guards.iter().map(guard).collect(),
             remove_guards: d.remove_guards.iter().map(guard).collect(),
         };
-        self.client().update_firewall(req).await.map_err(from_status)?;
+        self.client().update_firewall(with_id(req)).await.map_err(from_status)?;
         Ok(())
     }
 
@@ -259,18 +275,22 @@ impl Executor for GrpcExecutor {
             ports: t.ports.iter().map(port).collect(),
             guards: t.guards.iter().map(guard).collect(),
         };
-        self.client().sync_firewall(req).await.map_err(from_status)?;
+        self.client().sync_firewall(with_id(req)).await.map_err(from_status)?;
         Ok(())
     }
 
     async fn list_listeners(&self) -> Result<Vec<HostListener>> {
         let req = wire::ListListenersRequest {};
-        let r = self.client().list_listeners(req).await.map_err(from_status)?.into_inner();
+        let r = self.client().list_listeners(with_id(req)).await.map_err(from_status)?.into_inner();
         Ok(r.listeners.iter().filter_map(listener).collect())
     }
 
     async fn host_routes(&self) -> Result<HostRoutes> {
-        let r = self.client().host_routes(wire::HostRoutesRequest {}).await.map_err(from_status)?;
+        let r = self
+            .client()
+            .host_routes(with_id(wire::HostRoutesRequest {}))
+            .await
+            .map_err(from_status)?;
         let r = r.into_inner();
         let addresses = r
             .addresses
@@ -294,7 +314,11 @@ impl Executor for GrpcExecutor {
     }
 
     async fn inventory(&self) -> Result<Inventory> {
-        let r = self.client().inventory(wire::InventoryRequest {}).await.map_err(from_status)?;
+        let r = self
+            .client()
+            .inventory(with_id(wire::InventoryRequest {}))
+            .await
+            .map_err(from_status)?;
         let r = r.into_inner();
         let links = r
             .links
@@ -312,7 +336,7 @@ impl Executor for GrpcExecutor {
 
     async fn inspect_netns(&self, netns: &NetnsTarget) -> Result<NetnsView> {
         let req = wire::InspectNetnsRequest { netns: Some(netns_ref(netns)) };
-        let r = self.client().inspect_netns(req).await.map_err(from_status)?;
+        let r = self.client().inspect_netns(with_id(req)).await.map_err(from_status)?;
         Ok(netns_view(r.into_inner()))
     }
 }

@@ -68,6 +68,8 @@ pub struct PingInfo {
     pub host_netns: Option<PathBuf>,
     /// Random per netexec process: a change means it restarted.
     pub instance: u64,
+    /// Firewall rebuilds after changes made outside ctnet, by this process.
+    pub drift_repairs: u64,
 }
 
 /// A socket listening in the host namespace.

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, MutexGuard};
+use tracing::Instrument;
 
 use crate::domain::ports::PortRequest;
 use crate::domain::{LinkName, SandboxId, Subnet};
@@ -135,6 +136,11 @@ impl Ops {
         }
     }
 
+    /// Records events no record change makes (repairs), durably.
+    pub async fn emit(&self, events: Vec<crate::events::Event>) -> Result<()> {
+        self.store.submit_with(None, events).durable().await
+    }
+
     /// Asks whether the executor answers.
     pub async fn ping(&self) -> Result<crate::executor::PingInfo> {
         self.exec.ping().await
@@ -152,10 +158,14 @@ impl Ops {
         let running = InFlight::enter(&self.in_flight, max)
             .ok_or_else(|| Limits::exhausted("operations in flight", "--max-inflight-ops", max))?;
         let fut = op(self.clone());
-        let task = tokio::spawn(async move {
-            let _running = running;
-            fut.await
-        });
+        // The task keeps the call's request id and log span.
+        let task = tokio::spawn(crate::request_id::carry(
+            async move {
+                let _running = running;
+                fut.await
+            }
+            .in_current_span(),
+        ));
         task.await.map_err(|e| Error::Internal(format!("operation task ended: {e}")))?
     }
 
@@ -170,7 +180,8 @@ impl Ops {
     /// that is a later change of the same operation, failed too).
     async fn commit(&self, mut st: MutexGuard<'_, State>, change: Change) -> Result<()> {
         let undo = apply(&mut st, &change);
-        let pending = self.store.submit(change.clone());
+        let events = crate::events::of_change(&st, &undo, &change);
+        let pending = self.store.submit_with(Some(change.clone()), events);
         drop(st);
         let Err(e) = pending.durable().await else {
             return Ok(());

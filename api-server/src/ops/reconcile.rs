@@ -18,6 +18,7 @@ use super::claims::Claim;
 use super::Ops;
 use crate::domain::{LinkName, NetworkId, SandboxId};
 use crate::error::Result;
+use crate::events::{Event, Kind};
 use crate::executor::{Inventory, LinkKind, TaggedLink};
 use crate::model::{Netns, NetworkRecord, Phase, SandboxRecord};
 use crate::state::State;
@@ -210,6 +211,7 @@ impl Ops {
             return Ok(());
         }
         let target = super::sandbox::endpoint_target(&rec);
+        let mut repaired = Vec::new();
         for ep in rec.endpoints.iter().filter(|e| e.attached) {
             if inv.link(&ep.host_ifname).is_some() {
                 continue;
@@ -219,8 +221,13 @@ impl Ops {
                 return self.mark_failed(rec, &reason).await;
             }
             tracing::info!(sandbox = %rec.id, ifname = %ep.ifname, "missing endpoint re-created");
+            repaired.push(ep.ifname.clone());
         }
-        Ok(())
+        if repaired.is_empty() {
+            return Ok(());
+        }
+        let detail = format!("re-created {}", repaired.join(", "));
+        self.emit(vec![Event::sandbox(Kind::SandboxRepaired, &rec).with_detail(detail)]).await
     }
 
     async fn mark_failed(&self, mut rec: SandboxRecord, reason: &str) -> Result<()> {

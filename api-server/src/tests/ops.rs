@@ -743,3 +743,45 @@ fn network_records_keep_their_stored_shape() {
     let back: crate::model::NetworkRecord = serde_json::from_value(v6_only).unwrap();
     assert_eq!(back.ipv4, None);
 }
+
+/// The events of a scenario, as stored: each change once, in order, with
+/// the request id of the call that made it; a create that failed and was
+/// rolled back made none; all of it still there after a restart.
+#[tokio::test]
+async fn every_change_is_one_stored_event_in_order() {
+    use crate::events::Kind::*;
+    let env = Env::new().await;
+    let start = env.ops.store().events_after(0, 1000).await.unwrap().events.len();
+    let id = "req-7".to_string();
+    crate::request_id::scope(id.clone(), async {
+        env.network("n2", "198.19.2.0/24").await.unwrap();
+        env.bridge("a", &[]).await.unwrap();
+        env.connect("a", "n2", &[]).await.unwrap();
+        env.disconnect("a", "n2").await.unwrap();
+        env.fake.inject(Some(Op::Attach), 1, Fault::Fail);
+        assert!(env.bridge("b", &[]).await.is_err(), "a failed create");
+        env.delete("a").await.unwrap();
+        env.delete_network("n2").await.unwrap();
+    })
+    .await;
+    let env = env.restart().await;
+    let stored = env.ops.store().events_after(0, 1000).await.unwrap().events;
+    let seen: Vec<_> = stored[start..]
+        .iter()
+        .map(|e| (e.kind, e.sandbox_name.as_str(), e.network_name.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (NetworkCreated, "", "n2"),
+            (SandboxCreated, "a", ""),
+            (SandboxConnected, "a", "n2"),
+            (SandboxDisconnected, "a", "n2"),
+            (SandboxDeleted, "a", ""),
+            (NetworkDeleted, "", "n2"),
+        ]
+    );
+    let seqs: Vec<u64> = stored[start..].iter().map(|e| e.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "one after another: {seqs:?}");
+    assert!(stored[start..].iter().all(|e| e.request_id == id && e.tenant == "admin"));
+}

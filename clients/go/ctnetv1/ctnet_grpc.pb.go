@@ -543,6 +543,138 @@ var _SandboxService_serviceDesc = grpc.ServiceDesc{
 	Metadata: "ctnet/v1/ctnet.proto",
 }
 
+// EventServiceClient is the client API for EventService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+type EventServiceClient interface {
+	// Every change, in order: sandboxes created, deleted, connected,
+	// disconnected, failed and repaired; networks created and deleted; the
+	// firewall repaired after a change made outside ctnet. From the event
+	// after `since`, or from now on without it. A tenant sees its own
+	// resources' events; the admin sees all, host-level ones too.
+	// FailedPrecondition when `since` is older than the oldest event kept:
+	// list the resources again and follow from the sequence number the
+	// message names. A subscriber that falls behind by more than the server
+	// buffers is ended with ResourceExhausted naming the last sequence number
+	// it was sent: resume from there. ResourceExhausted too when the server
+	// has as many subscribers as it takes.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (EventService_WatchClient, error)
+}
+
+type eventServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewEventServiceClient(cc grpc.ClientConnInterface) EventServiceClient {
+	return &eventServiceClient{cc}
+}
+
+func (c *eventServiceClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (EventService_WatchClient, error) {
+	stream, err := c.cc.NewStream(ctx, &_EventService_serviceDesc.Streams[0], "/ctnet.v1.EventService/Watch", opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &eventServiceWatchClient{stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+type EventService_WatchClient interface {
+	Recv() (*Event, error)
+	grpc.ClientStream
+}
+
+type eventServiceWatchClient struct {
+	grpc.ClientStream
+}
+
+func (x *eventServiceWatchClient) Recv() (*Event, error) {
+	m := new(Event)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// EventServiceServer is the server API for EventService service.
+// All implementations must embed UnimplementedEventServiceServer
+// for forward compatibility
+type EventServiceServer interface {
+	// Every change, in order: sandboxes created, deleted, connected,
+	// disconnected, failed and repaired; networks created and deleted; the
+	// firewall repaired after a change made outside ctnet. From the event
+	// after `since`, or from now on without it. A tenant sees its own
+	// resources' events; the admin sees all, host-level ones too.
+	// FailedPrecondition when `since` is older than the oldest event kept:
+	// list the resources again and follow from the sequence number the
+	// message names. A subscriber that falls behind by more than the server
+	// buffers is ended with ResourceExhausted naming the last sequence number
+	// it was sent: resume from there. ResourceExhausted too when the server
+	// has as many subscribers as it takes.
+	Watch(*WatchRequest, EventService_WatchServer) error
+	mustEmbedUnimplementedEventServiceServer()
+}
+
+// UnimplementedEventServiceServer must be embedded to have forward compatible implementations.
+type UnimplementedEventServiceServer struct {
+}
+
+func (UnimplementedEventServiceServer) Watch(*WatchRequest, EventService_WatchServer) error {
+	return status.Errorf(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedEventServiceServer) mustEmbedUnimplementedEventServiceServer() {}
+
+// UnsafeEventServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to EventServiceServer will
+// result in compilation errors.
+type UnsafeEventServiceServer interface {
+	mustEmbedUnimplementedEventServiceServer()
+}
+
+func RegisterEventServiceServer(s *grpc.Server, srv EventServiceServer) {
+	s.RegisterService(&_EventService_serviceDesc, srv)
+}
+
+func _EventService_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(EventServiceServer).Watch(m, &eventServiceWatchServer{stream})
+}
+
+type EventService_WatchServer interface {
+	Send(*Event) error
+	grpc.ServerStream
+}
+
+type eventServiceWatchServer struct {
+	grpc.ServerStream
+}
+
+func (x *eventServiceWatchServer) Send(m *Event) error {
+	return x.ServerStream.SendMsg(m)
+}
+
+var _EventService_serviceDesc = grpc.ServiceDesc{
+	ServiceName: "ctnet.v1.EventService",
+	HandlerType: (*EventServiceServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _EventService_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "ctnet/v1/ctnet.proto",
+}
+
 // MaintenanceServiceClient is the client API for MaintenanceService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.

@@ -63,6 +63,9 @@ fn subscribe() -> io::Result<Socket> {
     Ok(socket)
 }
 
+/// Repairs done by this process (reported in Ping, for events and metrics).
+pub static REPAIRS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Watches for foreign generations on a dedicated thread (blocking recv)
 /// and repairs on the runtime, coalescing bursts.
 pub fn watch(fw: Arc<NftFirewall>) -> io::Result<()> {
@@ -98,8 +101,11 @@ pub fn watch(fw: Arc<NftFirewall>) -> io::Result<()> {
             // Let the foreign transaction burst finish, then repair once.
             tokio::time::sleep(Duration::from_millis(20)).await;
             while rx.try_recv().is_ok() {}
-            if let Err(e) = fw.restore().await {
-                tracing::error!(error = %e, "could not restore the nftables table");
+            match fw.restore().await {
+                Ok(()) => {
+                    REPAIRS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                Err(e) => tracing::error!(error = %e, "could not restore the nftables table"),
             }
         }
     });

@@ -7,6 +7,19 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_KIND_UNSPECIFIED: _ClassVar[EventKind]
+    EVENT_KIND_SANDBOX_CREATED: _ClassVar[EventKind]
+    EVENT_KIND_SANDBOX_DELETED: _ClassVar[EventKind]
+    EVENT_KIND_SANDBOX_CONNECTED: _ClassVar[EventKind]
+    EVENT_KIND_SANDBOX_DISCONNECTED: _ClassVar[EventKind]
+    EVENT_KIND_SANDBOX_FAILED: _ClassVar[EventKind]
+    EVENT_KIND_SANDBOX_REPAIRED: _ClassVar[EventKind]
+    EVENT_KIND_NETWORK_CREATED: _ClassVar[EventKind]
+    EVENT_KIND_NETWORK_DELETED: _ClassVar[EventKind]
+    EVENT_KIND_DRIFT_REPAIRED: _ClassVar[EventKind]
+
 class SandboxMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SANDBOX_MODE_UNSPECIFIED: _ClassVar[SandboxMode]
@@ -21,6 +34,16 @@ class SandboxState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SANDBOX_STATE_CREATING: _ClassVar[SandboxState]
     SANDBOX_STATE_READY: _ClassVar[SandboxState]
     SANDBOX_STATE_FAILED: _ClassVar[SandboxState]
+EVENT_KIND_UNSPECIFIED: EventKind
+EVENT_KIND_SANDBOX_CREATED: EventKind
+EVENT_KIND_SANDBOX_DELETED: EventKind
+EVENT_KIND_SANDBOX_CONNECTED: EventKind
+EVENT_KIND_SANDBOX_DISCONNECTED: EventKind
+EVENT_KIND_SANDBOX_FAILED: EventKind
+EVENT_KIND_SANDBOX_REPAIRED: EventKind
+EVENT_KIND_NETWORK_CREATED: EventKind
+EVENT_KIND_NETWORK_DELETED: EventKind
+EVENT_KIND_DRIFT_REPAIRED: EventKind
 SANDBOX_MODE_UNSPECIFIED: SandboxMode
 SANDBOX_MODE_BRIDGE: SandboxMode
 SANDBOX_MODE_HOST: SandboxMode
@@ -78,6 +101,36 @@ class WhoAmIResponse(_message.Message):
     groups: _containers.RepeatedScalarFieldContainer[int]
     tenant: str
     def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., tenant: _Optional[str] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("since",)
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    since: int
+    def __init__(self, since: _Optional[int] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("seq", "time_ms", "kind", "tenant", "request_id", "sandbox_id", "sandbox_name", "network_id", "network_name", "detail")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_ID_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_NAME_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_ID_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_NAME_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    time_ms: int
+    kind: EventKind
+    tenant: str
+    request_id: str
+    sandbox_id: str
+    sandbox_name: str
+    network_id: str
+    network_name: str
+    detail: str
+    def __init__(self, seq: _Optional[int] = ..., time_ms: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., tenant: _Optional[str] = ..., request_id: _Optional[str] = ..., sandbox_id: _Optional[str] = ..., sandbox_name: _Optional[str] = ..., network_id: _Optional[str] = ..., network_name: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class CheckRequest(_message.Message):
     __slots__ = ("sandbox",)

@@ -582,6 +582,92 @@ class SandboxService:
             _registered_method=True)
 
 
+class EventServiceStub:
+    """Changes as they happen (`ctnet events`).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Watch = channel.unary_stream(
+                '/ctnet.v1.EventService/Watch',
+                request_serializer=ctnet_dot_v1_dot_ctnet__pb2.WatchRequest.SerializeToString,
+                response_deserializer=ctnet_dot_v1_dot_ctnet__pb2.Event.FromString,
+                _registered_method=True)
+
+
+class EventServiceServicer:
+    """Changes as they happen (`ctnet events`).
+    """
+
+    def Watch(self, request, context):
+        """Every change, in order: sandboxes created, deleted, connected,
+        disconnected, failed and repaired; networks created and deleted; the
+        firewall repaired after a change made outside ctnet. From the event
+        after `since`, or from now on without it. A tenant sees its own
+        resources' events; the admin sees all, host-level ones too.
+        FailedPrecondition when `since` is older than the oldest event kept:
+        list the resources again and follow from the sequence number the
+        message names. A subscriber that falls behind by more than the server
+        buffers is ended with ResourceExhausted naming the last sequence number
+        it was sent: resume from there. ResourceExhausted too when the server
+        has as many subscribers as it takes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_EventServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=ctnet_dot_v1_dot_ctnet__pb2.WatchRequest.FromString,
+                    response_serializer=ctnet_dot_v1_dot_ctnet__pb2.Event.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ctnet.v1.EventService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ctnet.v1.EventService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class EventService:
+    """Changes as they happen (`ctnet events`).
+    """
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ctnet.v1.EventService/Watch',
+            ctnet_dot_v1_dot_ctnet__pb2.WatchRequest.SerializeToString,
+            ctnet_dot_v1_dot_ctnet__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class MaintenanceServiceStub:
     """Maintenance of ctnet's kernel objects.
     """

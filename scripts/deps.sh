@@ -32,6 +32,8 @@ command -v protoc-gen-go-grpc >/dev/null || need+=(protoc-gen-go-grpc)
 [ -d /usr/share/gocode/src/google.golang.org/protobuf ] || need+=(golang-google-protobuf-dev)
 dpkg -s golang-github-golang-protobuf-1-5-dev >/dev/null 2>&1 || need+=(golang-github-golang-protobuf-1-5-dev)
 command -v npm >/dev/null || need+=(npm)
+# A real Prometheus scrapes the metrics endpoint in a test.
+[ -x /usr/bin/prometheus ] || need+=(prometheus)
 # radvd advertises a default route to a fake host (dual-stack forwarding test).
 command -v radvd >/dev/null || need+=(radvd)
 # The benchmark's peers: netavark 1.4 on both iptables backends (the CNI
@@ -41,6 +43,13 @@ command -v radvd >/dev/null || need+=(radvd)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # No package may start its daemon on this host (prometheus would listen
+  # on :9090): invoke-rc.d asks policy-rc.d, which says no.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi

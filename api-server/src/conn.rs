@@ -651,6 +651,7 @@ where
                 resp.headers_mut().insert(ctnet_proto::request_id::HEADER, v);
             }
             let outcome = outcome(resp);
+            crate::metrics::get().rpc_done(&path, &outcome, start.elapsed());
             let elapsed_us = start.elapsed().as_micros() as u64;
             if mutating {
                 tracing::info!(%outcome, elapsed_us, "rpc done");

@@ -24,6 +24,23 @@ pub enum Kind {
     DriftRepaired,
 }
 
+impl Kind {
+    /// As stored and as metrics label it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Kind::SandboxCreated => "sandbox_created",
+            Kind::SandboxDeleted => "sandbox_deleted",
+            Kind::SandboxConnected => "sandbox_connected",
+            Kind::SandboxDisconnected => "sandbox_disconnected",
+            Kind::SandboxFailed => "sandbox_failed",
+            Kind::SandboxRepaired => "sandbox_repaired",
+            Kind::NetworkCreated => "network_created",
+            Kind::NetworkDeleted => "network_deleted",
+            Kind::DriftRepaired => "drift_repaired",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// 0 until the store numbers it.
@@ -178,6 +195,7 @@ mod tests {
         let e = Event::host(Kind::DriftRepaired, "x".into());
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["kind"], "drift_repaired");
+        assert_eq!(e.kind.as_str(), "drift_repaired");
         assert_eq!(e.tenant, "", "host-level: the admin's alone");
     }
 }

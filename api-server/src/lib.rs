@@ -16,6 +16,7 @@ pub mod events;
 pub mod executor;
 pub mod identity;
 pub mod limits;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod policy;
@@ -64,6 +65,15 @@ pub struct Settings {
     pub policy: Arc<policy::PolicyHolder>,
     /// The audit log.
     pub audit: Arc<audit::Audit>,
+    /// The Prometheus endpoint, when configured.
+    pub metrics: Option<MetricsEndpoint>,
+}
+
+/// Where metrics are served (`--metrics-listen` or the metrics socket).
+pub struct MetricsEndpoint {
+    pub listener: std::net::TcpListener,
+    /// Per-tenant series (the admin's choice: tenants' names become labels).
+    pub tenant_labels: bool,
 }
 
 /// Loads the state from the store and makes the operations layer.
@@ -117,6 +127,14 @@ pub async fn run(
     let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_err)?;
 
     let policy = settings.policy.clone();
+    let metrics = match settings.metrics {
+        Some(m) => {
+            let listener = tokio::net::TcpListener::from_std(m.listener)
+                .map_err(|e| Error::Internal(format!("metrics listener: {e}")))?;
+            Some(tokio::spawn(metrics::serve(listener, ops.clone(), m.tenant_labels)))
+        }
+        None => None,
+    };
     let api = api::Api { ops, policy: policy.clone() };
     let limits = settings.conn;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -126,6 +144,7 @@ pub async fn run(
         tokio::spawn(conn::accept_unix(listener, registry.clone(), tx.clone())),
     ];
     tasks.push(tokio::spawn(reload_on_sighup(remote.as_ref().map(|r| r.tls.clone()), policy)?));
+    tasks.extend(metrics);
     if let Some(r) = remote {
         tasks.push(tokio::spawn(conn::accept_tls(r.listener, r.tls, registry, tx)));
     }
@@ -228,6 +247,7 @@ impl Drift {
         };
         if p.drift_repairs > before {
             let n = p.drift_repairs - before;
+            metrics::get().drift_repairs.inc_by(n);
             let detail = format!(
                 "netexec rebuilt the firewall table after a change made outside ctnet ({n} time(s))"
             );
@@ -306,6 +326,7 @@ impl Watcher {
                     if let Err(e @ (Error::Conflict(_) | Error::Exhausted(_))) = placed {
                         return e;
                     }
+                    metrics::Metrics::count(&metrics::get().reconciliations, "full", 1);
                     match self.ops.reconcile().await {
                         Ok(()) => {
                             serving = true;
@@ -318,6 +339,7 @@ impl Watcher {
                 }
                 Ok(_) if last_finish.elapsed() >= reconcile_every => {
                     last_finish = tokio::time::Instant::now();
+                    metrics::Metrics::count(&metrics::get().reconciliations, "periodic", 1);
                     if let Err(e) = self.ops.finish_interrupted().await {
                         tracing::warn!(error = %e, "finishing interrupted operations failed; will retry");
                     }

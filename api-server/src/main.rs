@@ -138,6 +138,16 @@ struct Args {
     /// Default: audit.log in the state directory.
     #[arg(long)]
     audit_log: Option<PathBuf>,
+    /// Serve Prometheus metrics on this TCP address ("ADDR:PORT", e.g.
+    /// 127.0.0.1:9464): GET /metrics, plain HTTP, no authentication, so keep
+    /// it on loopback. Under systemd the socket comes from
+    /// ctnet-api-metrics.socket instead. Off by default.
+    #[arg(long)]
+    metrics_listen: Option<String>,
+    /// Label sandbox and port series with the tenant's name (per-tenant
+    /// series, for the admin's own scrape configuration).
+    #[arg(long)]
+    metrics_tenant_labels: bool,
     /// Log format: "text" or "json".
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -171,10 +181,15 @@ fn start(args: Args) -> Result<(), BoxError> {
     // Bound before the filter (which has no bind): a port below 1024 works too.
     let tcp = match (inherited.tcp, &args.listen) {
         (Some(l), _) => Some(l),
-        (None, Some(addr)) => Some(bind_tcp(addr)?),
+        (None, Some(addr)) => Some(bind_tcp("--listen", addr)?),
         (None, None) => None,
     };
     let tls = tcp.as_ref().map(|_| tls_files(&args)).transpose()?;
+    let metrics = match (inherited.metrics, &args.metrics_listen) {
+        (Some(l), _) => Some(l),
+        (None, Some(addr)) => Some(bind_tcp("--metrics-listen", addr)?),
+        (None, None) => None,
+    };
     if let Some(to) = account.filter(|_| nix::unistd::Uid::current().is_root()) {
         privilege::hand_over_state(&args.state_dir, to)?;
         privilege::become_account(to)?;
@@ -183,11 +198,11 @@ fn start(args: Args) -> Result<(), BoxError> {
     // Single-threaded still: every thread the runtime makes inherits it.
     confine::install()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(args, listener, tcp.zip(tls)))
+    runtime.block_on(run(args, listener, tcp.zip(tls), metrics))
 }
 
-fn bind_tcp(addr: &str) -> Result<std::net::TcpListener, BoxError> {
-    let l = std::net::TcpListener::bind(addr).map_err(|e| format!("--listen {addr}: {e}"))?;
+fn bind_tcp(flag: &str, addr: &str) -> Result<std::net::TcpListener, BoxError> {
+    let l = std::net::TcpListener::bind(addr).map_err(|e| format!("{flag} {addr}: {e}"))?;
     l.set_nonblocking(true)?;
     Ok(l)
 }
@@ -250,6 +265,7 @@ fn settings(args: &Args) -> Result<ctnet_api::Settings, BoxError> {
         audit: ctnet_api::audit::Audit::open(Some(
             args.audit_log.clone().unwrap_or_else(|| args.state_dir.join("audit.log")),
         ))?,
+        metrics: None,
     })
 }
 
@@ -267,10 +283,16 @@ async fn run(
     args: Args,
     listener: std::os::unix::net::UnixListener,
     tcp: Option<(std::net::TcpListener, ctnet_api::tls::TlsFiles)>,
+    metrics: Option<std::net::TcpListener>,
 ) -> Result<(), BoxError> {
     ctnet_proto::seccomp::verify_threads(0)
         .map_err(|e| format!("refusing to serve, confinement incomplete: {e}"))?;
-    let settings = settings(&args)?;
+    let mut settings = settings(&args)?;
+    if let Some(listener) = metrics {
+        tracing::info!(address = %listener.local_addr()?, "serving metrics (GET /metrics)");
+        let tenant_labels = args.metrics_tenant_labels;
+        settings.metrics = Some(ctnet_api::MetricsEndpoint { listener, tenant_labels });
+    }
     let store = Store::open_keeping(&args.state_dir, args.events_kept)?;
     let exec = Arc::new(GrpcExecutor::new(&args.netexec_socket)?);
     let listener = UnixListener::from_std(listener)?;

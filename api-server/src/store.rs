@@ -327,7 +327,10 @@ fn write_queued(inner: &Inner, queue: &mpsc::Receiver<Write>) {
     while let Ok(first) = queue.recv() {
         let mut round = vec![first];
         round.extend(queue.try_iter().take(MAX_BATCH - 1));
+        let start = std::time::Instant::now();
         let outcome = inner.with_db(|db| write(db, &round, inner.kept));
+        let metrics = crate::metrics::get();
+        metrics.store_commit.observe(start.elapsed().as_secs_f64());
         if round.len() > 1 {
             tracing::trace!(changes = round.len(), "one store transaction for several changes");
         }
@@ -336,6 +339,7 @@ fn write_queued(inner: &Inner, queue: &mpsc::Receiver<Write>) {
                 // In queue order, which is sequence order; a subscriber
                 // that lags is told so by its receiver, never waited for.
                 for e in w.events {
+                    crate::metrics::Metrics::count(&metrics.events, e.kind.as_str(), 1);
                     let _ = inner.published.send(Arc::new(e));
                 }
             }

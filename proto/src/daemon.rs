@@ -29,15 +29,19 @@ pub async fn shutdown_signal() {
 
 /// The listening sockets systemd passed (socket activation: LISTEN_PID is
 /// ours, LISTEN_FDS sockets from fd 3 on), by family: the Unix one and a
-/// TCP one, if any.
+/// TCP one, if any; a TCP one named "metrics" (FileDescriptorName=, in
+/// LISTEN_FDNAMES) is the metrics listener.
 pub struct Inherited {
     pub unix: Option<std::os::unix::net::UnixListener>,
     pub tcp: Option<std::net::TcpListener>,
+    pub metrics: Option<std::net::TcpListener>,
 }
 
 pub fn inherited_sockets() -> Inherited {
     use std::os::fd::{FromRawFd, OwnedFd};
-    let mut found = Inherited { unix: None, tcp: None };
+    let mut found = Inherited { unix: None, tcp: None, metrics: None };
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    let mut names = names.split(':');
     let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
     let (Some(pid), Some(fds)) = (env("LISTEN_PID"), env("LISTEN_FDS")) else {
         return found;
@@ -53,8 +57,10 @@ pub fn inherited_sockets() -> Inherited {
             libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
             OwnedFd::from_raw_fd(fd)
         };
+        let metrics = names.next() == Some("metrics");
         match socket_family(&owned) {
             Some(libc::AF_UNIX) => found.unix = Some(owned.into()),
+            Some(libc::AF_INET | libc::AF_INET6) if metrics => found.metrics = Some(owned.into()),
             Some(libc::AF_INET | libc::AF_INET6) => found.tcp = Some(owned.into()),
             _ => {}
         }
@@ -62,7 +68,7 @@ pub fn inherited_sockets() -> Inherited {
     for l in found.unix.iter() {
         let _ = l.set_nonblocking(true);
     }
-    for l in found.tcp.iter() {
+    for l in found.tcp.iter().chain(found.metrics.iter()) {
         let _ = l.set_nonblocking(true);
     }
     found

@@ -33,6 +33,7 @@ fn units_verify_and_meet_their_exposure_targets() {
         "ctnet-netexec-join-only.service",
         "ctnet-api.socket",
         "ctnet-api-remote.socket",
+        "ctnet-api-metrics.socket",
         "ctnet-netexec.socket",
     ] {
         let out = analyze(&dir, &["verify", "--man=no", &format!("./{unit}")]);

@@ -17,7 +17,41 @@ use crate::error::{Error, Refusal};
 
 #[derive(Clone)]
 pub struct GrpcExecutor {
-    client: ExecutorClient<Channel>,
+    client: ExecutorClient<Timed>,
+}
+
+/// The channel to netexec, each call's duration recorded by operation.
+#[derive(Clone)]
+pub struct Timed(Channel);
+
+type Answer = tonic::codegen::http::Response<tonic::body::Body>;
+
+impl tower::Service<tonic::codegen::http::Request<tonic::body::Body>> for Timed {
+    type Response = Answer;
+    type Error = tonic::transport::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::result::Result<Answer, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::result::Result<(), Self::Error>> {
+        tower::Service::poll_ready(&mut self.0, cx)
+    }
+
+    fn call(&mut self, req: tonic::codegen::http::Request<tonic::body::Body>) -> Self::Future {
+        let operation = ctnet_proto::request_id::method(req.uri().path()).to_string();
+        let call = tower::Service::call(&mut self.0, req);
+        Box::pin(async move {
+            let start = std::time::Instant::now();
+            let out = call.await;
+            let labels = crate::metrics::Operation { operation };
+            let took = start.elapsed().as_secs_f64();
+            crate::metrics::get().executor.get_or_create(&labels).observe(took);
+            out
+        })
+    }
 }
 
 impl GrpcExecutor {
@@ -27,10 +61,10 @@ impl GrpcExecutor {
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(30))
             .connect_lazy();
-        Ok(Self { client: ExecutorClient::new(channel) })
+        Ok(Self { client: ExecutorClient::new(Timed(channel)) })
     }
 
-    fn client(&self) -> ExecutorClient<Channel> {
+    fn client(&self) -> ExecutorClient<Timed> {
         self.client.clone()
     }
 }

@@ -226,6 +226,8 @@ impl Ops {
         if repaired.is_empty() {
             return Ok(());
         }
+        let metrics = crate::metrics::get();
+        crate::metrics::Metrics::count(&metrics.repairs, "endpoint", repaired.len() as u64);
         let detail = format!("re-created {}", repaired.join(", "));
         self.emit(vec![Event::sandbox(Kind::SandboxRepaired, &rec).with_detail(detail)]).await
     }

@@ -5,7 +5,7 @@
 //! reachability are read at each scrape. Labels carry ids, never names;
 //! tenant labels only when the admin asks (`--metrics-tenant-labels`).
 //! Served on a listener of its own (`serve`), off unless configured.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -206,15 +206,15 @@ impl Metrics {
         }
         self.ports.clear();
         self.sandboxes.clear();
+        // One pass over the interfaces, under the lock operations wait for.
+        let mut held: HashMap<&crate::domain::NetworkId, (usize, usize)> = HashMap::new();
+        for e in st.sandboxes.values().flat_map(|s| &s.endpoints) {
+            let n = held.entry(&e.network_id).or_default();
+            n.0 += usize::from(e.address.is_some());
+            n.1 += usize::from(e.address6.is_some());
+        }
         for n in st.networks.values() {
-            let on: Vec<_> = st
-                .sandboxes
-                .values()
-                .flat_map(|s| &s.endpoints)
-                .filter(|e| e.network_id == n.id)
-                .collect();
-            let v4 = on.iter().filter(|e| e.address.is_some()).count();
-            let v6 = on.iter().filter(|e| e.address6.is_some()).count();
+            let (v4, v6) = held.get(&n.id).copied().unwrap_or_default();
             for (family, used, size) in pools(n, v4, v6) {
                 let pool = Pool { network_id: n.id.to_string(), family: family.into() };
                 self.ipam_used.get_or_create(&pool).set(used as f64);

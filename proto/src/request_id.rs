@@ -67,15 +67,22 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let id = of(&req).unwrap_or_else(|| "-".into());
-        let span = tracing::info_span!("rpc", request_id = %id, method = method(req.uri().path()));
+        let name = method(req.uri().path());
+        // The health check's ping comes every interval: not worth a line.
+        let quiet = name == "Ping";
+        let span = tracing::info_span!("rpc", request_id = %id, method = name);
         let fut = self.0.call(req);
         Box::pin(
             async move {
                 let start = Instant::now();
                 let out = fut.await;
                 if let Ok(resp) = &out {
-                    let elapsed_us = start.elapsed().as_micros() as u64;
-                    tracing::info!(code = ?code(resp), elapsed_us, "rpc done");
+                    let (code, elapsed_us) = (code(resp), start.elapsed().as_micros() as u64);
+                    if quiet {
+                        tracing::debug!(?code, elapsed_us, "rpc done");
+                    } else {
+                        tracing::info!(?code, elapsed_us, "rpc done");
+                    }
                 }
                 out
             }

@@ -404,6 +404,17 @@ impl Stack {
         assert!(flush.success(), "nft flush chain {family} ctnet {chain}");
     }
 
+    /// `nft flush ruleset` in the fake host: a change from outside ctnet,
+    /// which netexec's drift repair undoes.
+    pub fn flush_ruleset(&self) {
+        let flush = Command::new("nsenter")
+            .arg(format!("--net={}", self.host.display()))
+            .args(["nft", "flush", "ruleset"])
+            .status()
+            .expect("run nft");
+        assert!(flush.success(), "nft flush ruleset");
+    }
+
     pub fn pin_of(s: &pb::Sandbox) -> PathBuf {
         PathBuf::from(&s.netns_path)
     }

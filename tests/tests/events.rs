@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use ctnet_tests::tenants::{as_uid, open_socket, Tenants};
-use ctnet_tests::{bin, pb, req, Options, Stack};
+use ctnet_tests::{bin, net, netns, pb, req, Options, Stack};
 use pb::EventKind::*;
 use serde_json::Value;
 use tonic::Streaming;
@@ -181,6 +181,39 @@ async fn a_subscriber_that_never_reads_is_ended_and_no_one_else_waits() {
     // It resumes where it was ended, missing nothing.
     let mut again = watch(&mut st.client, Some(last)).await;
     assert_eq!(next(&mut again).await.seq, last + 1);
+    st.finish().await;
+}
+
+/// ctnet's own work makes events too: a missing veth re-created when
+/// netexec comes back, the firewall table rebuilt after a flush from
+/// outside (host-level), a sandbox whose namespace went while ctnet-api was
+/// down marked failed at its start.
+#[tokio::test]
+async fn repairs_drift_and_failures_are_events_too() {
+    let mut st = Stack::start().await;
+    let fix = st.create(req::bridge("fix", &[])).await;
+    let gone = st.create(req::bridge("gone", &[])).await;
+    let mut s = watch(&mut st.client, None).await;
+    net::ip_do(&st.host, &["link", "del", &fix.interfaces[0].host_interface]);
+    st.kill_netexec();
+    st.start_netexec();
+    let e = next(&mut s).await;
+    assert_eq!((e.kind(), e.sandbox_name.as_str()), (SandboxRepaired, "fix"), "{e:?}");
+    assert!(e.detail.contains("re-created eth0") && e.request_id.is_empty(), "{e:?}");
+    st.flush_ruleset();
+    let e = next(&mut s).await;
+    assert_eq!((e.kind(), e.tenant.as_str()), (DriftRepaired, ""), "{e:?}");
+    let last = e.seq;
+    st.kill_api();
+    net::ip_do(&st.host, &["link", "del", &gone.interfaces[0].host_interface]);
+    netns::unpin(&Stack::pin_of(&gone));
+    st.start_api().await;
+    let mut s = watch(&mut st.client, Some(last)).await;
+    let e = next(&mut s).await;
+    assert_eq!((e.kind(), e.sandbox_name.as_str()), (SandboxFailed, "gone"), "{e:?}");
+    assert!(e.detail.contains("namespace is gone"), "{e:?}");
+    st.delete("gone").await;
+    st.delete("fix").await;
     st.finish().await;
 }
 

@@ -120,3 +120,38 @@ async fn prometheus_scrapes_what_the_scenario_implies() {
         .unwrap();
     st.finish().await;
 }
+
+/// Under systemd the endpoint is a socket passed in, named "metrics"
+/// (ctnet-api-metrics.socket's FileDescriptorName): systemd-socket-activate
+/// passes one the same way, and ctnet-api, given no --metrics-listen,
+/// serves metrics on it.
+#[tokio::test]
+async fn a_socket_passed_in_named_metrics_serves_the_metrics() {
+    let mut st = Stack::start().await;
+    st.kill_api();
+    let api = st.api_command(&st.api_socket, &st.state_dir);
+    let mut cmd = std::process::Command::new("systemd-socket-activate");
+    cmd.args(["--listen", "127.0.0.1:9465", "--fdname=metrics"])
+        .arg(api.get_program())
+        .args(api.get_args());
+    let mut activated = st.spawn_in_host(cmd, "activated.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        match get(&st.host, "127.0.0.1:9465", "/metrics".into()) {
+            Some((200, text)) if text.contains("ctnet_netexec_up 1") => break text,
+            other => {
+                let log = std::fs::read_to_string(st.dir.join("activated.log")).unwrap_or_default();
+                assert!(
+                    Instant::now() < deadline,
+                    "no metrics on the passed socket: {other:?}\n{log}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    assert!(text.contains("ctnet_ipam_addresses_used{"), "the default network's pool: {text}");
+    let _ = activated.kill();
+    let _ = activated.wait();
+    st.start_api().await;
+    st.finish().await;
+}

@@ -1,7 +1,6 @@
 //! Nothing lost, nothing leaked: drift from outside, objects made or removed
 //! behind ctnet's back, a netexec restart, concurrency.
 use std::net::Ipv4Addr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ctnet_tests::net::{self, Echo};
@@ -40,12 +39,7 @@ async fn nft_flush_ruleset_is_repaired_and_own_batches_are_not_drift() {
     let s = st.create(req::published("web", &[], &["8080:80"])).await;
     let pin = Stack::pin_of(&s);
     assert!(reachable(&ext.pin, &pin, 8080));
-    let flush = Command::new("nsenter")
-        .arg(format!("--net={}", st.host.display()))
-        .args(["nft", "flush", "ruleset"])
-        .status()
-        .unwrap();
-    assert!(flush.success());
+    st.flush_ruleset();
     eventually("the published port works again", || reachable(&ext.pin, &pin, 8080));
     assert_eq!(st.nft_elements("ports_any").len(), 1);
     // Exactly one rebuild: the flush's. Had an own batch been taken for
@@ -126,12 +120,7 @@ async fn a_netexec_restart_changes_nothing_a_client_sees() {
     assert!(reachable(&ext.pin, &Stack::pin_of(&a), 8081));
     assert!(net::ping(&Stack::pin_of(&a), ip_of(&b, "eth0"), 3));
     // And the restarted netexec works: after its reconciliation, a flush is repaired again.
-    let flush = Command::new("nsenter")
-        .arg(format!("--net={}", st.host.display()))
-        .args(["nft", "flush", "ruleset"])
-        .status()
-        .unwrap();
-    assert!(flush.success());
+    st.flush_ruleset();
     eventually("repair by the restarted netexec", || reachable(&ext.pin, &Stack::pin_of(&a), 8081));
     st.delete("a").await;
     st.delete("b").await;

@@ -519,12 +519,7 @@ async fn main() {
     acceptor(&Stack::pin_of(&s), 80);
     let mut heals = Vec::new();
     for _ in 0..z.heals {
-        let flush = Command::new("nsenter")
-            .arg(format!("--net={}", st.host.display()))
-            .args(["nft", "flush", "ruleset"])
-            .status()
-            .unwrap();
-        assert!(flush.success());
+        st.flush_ruleset();
         let t = Instant::now();
         while cm.connect(SocketAddr::from((HOST_OUTSIDE, 8080))).is_none() {
             assert!(t.elapsed() < Duration::from_secs(30), "never healed");

@@ -148,6 +148,16 @@ impl AddrPrefix {
         }
         Ok(net)
     }
+
+    /// `parse`, with empty meaning none (no IPv4 on that side).
+    pub fn parse_opt(field: &str, s: &str) -> Result<Option<Self>> {
+        (!s.is_empty()).then(|| Self::parse(field, s)).transpose()
+    }
+
+    /// `parse_subnet`, with empty meaning none (an IPv6-only network).
+    pub fn parse_subnet_opt(field: &str, s: &str) -> Result<Option<Self>> {
+        (!s.is_empty()).then(|| Self::parse_subnet(field, s)).transpose()
+    }
 }
 
 /// An IPv4 gateway: another address of `on`'s subnet; empty is None.

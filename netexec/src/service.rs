@@ -93,10 +93,7 @@ impl ExecService {
     }
 
     fn parse_endpoint(&self, r: &wire::AttachEndpointRequest) -> Result<EndpointSpec> {
-        let address = match r.address.as_str() {
-            "" => None,
-            a => Some(AddrPrefix::parse("address", a)?),
-        };
+        let address = AddrPrefix::parse_opt("address", &r.address)?;
         let address6 = Addr6Prefix::parse_opt("address6", &r.address6)?;
         if address.is_none() && address6.is_none() {
             let why = "an endpoint needs an address of either family (address or address6)";
@@ -176,10 +173,7 @@ impl Executor for ExecService {
         let spec = BridgeSpec {
             name: self.link_name("name", &r.name)?,
             // Empty: the network's IPv4 is isolated, the bridge has none.
-            address: match r.address.as_str() {
-                "" => None,
-                a => Some(AddrPrefix::parse("address", a)?),
-            },
+            address: AddrPrefix::parse_opt("address", &r.address)?,
             address6: Addr6Prefix::parse_opt("address6", &r.address6)?,
             mtu: checks::parse_mtu("mtu", r.mtu)?,
             owner: Owner::parse("owner", &r.owner)?,

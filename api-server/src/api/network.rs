@@ -4,7 +4,7 @@ use tonic::{Request, Response};
 
 use super::{naming, touching, Api, Reply};
 use crate::domain::network::NetworkSpec;
-use crate::domain::{labels_match, GatewayMode, Ref};
+use crate::domain::{labels_match, prefixed, GatewayMode, Ref};
 use crate::model::NetworkRecord;
 use crate::policy::Caller;
 use crate::state::{shared_with, State};
@@ -59,11 +59,6 @@ pub fn view(st: &State, caller: &Caller, n: &NetworkRecord) -> pb::Network {
         gateway_mode_ipv4: n.ipv4.map(|_| n.mode4.as_str().into()).unwrap_or_default(),
         gateway_mode_ipv6: n.ipv6.map(|_| n.mode6.as_str().into()).unwrap_or_default(),
     }
-}
-
-/// "ADDRESS/len", or empty for a family the interface does not have.
-pub fn prefixed<A: std::fmt::Display>(a: Option<(A, u8)>) -> String {
-    a.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default()
 }
 
 #[tonic::async_trait]

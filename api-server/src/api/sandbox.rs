@@ -2,9 +2,9 @@
 use ctnet_proto::v1::{self as pb, sandbox_service_server::SandboxService};
 use tonic::{Request, Response};
 
-use super::network::prefixed;
 use super::{naming, touching, Api, Reply};
 use crate::domain::ports::Family;
+use crate::domain::prefixed;
 use crate::domain::sandbox::{ConnectSpec, DisconnectSpec, SandboxSpec};
 use crate::domain::{labels_match, Ref};
 use crate::model::{ModeKind, Netns, Phase, SandboxRecord};

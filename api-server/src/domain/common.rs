@@ -150,6 +150,12 @@ pub fn parse_ipv4(field: &str, s: &str) -> Result<Ipv4Addr> {
         .map_err(|_| Error::invalid(field, format!("{s:?} is not an IPv4 address")))
 }
 
+/// "ADDRESS/len", or empty for a family an interface or bridge does not
+/// have (as both APIs write it).
+pub fn prefixed<A: fmt::Display>(a: Option<(A, u8)>) -> String {
+    a.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default()
+}
+
 /// A unicast MAC address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Mac(pub [u8; 6]);

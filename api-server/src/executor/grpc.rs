@@ -198,8 +198,8 @@ impl Executor for GrpcExecutor {
     async fn ensure_bridge(&self, b: &BridgeArgs) -> Result<()> {
         let req = wire::EnsureBridgeRequest {
             name: b.name.to_string(),
-            address: b.address.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default(),
-            address6: b.address6.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default(),
+            address: crate::domain::prefixed(b.address),
+            address6: crate::domain::prefixed(b.address6),
             mtu: b.mtu,
             owner: b.owner.to_string(),
             adopt_untagged: b.adopt_untagged,
@@ -238,9 +238,9 @@ impl Executor for GrpcExecutor {
             host_ifname: e.host_ifname.to_string(),
             ifname: e.ifname.clone(),
             bridge: e.bridge.to_string(),
-            address: e.address.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default(),
+            address: crate::domain::prefixed(e.address),
             gateway: e.gateway.map(|g| g.to_string()).unwrap_or_default(),
-            address6: e.address6.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default(),
+            address6: crate::domain::prefixed(e.address6),
             gateway6: e.gateway6.map(|g| g.to_string()).unwrap_or_default(),
             mac: e.mac.0.to_vec(),
             mtu: e.mtu,

@@ -164,13 +164,9 @@ pub trait Firewall: Send + Sync + 'static {
 }
 
 pub fn parse_network(field: &str, n: &wire::FirewallNetwork, prefix: &str) -> Result<FwNetwork> {
-    let subnet = match n.subnet.as_str() {
-        "" => None,
-        s => Some(AddrPrefix::parse_subnet(&format!("{field}.subnet"), s)?),
-    };
     let net = FwNetwork {
         bridge: OwnedLinkName::parse(&format!("{field}.bridge"), &n.bridge, prefix)?,
-        subnet,
+        subnet: AddrPrefix::parse_subnet_opt(&format!("{field}.subnet"), &n.subnet)?,
         subnet6: Addr6Prefix::parse_subnet_opt(&format!("{field}.subnet6"), &n.subnet6)?,
         internal: n.internal,
         icc: n.icc,

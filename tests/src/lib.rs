@@ -438,19 +438,12 @@ impl Stack {
         net::link_names(&self.host).into_iter().filter(|n| n.starts_with("ctv")).collect()
     }
 
-    /// Ends the test: asserts that the API has no sandboxes and the kernel
-    /// holds no sandbox pins and no veths, stops the daemons, removes every
-    /// namespace and mount, and asserts none is left.
     /// Every sandbox, as a client lists them.
     pub async fn list_sandboxes(&self) -> pb::ListSandboxesResponse {
         let mut c = self.client.sandboxes.clone();
         c.list_sandboxes(pb::ListSandboxesRequest::default()).await.unwrap().into_inner()
     }
 
-    /// Deletes are answered before the kernel has destroyed the old veths
-    /// (ctnet holds their addresses meanwhile) and their guards go after
-    /// them: once every sandbox is deleted, waits, up to 10 s, until no veth
-    /// of ctnet's and no guard is left on the fake host.
     /// The host's ctnet veths, sorted, once they equal `want` (sorted) or
     /// 10 s passed: deleted sandboxes' veths outlive the answer briefly.
     pub fn host_veths_settled(&self, want: &[String]) -> Vec<String> {
@@ -465,6 +458,10 @@ impl Stack {
         }
     }
 
+    /// Deletes are answered before the kernel has destroyed the old veths
+    /// (ctnet holds their addresses meanwhile) and their guards go after
+    /// them: once every sandbox is deleted, waits, up to 10 s, until no veth
+    /// of ctnet's and no guard is left on the fake host.
     pub fn wait_for_releases(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         let busy = || !self.host_veths().is_empty() || !self.nft_elements("guards").is_empty();
@@ -473,6 +470,9 @@ impl Stack {
         }
     }
 
+    /// Ends the test: asserts that the API has no sandboxes and the kernel
+    /// holds no sandbox pins and no veths, stops the daemons, removes every
+    /// namespace and mount, and asserts none is left.
     pub async fn finish(mut self) {
         let list = self.list_sandboxes().await;
         assert!(

@@ -199,7 +199,9 @@ async fn a_half_made_untagged_veth_of_ours_is_still_removed() {
     net::ip_do(&st.host, &["link", "set", "dev", host_end, "alias", ""]);
     assert!(net::link(&st.host, host_end).unwrap().get("ifalias").is_none(), "the tag is gone");
     st.delete("half").await;
-    assert!(net::link(&st.host, host_end).is_none());
+    // A delete is answered once the veth is unplugged; its removal follows.
+    st.wait_for_releases();
+    assert!(net::link(&st.host, host_end).is_none(), "the untagged veth is removed");
     // A link with our prefix tagged by someone else is still refused.
     net::ip_do(&st.host, &["link", "add", "ctforeign0", "type", "bridge"]);
     net::ip_do(&st.host, &["link", "set", "dev", "ctforeign0", "alias", "someone-else"]);

@@ -25,7 +25,7 @@ start=$(date +%s.%N)
 (cd /tmp && setpriv --reuid=65534 --regid=65534 --clear-groups "$unit" --test-threads=2 2>&1) | tee -a "$log" || status=$?
 echo "api-server unit suite wall time: $(python3 -c "print(round($(date +%s.%N) - $start, 1))") s"
 
-cargo test --workspace --exclude ctnet-api --quiet -- --test-threads="${CTNET_TEST_THREADS:-4}" 2>&1 | tee -a "$log" || status=$?
+cargo test --workspace --exclude ctnet-api --quiet --no-fail-fast -- --test-threads="${CTNET_TEST_THREADS:-4}" 2>&1 | tee -a "$log" || status=$?
 cargo test -p ctnet-api --bins --quiet 2>&1 | tee -a "$log" || status=$?
 # One closing line with the totals of every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }

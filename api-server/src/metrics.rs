@@ -109,7 +109,7 @@ fn served_paths() -> HashSet<String> {
 impl Metrics {
     fn new() -> Self {
         let mut m = Metrics {
-            registry: Registry::default(),
+            registry: Registry::with_prefix("ctnet"),
             rpc: Family::new_with_constructor(timing),
             executor: Family::new_with_constructor(timing),
             store_commit: timing(),
@@ -125,56 +125,51 @@ impl Metrics {
             known: served_paths(),
         };
         let r = &mut m.registry;
-        let p = "ctnet";
+        r.register("rpc_duration_seconds", "ctnet.v1 calls by method and gRPC code", m.rpc.clone());
         r.register(
-            format!("{p}_rpc_duration_seconds"),
-            "ctnet.v1 calls by method and gRPC code",
-            m.rpc.clone(),
-        );
-        r.register(
-            format!("{p}_executor_call_duration_seconds"),
+            "executor_call_duration_seconds",
             "Calls to netexec by operation",
             m.executor.clone(),
         );
         r.register(
-            format!("{p}_store_commit_duration_seconds"),
+            "store_commit_duration_seconds",
             "Store transactions (one fsync each)",
             m.store_commit.clone(),
         );
         r.register(
-            format!("{p}_reconciliations"),
+            "reconciliations",
             "Reconciliation runs: full (start, netexec back) or periodic",
             m.reconciliations.clone(),
         );
         r.register(
-            format!("{p}_repairs"),
+            "repairs",
             "Kernel objects reconciliation re-created, by kind",
             m.repairs.clone(),
         );
         r.register(
-            format!("{p}_drift_repairs"),
+            "drift_repairs",
             "Firewall table rebuilds by netexec after changes made outside ctnet",
             m.drift_repairs.clone(),
         );
-        r.register(format!("{p}_events"), "Events recorded, by kind", m.events.clone());
+        r.register("events", "Events recorded, by kind", m.events.clone());
         r.register(
-            format!("{p}_ipam_addresses_used"),
+            "ipam_addresses_used",
             "Addresses held by interfaces, per network and family",
             m.ipam_used.clone(),
         );
         r.register(
-            format!("{p}_ipam_addresses"),
+            "ipam_addresses",
             "Addresses a network's subnet can hand out, per family",
             m.ipam_size.clone(),
         );
         r.register(
-            format!("{p}_published_ports"),
+            "published_ports",
             "Published port mappings in use (one per family)",
             m.ports.clone(),
         );
-        r.register(format!("{p}_sandboxes"), "Sandboxes by state", m.sandboxes.clone());
+        r.register("sandboxes", "Sandboxes by state", m.sandboxes.clone());
         r.register(
-            format!("{p}_netexec_up"),
+            "netexec_up",
             "1 when netexec answered this scrape's ping",
             m.netexec_up.clone(),
         );
